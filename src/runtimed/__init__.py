@@ -1,0 +1,31 @@
+"""runtimed: instant, shared Jupyter runtimes.
+
+    import runtimed
+    client = runtimed.DaemonClient()
+    client.ping()
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+__all__ = ["AsyncDaemonClient", "DaemonClient", "RuntimedError", "__version__"]
+
+if TYPE_CHECKING:
+    from runtimed.client import AsyncDaemonClient, DaemonClient
+    from runtimed.errors import RuntimedError
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy, so `import runtimed` inside the daemon or CLI pays only for what it uses.
+    if name in ("DaemonClient", "AsyncDaemonClient"):
+        from runtimed import client
+
+        return getattr(client, name)
+    if name == "RuntimedError":
+        from runtimed.errors import RuntimedError
+
+        return RuntimedError
+    raise AttributeError(f"module 'runtimed' has no attribute {name!r}")

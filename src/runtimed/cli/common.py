@@ -1,0 +1,40 @@
+"""What both CLIs share: socket resolution, error reporting, JSON output."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any, NoReturn
+
+import msgspec
+import typer
+
+from runtimed.errors import RuntimedError
+
+SocketOption = Annotated[
+    str | None,
+    typer.Option("--socket", help="Daemon socket (default: $RUNTIMED_SOCKET_PATH or cache dir)"),
+]
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """One line on stderr and a non-zero exit: what a script expects."""
+    print(f"error: {message}", file=sys.stderr)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def reporting_errors() -> Iterator[None]:
+    try:
+        yield
+    except RuntimedError as exc:
+        fail(exc.message, 2 if exc.code == "not_running" else 1)
+    except (ConnectionError, TimeoutError, OSError) as exc:
+        fail(f"lost the connection to the daemon: {exc}")
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(msgspec.json.format(msgspec.json.encode(value), indent=2).decode() + "\n")
+
+

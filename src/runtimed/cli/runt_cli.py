@@ -1,0 +1,104 @@
+"""`runt`: the command line for pools (and, later, notebooks and kernels)."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+import typer
+
+from runtimed.cli.common import SocketOption, fail, print_json, reporting_errors
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Drive the runtimed daemon.")
+pool_app = typer.Typer(no_args_is_help=True, help="Prewarmed environment pools.")
+app.add_typer(pool_app, name="pool")
+
+
+def _client(socket: str | None):  # type: ignore[no-untyped-def]
+    from runtimed.client import DaemonClient
+
+    return DaemonClient(socket)
+
+
+@pool_app.command("ping")
+def pool_ping(socket: SocketOption = None) -> None:
+    """Check that the daemon answers; prints its versions and the round trip."""
+    with reporting_errors(), _client(socket) as client:
+        started = time.perf_counter()
+        pong = client.ping()
+        elapsed = (time.perf_counter() - started) * 1000
+    typer.echo(f"pong: daemon {pong.daemon_version}, protocol {pong.protocol_version}, "
+               f"{elapsed:.1f} ms")  # fmt: skip
+
+
+@pool_app.command("status")
+def pool_status(
+    socket: SocketOption = None, json: Annotated[bool, typer.Option("--json")] = False
+) -> None:
+    """Available / warming / target / error for each pool."""
+    with reporting_errors(), _client(socket) as client:
+        status = client.status()
+    if json:
+        print_json(status)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("pool", "available", "warming", "target", "error")
+    for name, pool in status.pools.items():
+        error = ""
+        if pool.error is not None:
+            retry = max(pool.error.retry_at - time.time(), 0)
+            last_line = pool.error.message.strip().splitlines()[-1][:90]
+            error = (f"[red]{pool.error.kind} at {pool.error.step}[/red]: {last_line} "
+                     f"(attempt {pool.error.attempts}, retry in {retry:.0f} s)")  # fmt: skip
+        table.add_row(name, str(pool.available), str(pool.warming), str(pool.target), error)
+    Console().print(table)
+
+
+@pool_app.command("take")
+def pool_take(
+    env_type: Annotated[str, typer.Argument(help="uv or conda")] = "uv",
+    socket: SocketOption = None,
+    timeout: Annotated[float | None, typer.Option(help="Max wait for a ready env (s)")] = None,
+) -> None:
+    """Take a prewarmed env (it is yours now); prints it as JSON."""
+    if env_type not in ("uv", "conda"):
+        fail(f"unknown env type {env_type!r}: use uv or conda")
+    with reporting_errors(), _client(socket) as client:
+        env = client.take(env_type, timeout)
+    if env is None:
+        fail(f"no {env_type} env became ready in time; see `runt pool status`")
+    print_json({"env_type": env.env_type, "venv_path": env.venv_path,
+                "python_path": env.python_path, "prewarmed_packages": env.prewarmed_packages})  # fmt: skip
+
+
+@pool_app.command("return")
+def pool_return(
+    path: Annotated[str, typer.Argument(help="venv_path of an env you took")],
+    socket: SocketOption = None,
+) -> None:
+    """Give an unused env back to its pool."""
+    with reporting_errors(), _client(socket) as client:
+        outcome = client.return_env(path)
+    typer.echo(f"{outcome}: {path}")
+
+
+@pool_app.command("flush")
+def pool_flush(socket: SocketOption = None) -> None:
+    """Rebuild every pooled env."""
+    with reporting_errors(), _client(socket) as client:
+        client.flush_pool()
+    typer.echo("flushed: pools are rebuilding")
+
+
+@pool_app.command("shutdown")
+def pool_shutdown(socket: SocketOption = None) -> None:
+    """Stop the daemon."""
+    with reporting_errors(), _client(socket) as client:
+        client.shutdown()
+    typer.echo("daemon shutting down")
+
+
+def main() -> None:
+    app()

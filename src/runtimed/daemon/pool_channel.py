@@ -1,0 +1,101 @@
+"""The pool channel: request/response JSON for pools and daemon control."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from runtimed import __version__
+from runtimed.errors import ProtocolError, RuntimedError
+from runtimed.protocol.framing import PROTOCOL_VERSION, Channel
+from runtimed.protocol.messages import (
+    EmptyReply,
+    EnvReply,
+    ErrorReply,
+    FlushPool,
+    GetDaemonInfo,
+    Handshake,
+    ListRooms,
+    OkReply,
+    Ping,
+    PoolRequest,
+    PoolResponse,
+    Pong,
+    Return,
+    RoomsReply,
+    Shutdown,
+    Status,
+    Take,
+    decode_request,
+    encode,
+)
+from runtimed.protocol.stream import FramedStream
+
+if TYPE_CHECKING:
+    from runtimed.daemon.app import Daemon
+
+log = logging.getLogger(__name__)
+
+
+class PoolChannel:
+    """Serves one pool-channel connection after its handshake."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+
+    async def serve(self, stream: FramedStream, handshake: Handshake) -> None:
+        stream.set_max_frame(Channel.POOL)
+        await stream.write_frame(self.daemon.handshake_reply())
+        while True:
+            frame = await stream.read_frame()
+            if frame is None:
+                return
+            request = decode_request(frame)  # ProtocolError closes the connection
+            try:
+                reply = await self.handle(request, stream)
+            except RuntimedError as exc:
+                reply = ErrorReply(exc.message, exc.code)
+            await stream.write_frame(encode(reply))
+            if isinstance(request, Shutdown):
+                self.daemon.request_stop("shutdown requested by a client")
+                return
+
+    async def handle(self, request: PoolRequest, stream: FramedStream) -> PoolResponse:
+        daemon = self.daemon
+        match request:
+            case Ping():
+                return Pong(protocol_version=PROTOCOL_VERSION, daemon_version=__version__)
+            case Status():
+                return daemon.status()
+            case Take(env_type=env_type, timeout_secs=timeout):
+                env = await daemon.pool(env_type).take(timeout)
+                if env is None:
+                    return EmptyReply(env_type, f"no {env_type} env became ready in time; "
+                                      "see `runt pool status`")  # fmt: skip
+                if stream.writer.is_closing():  # the caller left while waiting
+                    await daemon.pool(env_type).give_back(env.venv_path)
+                    raise ConnectionResetError
+                return EnvReply(env)
+            case Return(env=ref):
+                env_type = ref.env_type or _env_type_of(ref.venv_path)
+                outcome = await daemon.pool(env_type).give_back(ref.venv_path)
+                return OkReply(outcome)
+            case FlushPool():
+                await daemon.flush_pools()
+                return OkReply("flushed")
+            case Shutdown():
+                return OkReply("shutting down")
+            case ListRooms():
+                return RoomsReply(daemon.list_rooms())
+            case GetDaemonInfo():
+                return daemon.info()
+        raise ProtocolError(f"unhandled request {request!r}", "unknown_request")
+
+
+def _env_type_of(venv_path: str) -> str:
+    name = venv_path.rstrip("/").rsplit("/", 1)[-1]
+    if name.startswith("runtimed-conda-"):
+        return "conda"
+    if name.startswith("runtimed-uv-"):
+        return "uv"
+    raise RuntimedError(f"{venv_path} is not a runtimed pool env", "invalid_env")

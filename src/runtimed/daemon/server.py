@@ -1,0 +1,137 @@
+"""The Unix socket server: preamble, handshake, then hand the stream to a channel."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from runtimed import __version__
+from runtimed.errors import ProtocolError, RuntimedError
+from runtimed.protocol.framing import HANDSHAKE_MAX_FRAME, PROTOCOL_VERSION
+from runtimed.protocol.messages import Handshake, decode_handshake, encode
+from runtimed.protocol.stream import FramedStream
+
+log = logging.getLogger(__name__)
+
+ChannelHandler = Callable[[FramedStream, Handshake], Awaitable[None]]
+
+
+def error_frame(message: str, code: str) -> bytes:
+    return encode({"ok": False, "type": "error", "message": message, "code": code})
+
+
+def handshake_ok(**extra: object) -> bytes:
+    return encode(
+        {"ok": True, "protocol_version": PROTOCOL_VERSION, "daemon_version": __version__, **extra}
+    )
+
+
+class SocketServer:
+    """Accepts connections and routes each, after its handshake, to a channel handler.
+
+    Whatever one connection sends, only that connection is affected: protocol errors
+    get an error frame and a close, unexpected errors are logged, the server goes on.
+    """
+
+    def __init__(
+        self,
+        socket_path: Path,
+        channels: dict[str, ChannelHandler],
+        handshake_timeout: float = 10.0,
+    ) -> None:
+        self.socket_path = socket_path
+        self.channels = channels
+        self.handshake_timeout = handshake_timeout
+        self._server: asyncio.Server | None = None
+        self._connections: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        _refuse_live_socket(self.socket_path)
+        self.socket_path.unlink(missing_ok=True)
+        old_umask = os.umask(0o177)  # the socket is born 0600: no window where others connect
+        try:
+            self._server = await asyncio.start_unix_server(
+                self._on_connect, path=str(self.socket_path), limit=2**20
+            )
+        finally:
+            os.umask(old_umask)
+        self.socket_path.chmod(0o600)
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._connections):
+            task.cancel()
+        await asyncio.gather(*self._connections, return_exceptions=True)
+        if self._server is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), timeout=2)
+        self.socket_path.unlink(missing_ok=True)
+
+    async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._connections.add(task)
+        stream = FramedStream(reader, writer, HANDSHAKE_MAX_FRAME)
+        try:
+            await self._serve(stream)
+        except ProtocolError as exc:
+            log.info("closing connection: %s", exc.message)
+            await _try_send(stream, error_frame(exc.message, exc.code))
+        except RuntimedError as exc:
+            await _try_send(stream, error_frame(exc.message, exc.code))
+        except TimeoutError:
+            await _try_send(stream, error_frame("handshake timed out", "handshake_timeout"))
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        except asyncio.CancelledError:
+            pass
+        except Exception:
+            log.exception("unexpected error on a connection; the daemon keeps serving")
+            await _try_send(stream, error_frame("internal daemon error (see runtimed.log)",
+                                                "internal"))  # fmt: skip
+        finally:
+            await stream.close()
+            self._connections.discard(task)
+
+    async def _serve(self, stream: FramedStream) -> None:
+        async with asyncio.timeout(self.handshake_timeout):
+            await stream.read_preamble()
+            frame = await stream.read_frame()
+        if frame is None:
+            return
+        handshake = decode_handshake(frame)
+        handler = self.channels.get(handshake.channel)
+        if handler is None:
+            raise ProtocolError(f"channel {handshake.channel!r} is not served by this daemon",
+                                "unknown_channel")  # fmt: skip
+        await handler(stream, handshake)
+
+
+async def _try_send(stream: FramedStream, payload: bytes) -> None:
+    with contextlib.suppress(Exception):
+        stream.set_max_frame(max(stream.max_frame, len(payload)))
+        await asyncio.wait_for(stream.write_frame(payload), timeout=1)
+
+
+def _refuse_live_socket(path: Path) -> None:
+    """A socket file that still accepts connections belongs to a live daemon elsewhere."""
+    if not path.exists():
+        return
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(0.5)
+    try:
+        probe.connect(str(path))
+    except OSError:
+        return  # stale: nobody listens
+    finally:
+        probe.close()
+    raise RuntimedError(
+        f"another daemon is listening on {path}; stop it or choose another --socket",
+        "socket_in_use",
+    )

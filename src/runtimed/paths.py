@@ -1,0 +1,112 @@
+"""Where runtimed keeps its files, and the validation of names that become paths."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import platformdirs
+
+CACHE_DIR_ENV = "RUNTIMED_CACHE_DIR"
+SOCKET_PATH_ENV = "RUNTIMED_SOCKET_PATH"
+
+_ENV_ID = re.compile(r"^[0-9a-z]{6,40}$")
+
+
+def default_cache_dir() -> Path:
+    """`RUNTIMED_CACHE_DIR`, else the platform cache dir (``~/.cache/runt`` on Linux)."""
+    override = os.environ.get(CACHE_DIR_ENV)
+    if override:
+        return Path(override).expanduser().absolute()
+    return Path(platformdirs.user_cache_dir("runt")).absolute()
+
+
+def default_socket_path(cache_dir: Path | None = None) -> Path:
+    """`RUNTIMED_SOCKET_PATH`, else ``<cache dir>/runtimed.sock``."""
+    override = os.environ.get(SOCKET_PATH_ENV)
+    if override:
+        return Path(override).expanduser().absolute()
+    return (cache_dir or default_cache_dir()) / "runtimed.sock"
+
+
+def ensure_private_dir(path: Path) -> Path:
+    """Create ``path`` (and parents) with mode 0700; tighten it if we created it looser."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if path.stat().st_uid == os.getuid() and path.stat().st_mode & 0o077:
+        path.chmod(0o700)
+    return path
+
+
+def is_valid_env_id(env_id: str) -> bool:
+    """Env ids are short lowercase alphanumerics: nothing that could escape a directory."""
+    return bool(_ENV_ID.match(env_id))
+
+
+@dataclass(frozen=True)
+class RuntimePaths:
+    """Every file the daemon owns, derived from one cache dir and one socket path."""
+
+    cache_dir: Path
+    socket_path: Path
+
+    @classmethod
+    def resolve(
+        cls, cache_dir: str | Path | None = None, socket_path: str | Path | None = None
+    ) -> RuntimePaths:
+        """Apply the precedence: explicit argument, then environment, then platform default."""
+        cache = Path(cache_dir).expanduser().absolute() if cache_dir else default_cache_dir()
+        if socket_path:
+            sock = Path(socket_path).expanduser().absolute()
+        elif cache_dir:
+            sock = cache / "runtimed.sock"
+        else:
+            sock = default_socket_path(cache)
+        return cls(cache_dir=cache, socket_path=sock)
+
+    @property
+    def lock_file(self) -> Path:
+        return self.cache_dir / "daemon.lock"
+
+    @property
+    def info_file(self) -> Path:
+        return self.cache_dir / "daemon.json"
+
+    @property
+    def log_file(self) -> Path:
+        return self.cache_dir / "runtimed.log"
+
+    @property
+    def envs_dir(self) -> Path:
+        return self.cache_dir / "envs"
+
+    @property
+    def inline_envs_dir(self) -> Path:
+        return self.cache_dir / "inline-envs"
+
+    @property
+    def notebook_docs_dir(self) -> Path:
+        return self.cache_dir / "notebook-docs"
+
+    @property
+    def blobs_dir(self) -> Path:
+        return self.cache_dir / "blobs"
+
+    @property
+    def kernels_dir(self) -> Path:
+        return self.cache_dir / "kernels"
+
+    @property
+    def conda_pkgs_dir(self) -> Path:
+        return self.cache_dir / "conda-pkgs"
+
+    @property
+    def repodata_cache_dir(self) -> Path:
+        return self.cache_dir / "repodata"
+
+    def prepare(self) -> None:
+        """Create the private directories the daemon writes into."""
+        ensure_private_dir(self.cache_dir)
+        ensure_private_dir(self.socket_path.parent)
+        ensure_private_dir(self.envs_dir)

@@ -1,0 +1,210 @@
+"""JSON messages of the handshake and the pool channel, as msgspec Structs."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+
+from runtimed.errors import ProtocolError
+
+EnvType = Literal["uv", "conda"]
+ENV_TYPES: tuple[EnvType, ...] = ("uv", "conda")
+
+
+# --- handshake -------------------------------------------------------------------------
+
+
+class Handshake(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
+    """First frame of every connection: which channel, and its parameters."""
+
+    channel: Literal["pool", "settings_sync", "notebook_sync", "open_notebook", "blob"]
+    notebook_id: str | None = None
+    path: str | None = None
+    protocol: int | None = None
+
+
+class HandshakeReply(msgspec.Struct, frozen=True, omit_defaults=True):
+    ok: bool
+    protocol_version: int | None = None
+    daemon_version: str | None = None
+    notebook_id: str | None = None
+    error: str | None = None
+    code: str | None = None
+    extra: dict[str, Any] | None = None
+
+
+# --- pool channel: requests ------------------------------------------------------------
+
+
+class Ping(msgspec.Struct, tag="ping", tag_field="type", frozen=True):
+    pass
+
+
+class Status(msgspec.Struct, tag="status", tag_field="type", frozen=True):
+    pass
+
+
+class Take(msgspec.Struct, tag="take", tag_field="type", frozen=True):
+    env_type: EnvType = "uv"
+    #: How long to wait for a ready env when the pool is empty; None = daemon default.
+    timeout_secs: float | None = None
+
+
+class EnvRef(msgspec.Struct, frozen=True):
+    venv_path: str
+    env_type: EnvType | None = None
+
+
+class Return(msgspec.Struct, tag="return", tag_field="type", frozen=True):
+    env: EnvRef
+
+
+class FlushPool(msgspec.Struct, tag="flush_pool", tag_field="type", frozen=True):
+    pass
+
+
+class Shutdown(msgspec.Struct, tag="shutdown", tag_field="type", frozen=True):
+    pass
+
+
+class ListRooms(msgspec.Struct, tag="list_rooms", tag_field="type", frozen=True):
+    pass
+
+
+class GetDaemonInfo(msgspec.Struct, tag="get_daemon_info", tag_field="type", frozen=True):
+    pass
+
+
+PoolRequest = Ping | Status | Take | Return | FlushPool | Shutdown | ListRooms | GetDaemonInfo
+
+
+# --- pool channel: responses -----------------------------------------------------------
+
+
+class PooledEnv(msgspec.Struct, frozen=True):
+    """An environment handed out by a pool; the caller owns it until it returns it."""
+
+    env_type: EnvType
+    venv_path: str
+    python_path: str
+    prewarmed_packages: list[str]
+    env_id: str = ""
+    package_hash: str = ""
+    created_at: float = 0.0
+
+
+class Pong(msgspec.Struct, tag="pong", tag_field="type", frozen=True):
+    protocol_version: int
+    daemon_version: str
+
+
+class PoolError(msgspec.Struct, frozen=True):
+    """The last build failure of a pool, and when it will be retried."""
+
+    message: str
+    step: str
+    attempts: int
+    retry_at: float
+    kind: str = "build"
+    spec: str | None = None
+
+
+class PoolStatus(msgspec.Struct, frozen=True):
+    env_type: EnvType
+    available: int
+    warming: int
+    target: int
+    packages: list[str]
+    error: PoolError | None = None
+
+
+class StatusReply(msgspec.Struct, tag="status", tag_field="type", frozen=True):
+    pools: dict[str, PoolStatus]
+    rooms: int = 0
+    uptime_secs: float = 0.0
+
+
+class EnvReply(msgspec.Struct, tag="env", tag_field="type", frozen=True):
+    env: PooledEnv
+
+
+class EmptyReply(msgspec.Struct, tag="empty", tag_field="type", frozen=True):
+    env_type: EnvType
+    message: str
+
+
+class OkReply(msgspec.Struct, tag="ok", tag_field="type", frozen=True):
+    message: str = ""
+
+
+class RoomInfo(msgspec.Struct, frozen=True):
+    notebook_id: str
+    path: str | None
+    active_peers: int
+    has_kernel: bool
+    kernel_status: str | None = None
+
+
+class RoomsReply(msgspec.Struct, tag="rooms", tag_field="type", frozen=True):
+    rooms: list[RoomInfo]
+
+
+class DaemonInfo(msgspec.Struct, tag="daemon_info", tag_field="type", frozen=True):
+    pid: int
+    version: str
+    protocol_version: int
+    socket_path: str
+    cache_dir: str
+    started_at: float
+    blob_port: int | None = None
+
+
+class ErrorReply(msgspec.Struct, tag="error", tag_field="type", frozen=True):
+    message: str
+    code: str = "error"
+
+
+PoolResponse = (
+    Pong | StatusReply | EnvReply | EmptyReply | OkReply | RoomsReply | DaemonInfo | ErrorReply
+)
+
+_json_encoder = msgspec.json.Encoder()
+_handshake_decoder = msgspec.json.Decoder(Handshake)
+_request_decoder = msgspec.json.Decoder(PoolRequest)
+_response_decoder = msgspec.json.Decoder(PoolResponse)
+
+
+def encode(msg: msgspec.Struct | dict[str, Any]) -> bytes:
+    return _json_encoder.encode(msg)
+
+
+def _decode(decoder: msgspec.json.Decoder[Any], data: bytes, what: str) -> Any:
+    try:
+        return decoder.decode(data)
+    except msgspec.ValidationError as exc:
+        if "`$.type`" in str(exc):
+            raise ProtocolError(
+                f"unknown {what} type ({exc}); known: {', '.join(_known_types(decoder))}",
+                code="unknown_request",
+            ) from exc
+        raise ProtocolError(f"invalid {what}: {exc}", code="invalid_request") from exc
+    except msgspec.DecodeError as exc:
+        raise ProtocolError(f"invalid JSON in {what}: {exc}", code="invalid_json") from exc
+
+
+def _known_types(decoder: msgspec.json.Decoder[Any]) -> list[str]:
+    union = PoolRequest if decoder is _request_decoder else PoolResponse
+    return [t.__struct_config__.tag for t in union.__args__]  # type: ignore[attr-defined,misc]
+
+
+def decode_handshake(data: bytes) -> Handshake:
+    return _decode(_handshake_decoder, data, "handshake")  # type: ignore[no-any-return]
+
+
+def decode_request(data: bytes) -> PoolRequest:
+    return _decode(_request_decoder, data, "pool request")  # type: ignore[no-any-return]
+
+
+def decode_response(data: bytes) -> PoolResponse:
+    return _decode(_response_decoder, data, "pool response")  # type: ignore[no-any-return]
