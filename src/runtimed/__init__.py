@@ -11,19 +11,32 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["AsyncDaemonClient", "DaemonClient", "RuntimedError", "__version__"]
+__all__ = [
+    "AsyncDaemonClient",
+    "AsyncSession",
+    "Cell",
+    "DaemonClient",
+    "RuntimedError",
+    "Session",
+    "__version__",
+]
 
 if TYPE_CHECKING:
-    from runtimed.client import AsyncDaemonClient, DaemonClient
+    from runtimed.client import AsyncDaemonClient, AsyncSession, DaemonClient, Session
+    from runtimed.documents.notebook import Cell
     from runtimed.errors import RuntimedError
 
 
 def __getattr__(name: str) -> Any:
     # Lazy, so `import runtimed` inside the daemon or CLI pays only for what it uses.
-    if name in ("DaemonClient", "AsyncDaemonClient"):
+    if name in ("DaemonClient", "AsyncDaemonClient", "Session", "AsyncSession"):
         from runtimed import client
 
         return getattr(client, name)
+    if name == "Cell":
+        from runtimed.documents.notebook import Cell
+
+        return Cell
     if name == "RuntimedError":
         from runtimed.errors import RuntimedError
 

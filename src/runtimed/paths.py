@@ -11,6 +11,7 @@ import platformdirs
 
 CACHE_DIR_ENV = "RUNTIMED_CACHE_DIR"
 SOCKET_PATH_ENV = "RUNTIMED_SOCKET_PATH"
+CONFIG_DIR_ENV = "RUNTIMED_CONFIG_DIR"
 
 _ENV_ID = re.compile(r"^[0-9a-z]{6,40}$")
 
@@ -21,6 +22,14 @@ def default_cache_dir() -> Path:
     if override:
         return Path(override).expanduser().absolute()
     return Path(platformdirs.user_cache_dir("runt")).absolute()
+
+
+def default_config_dir() -> Path:
+    """`RUNTIMED_CONFIG_DIR`, else the platform config dir (``~/.config/runt`` on Linux)."""
+    override = os.environ.get(CONFIG_DIR_ENV)
+    if override:
+        return Path(override).expanduser().absolute()
+    return Path(platformdirs.user_config_dir("runt")).absolute()
 
 
 def default_socket_path(cache_dir: Path | None = None) -> Path:

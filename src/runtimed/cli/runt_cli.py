@@ -12,6 +12,8 @@ from runtimed.cli.common import SocketOption, fail, print_json, reporting_errors
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Drive the runtimed daemon.")
 pool_app = typer.Typer(no_args_is_help=True, help="Prewarmed environment pools.")
 app.add_typer(pool_app, name="pool")
+config_app = typer.Typer(no_args_is_help=True, help="Daemon settings (synced to every client).")
+app.add_typer(config_app, name="config")
 
 
 def _client(socket: str | None):  # type: ignore[no-untyped-def]
@@ -79,6 +81,9 @@ def pool_return(
     socket: SocketOption = None,
 ) -> None:
     """Give an unused env back to its pool."""
+    from pathlib import Path
+
+    path = str(Path(path).expanduser().absolute())  # the daemon's cwd is not ours
     with reporting_errors(), _client(socket) as client:
         outcome = client.return_env(path)
     typer.echo(f"{outcome}: {path}")
@@ -98,6 +103,63 @@ def pool_shutdown(socket: SocketOption = None) -> None:
     with reporting_errors(), _client(socket) as client:
         client.shutdown()
     typer.echo("daemon shutting down")
+
+
+@app.command("rooms")
+def rooms(
+    socket: SocketOption = None, json: Annotated[bool, typer.Option("--json")] = False
+) -> None:
+    """Open notebook rooms: id, file, peers, kernel."""
+    with reporting_errors(), _client(socket) as client:
+        found = client.list_rooms()
+    if json:
+        print_json(found)
+        return
+    if not found:
+        typer.echo("no open rooms")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("notebook", "path", "peers", "kernel")
+    for room in found:
+        kernel = (room.kernel_status or "yes") if room.has_kernel else "-"
+        table.add_row(room.notebook_id, room.path or "-", str(room.active_peers), kernel)
+    Console().print(table)
+
+
+def _settings(socket: str | None):  # type: ignore[no-untyped-def]
+    from runtimed.client.settings_client import SettingsClient
+
+    return SettingsClient(socket)
+
+
+@config_app.command("show")
+def config_show(socket: SocketOption = None) -> None:
+    """Print every setting as JSON."""
+    with reporting_errors(), _settings(socket) as client:
+        print_json(client.get_all())
+
+
+@config_app.command("get")
+def config_get(key: str, socket: SocketOption = None) -> None:
+    """Print one setting (dotted key, e.g. uv.pool_size)."""
+    with reporting_errors(), _settings(socket) as client:
+        print_json(client.get(key))
+
+
+@config_app.command("set")
+def config_set(
+    key: str,
+    value: Annotated[str, typer.Argument(help="JSON (5, true, [\"numpy\"]) or plain text")],
+    socket: SocketOption = None,
+) -> None:
+    """Change a setting; it is validated, saved, and takes effect at once."""
+    from runtimed.documents.settings import parse_cli_value
+
+    with reporting_errors(), _settings(socket) as client:
+        stored = client.set(key, parse_cli_value(value))
+    typer.echo(f"{key} = {stored!r}" if not isinstance(stored, list | dict) else f"{key} set")
 
 
 def main() -> None:

@@ -74,6 +74,9 @@ class DaemonClient:
     def _call(self, request: PoolRequest) -> PoolResponse:
         if self._conn is None:
             self._conn = BlockingConnection.open(self._socket_path, "pool", self._timeout)
+        # A take may wait on the daemon side for longer than our socket timeout.
+        wait = getattr(request, "timeout_secs", None)
+        self._conn.settimeout(max(self._timeout, wait + 10) if wait else self._timeout)
         self._conn.write_frame(encode(request))
         return parse_pool_reply(self._conn.read_frame())
 

@@ -22,6 +22,10 @@ class Handshake(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
     notebook_id: str | None = None
     path: str | None = None
     protocol: int | None = None
+    #: The room epoch the client's local history belongs to (None: no history).
+    epoch: str | None = None
+    #: A name for the peer, shown in presence and logs.
+    client: str | None = None
 
 
 class HandshakeReply(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -183,6 +187,12 @@ def _decode(decoder: msgspec.json.Decoder[Any], data: bytes, what: str) -> Any:
     try:
         return decoder.decode(data)
     except msgspec.ValidationError as exc:
+        if "`$.channel`" in str(exc):
+            raise ProtocolError(
+                f"unknown channel ({exc}); known: pool, settings_sync, notebook_sync, "
+                "open_notebook, blob",
+                code="unknown_channel",
+            ) from exc
         if "`$.type`" in str(exc):
             raise ProtocolError(
                 f"unknown {what} type ({exc}); known: {', '.join(_known_types(decoder))}",

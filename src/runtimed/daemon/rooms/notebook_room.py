@@ -1,0 +1,253 @@
+"""NotebookRoom: one shared notebook document, its peers, persistence and requests."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pycrdt
+from pycrdt import Doc, create_sync_message, create_update_message, handle_sync_message
+
+from runtimed.daemon.rooms.peer import Peer
+from runtimed.daemon.rooms.room_store import RoomStore
+from runtimed.documents.notebook import NotebookDoc
+from runtimed.errors import ProtocolError, RuntimedError
+from runtimed.protocol.notebook import FrameType, pack_json, parse_json, unpack
+
+log = logging.getLogger(__name__)
+
+RequestHandler = Callable[["NotebookRoom", Peer, dict[str, Any]], Awaitable[Any]]
+
+COMPACT_AFTER_BYTES = 4 * 1024 * 1024
+COMPACT_DELAY_SECS = 2.0
+
+
+
+def _apply_sync(payload: bytes, doc: Doc[Any]) -> bytes | None:
+    """handle_sync_message, with every way garbage can fail turned into ProtocolError
+    (pycrdt surfaces Rust panics as BaseException subclasses)."""
+    try:
+        return handle_sync_message(payload, doc)
+    except (KeyboardInterrupt, SystemExit, asyncio.CancelledError):
+        raise
+    except BaseException as exc:
+        raise ProtocolError(f"invalid Yjs sync message: {exc}", "malformed_frame") from None
+
+
+class NotebookRoom:
+    """Hosts one notebook: every update from any peer (or the daemon itself) is logged,
+    then sent to every other peer."""
+
+    def __init__(
+        self,
+        notebook_id: str,
+        store: RoomStore,
+        epoch: str,
+        path: str | None,
+        handlers: dict[str, RequestHandler],
+        on_empty: Callable[[NotebookRoom], None],
+    ) -> None:
+        self.notebook_id = notebook_id
+        self.store = store
+        self.epoch = epoch
+        self.path = path
+        self.file_hash: str | None = None
+        self.handlers = handlers
+        self.on_empty = on_empty
+        self.nb = NotebookDoc()
+        self.runtime: Doc[Any] = Doc()
+        self.peers: dict[int, Peer] = {}
+        self.created_at = time.time()
+        self.extensions: dict[str, Any] = {}  # kernel, outputs... attached by other parts
+        self._origin: Peer | None = None
+        self._cell_count = 0
+        self._compact_handle: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # --- setup ---------------------------------------------------------------------
+
+    def start(self, persisted_updates: list[bytes], notebook: dict[str, Any] | None) -> None:
+        """Load persisted state or a notebook file, then start logging updates."""
+        for update in persisted_updates:
+            self.nb.doc.apply_update(update)
+        if notebook is not None:
+            self.nb.load_nbformat(notebook)
+        self.nb.ensure_meta()
+        self._cell_count = len(self.nb.cells)
+        self.nb.doc.observe(self._on_notebook_update)
+        self.runtime.observe(self._on_runtime_update)
+        self.write_meta()
+        if notebook is not None:
+            self.compact()  # the file's content becomes the first snapshot
+
+    def write_meta(self) -> None:
+        self.store.write_meta({"notebook_id": self.notebook_id, "epoch": self.epoch,
+                               "path": self.path, "file_hash": self.file_hash})  # fmt: skip
+
+    # --- peers ---------------------------------------------------------------------
+
+    def join(self, peer: Peer) -> None:
+        self.peers[peer.id] = peer
+        peer.send(FrameType.NOTEBOOK_SYNC, create_sync_message(self.nb.doc))
+        peer.send(FrameType.RUNTIME_SYNC, create_sync_message(self.runtime))
+        for other in self.peers.values():
+            if other is not peer and other.awareness is not None:
+                peer.send(FrameType.AWARENESS, other.awareness)
+        log.debug("%s joined %s (%d peers)", peer, self.notebook_id, len(self.peers))
+
+    def leave(self, peer: Peer) -> None:
+        self.peers.pop(peer.id, None)
+        if not self.peers:
+            self.on_empty(self)
+
+    def broadcast_event(self, event: dict[str, Any], exclude: Peer | None = None) -> None:
+        frame = pack_json(FrameType.EVENT, event)[1:]
+        for peer in list(self.peers.values()):
+            if peer is not exclude:
+                peer.send(FrameType.EVENT, frame)
+
+    # --- frames --------------------------------------------------------------------
+
+    def handle_frame(self, peer: Peer, frame: bytes) -> None:
+        frame_type, payload = unpack(frame)
+        if frame_type is FrameType.NOTEBOOK_SYNC:
+            self._handle_notebook_sync(peer, payload)
+        elif frame_type is FrameType.RUNTIME_SYNC:
+            self._handle_runtime_sync(peer, payload)
+        elif frame_type is FrameType.REQUEST:
+            request = parse_json(payload, "request")
+            task = asyncio.create_task(self._run_request(peer, request))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        elif frame_type is FrameType.AWARENESS:
+            peer.awareness = payload
+            for other in list(self.peers.values()):
+                if other is not peer:
+                    other.send(FrameType.AWARENESS, payload)
+        else:
+            raise ProtocolError(f"clients may not send {frame_type.name} frames",
+                                "malformed_frame")  # fmt: skip
+
+    def _handle_notebook_sync(self, peer: Peer, payload: bytes) -> None:
+        if len(payload) < 2 or payload[0] != 0:
+            raise ProtocolError("notebook sync frame is not a Yjs sync message", "malformed_frame")
+        self._origin = peer
+        try:
+            reply = _apply_sync(payload[1:], self.nb.doc)
+        finally:
+            self._origin = None
+        if reply is not None:
+            peer.send(FrameType.NOTEBOOK_SYNC, reply)
+        if len(self.nb.cells) != self._cell_count:
+            self.nb.remove_duplicate_cells()  # concurrent moves can leave two copies
+            self._cell_count = len(self.nb.cells)
+
+    def _handle_runtime_sync(self, peer: Peer, payload: bytes) -> None:
+        if len(payload) < 2 or payload[0] != 0:
+            raise ProtocolError("runtime sync frame is not a Yjs sync message", "malformed_frame")
+        if payload[1] != 0:
+            return  # the runtime doc is written only by the daemon; client writes are dropped
+        reply = _apply_sync(payload[1:], self.runtime)
+        if reply is not None:
+            peer.send(FrameType.RUNTIME_SYNC, reply)
+
+    def _on_notebook_update(self, event: pycrdt.TransactionEvent) -> None:
+        update = event.update
+        self.store.append(update)  # logged before anyone is told: acknowledged means durable
+        message = create_update_message(update)
+        for peer in list(self.peers.values()):
+            if peer is not self._origin:
+                peer.send(FrameType.NOTEBOOK_SYNC, message)
+        self._schedule_compaction()
+
+    def _on_runtime_update(self, event: pycrdt.TransactionEvent) -> None:
+        message = create_update_message(event.update)
+        for peer in list(self.peers.values()):
+            peer.send(FrameType.RUNTIME_SYNC, message)
+
+    # --- requests ------------------------------------------------------------------
+
+    async def _run_request(self, peer: Peer, request: dict[str, Any]) -> None:
+        request_id = request.get("id")
+        kind = request.get("type")
+        handler = self.handlers.get(str(kind))
+        try:
+            if handler is None:
+                raise RuntimedError(
+                    f"unknown request type {kind!r}; known: {', '.join(sorted(self.handlers))}",
+                    "unknown_request",
+                )
+            result = await handler(self, peer, request)
+            response: dict[str, Any] = {"id": request_id, "ok": True, "result": result}
+        except RuntimedError as exc:
+            response = {"id": request_id, "ok": False, "error": exc.message, "code": exc.code}
+        except Exception as exc:
+            log.exception("request %s failed", kind)
+            response = {"id": request_id, "ok": False, "error": f"internal error: {exc!r}",
+                        "code": "internal"}  # fmt: skip
+        peer.send(FrameType.RESPONSE, json.dumps(response, default=str).encode())
+
+    # --- persistence ---------------------------------------------------------------
+
+    def _schedule_compaction(self) -> None:
+        if self.store.wal_bytes > COMPACT_AFTER_BYTES:
+            self.compact()
+            return
+        if self._compact_handle is None:
+            loop = asyncio.get_running_loop()
+            self._compact_handle = loop.call_later(COMPACT_DELAY_SECS, self.compact)
+
+    def compact(self) -> None:
+        if self._compact_handle is not None:
+            self._compact_handle.cancel()
+            self._compact_handle = None
+        self.store.compact(self.nb.doc.get_update())
+
+    def save_ipynb(self, path: str | None) -> str:
+        """Write the notebook as nbformat-valid .ipynb, atomically (temp + rename)."""
+        import nbformat
+
+        target = path or self.path
+        if not target:
+            raise RuntimedError("this notebook has no file yet; pass a path to save()",
+                                "no_path")  # fmt: skip
+        if not os.path.isabs(target):
+            raise RuntimedError(f"save path must be absolute: {target!r}", "invalid_path")
+        nb = nbformat.from_dict(self.nb.to_nbformat())  # type: ignore[no-untyped-call]
+        try:
+            nbformat.validate(nb)
+        except nbformat.ValidationError as exc:
+            raise RuntimedError(f"the notebook is not valid nbformat: {exc.message}",
+                                "invalid_notebook") from exc  # fmt: skip
+        text = nbformat.writes(nb)  # type: ignore[no-untyped-call]
+        dest = Path(target)
+        tmp = dest.with_name(f".{dest.name}.runtimed-{os.getpid()}.tmp")
+        try:
+            tmp.write_text(text, encoding="utf-8")
+            os.replace(tmp, dest)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise RuntimedError(f"cannot write {target}: {exc.strerror}", "io_error") from exc
+        from runtimed.daemon.rooms.notebook_file import text_hash
+
+        if self.path is None or self.path == target:
+            self.path = target
+            self.file_hash = text_hash(text)
+            self.write_meta()
+        return target
+
+    # --- teardown ------------------------------------------------------------------
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.compact()
+        self.store.close()
+        self.peers.clear()

@@ -1,0 +1,152 @@
+"""RoomRegistry: finds or creates the one room per notebook, and evicts idle rooms."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from runtimed.daemon.rooms.notebook_file import read_ipynb, text_hash
+from runtimed.daemon.rooms.notebook_room import NotebookRoom, RequestHandler
+from runtimed.daemon.rooms.room_store import RoomStore
+from runtimed.errors import RuntimedError
+from runtimed.protocol.messages import Handshake, RoomInfo
+
+log = logging.getLogger(__name__)
+
+MAX_NOTEBOOK_ID = 1024
+
+
+def validate_notebook_id(notebook_id: str) -> str:
+    if not notebook_id or len(notebook_id) > MAX_NOTEBOOK_ID or "\x00" in notebook_id:
+        raise RuntimedError(
+            f"invalid notebook id (1-{MAX_NOTEBOOK_ID} characters, no NUL)", "invalid_notebook_id"
+        )
+    return notebook_id
+
+
+def new_epoch() -> str:
+    return uuid.uuid4().hex
+
+
+class RoomRegistry:
+    """Rooms by notebook id. Opening by path keys the room by the absolute path, so every
+    client opening one file shares one room."""
+
+    def __init__(
+        self,
+        docs_dir: Path,
+        handlers: dict[str, RequestHandler],
+        keep_alive_secs: Callable[[], float],
+        on_evict: Callable[[NotebookRoom], Awaitable[None]] | None = None,
+    ) -> None:
+        self.docs_dir = docs_dir
+        self.handlers = handlers
+        self.keep_alive_secs = keep_alive_secs
+        self.on_evict = on_evict
+        self.rooms: dict[str, NotebookRoom] = {}
+        self._opening: dict[str, asyncio.Task[NotebookRoom]] = {}
+        self._evictions: dict[str, asyncio.TimerHandle] = {}
+
+    async def open(self, handshake: Handshake) -> NotebookRoom:
+        if handshake.channel == "open_notebook":
+            if not handshake.path:
+                raise RuntimedError("open_notebook needs a path", "invalid_request")
+            notebook_id = os.path.realpath(os.path.abspath(handshake.path))
+            path: str | None = notebook_id
+        else:
+            notebook_id = validate_notebook_id(handshake.notebook_id or "")
+            path = None
+        room = self.rooms.get(notebook_id)
+        if room is None:
+            # Concurrent openers of one notebook must share one creation.
+            task = self._opening.get(notebook_id)
+            if task is None:
+                task = asyncio.ensure_future(self._create(notebook_id, path))
+                self._opening[notebook_id] = task
+                task.add_done_callback(lambda _: self._opening.pop(notebook_id, None))
+            room = await asyncio.shield(task)
+        self._cancel_eviction(notebook_id)
+        return room
+
+    async def _create(self, notebook_id: str, path: str | None) -> NotebookRoom:
+        store = RoomStore(self.docs_dir, notebook_id)
+        stored = store.load()
+        updates: list[bytes] = []
+        nb_dict = None
+        file_hash = None
+        if path is not None and os.path.exists(path):
+            nb_dict, file_hash = await asyncio.to_thread(read_ipynb, Path(path))
+        if stored is not None and (path is None or stored.meta.get("file_hash") == file_hash):
+            epoch = str(stored.meta.get("epoch") or new_epoch())
+            updates = stored.updates
+            path = path or stored.meta.get("path")
+            file_hash = stored.meta.get("file_hash")
+            nb_dict = None  # the stored doc already holds the file plus unsaved edits
+        else:
+            if stored is not None:
+                log.info("%s changed on disk since it was last open; reloading it", path)
+                store.delete()
+            epoch = new_epoch()
+        room = NotebookRoom(notebook_id, store, epoch, path, self.handlers, self._on_empty)
+        room.file_hash = file_hash
+        room.start(updates, nb_dict)
+        self.rooms[notebook_id] = room
+        log.info("room %s opened (epoch %s, %d cells)", notebook_id, epoch[:8],
+                 len(room.nb.cells))  # fmt: skip
+        return room
+
+    def _on_empty(self, room: NotebookRoom) -> None:
+        self._cancel_eviction(room.notebook_id)
+        delay = self.keep_alive_secs()
+        loop = asyncio.get_running_loop()
+        self._evictions[room.notebook_id] = loop.call_later(
+            delay, lambda: asyncio.ensure_future(self.evict(room.notebook_id))
+        )
+
+    def _cancel_eviction(self, notebook_id: str) -> None:
+        handle = self._evictions.pop(notebook_id, None)
+        if handle is not None:
+            handle.cancel()
+
+    async def evict(self, notebook_id: str) -> None:
+        """Drop an idle room from memory (its document stays on disk)."""
+        self._evictions.pop(notebook_id, None)
+        room = self.rooms.get(notebook_id)
+        if room is None or room.peers:
+            return
+        del self.rooms[notebook_id]
+        if self.on_evict is not None:
+            await self.on_evict(room)
+        await room.close()
+        log.info("room %s evicted after %.0f s without peers", notebook_id,
+                 self.keep_alive_secs())  # fmt: skip
+
+    def list(self) -> list[RoomInfo]:
+        infos = []
+        for room in self.rooms.values():
+            kernel = room.extensions.get("kernel")
+            infos.append(RoomInfo(
+                notebook_id=room.notebook_id,
+                path=room.path,
+                active_peers=len(room.peers),
+                has_kernel=kernel is not None,
+                kernel_status=getattr(kernel, "status", None),
+            ))  # fmt: skip
+        return infos
+
+    async def close_all(self) -> None:
+        for handle in self._evictions.values():
+            handle.cancel()
+        self._evictions.clear()
+        for notebook_id in list(self.rooms):
+            room = self.rooms.pop(notebook_id)
+            if self.on_evict is not None:
+                await self.on_evict(room)
+            await room.close()
+
+
+__all__ = ["RoomRegistry", "text_hash"]

@@ -1,0 +1,1 @@
+"""CRDT documents shared by the daemon and its clients: notebook, runtime, settings."""

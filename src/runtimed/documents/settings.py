@@ -1,0 +1,136 @@
+"""The settings document's schema: defaults, validation, dotted-key access."""
+
+from __future__ import annotations
+
+import copy
+import re
+from typing import Any
+
+from runtimed.errors import RuntimedError
+
+DEFAULTS: dict[str, Any] = {
+    "default_runtime": "python",
+    "default_python_env": "uv",
+    "keep_alive_secs": 30.0,
+    "output_blob_threshold": 1024,
+    "uv": {"pool_size": 3, "default_packages": [], "python": None},
+    "conda": {"pool_size": 3, "default_packages": [], "channels": ["conda-forge"]},
+}
+
+_PACKAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-\[\],<>=!~*; ]*$")
+
+
+def _pool_size(v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, int | float) or v != int(v) or not 0 <= v <= 64:
+        raise ValueError("must be a whole number from 0 to 64")
+    return int(v)
+
+
+def _packages(v: Any) -> list[str]:
+    if not isinstance(v, list) or not all(isinstance(p, str) and _PACKAGE.match(p) for p in v):
+        raise ValueError('must be a list of package specs, like ["numpy", "pandas>=2"]')
+    return list(v)
+
+
+def _channels(v: Any) -> list[str]:
+    if not isinstance(v, list) or not v or not all(isinstance(c, str) and c for c in v):
+        raise ValueError("must be a non-empty list of channel names or URLs")
+    return list(v)
+
+
+def _choice(*options: str) -> Any:
+    def check(v: Any) -> str:
+        if v not in options:
+            raise ValueError(f"must be one of {', '.join(options)}")
+        return str(v)
+
+    return check
+
+
+def _seconds(v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v <= 7 * 86400:
+        raise ValueError("must be a number of seconds from 0 to 604800")
+    return float(v)
+
+
+def _bytes(v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v <= 2**30:
+        raise ValueError("must be a size in bytes")
+    return int(v)
+
+
+def _optional_path(v: Any) -> str | None:
+    if v is None or (isinstance(v, str) and v):
+        return v  # type: ignore[no-any-return]
+    raise ValueError("must be an interpreter path or null")
+
+
+VALIDATORS: dict[str, Any] = {
+    "default_runtime": _choice("python"),
+    "default_python_env": _choice("uv", "conda"),
+    "keep_alive_secs": _seconds,
+    "output_blob_threshold": _bytes,
+    "uv.pool_size": _pool_size,
+    "uv.default_packages": _packages,
+    "uv.python": _optional_path,
+    "conda.pool_size": _pool_size,
+    "conda.default_packages": _packages,
+    "conda.channels": _channels,
+}
+
+
+def validate_value(key: str, value: Any) -> Any:
+    """The normalised value for ``key``, or RuntimedError naming the key and the rule."""
+    check = VALIDATORS.get(key)
+    if check is None:
+        raise RuntimedError(f"unknown setting {key!r}; known: {', '.join(VALIDATORS)}",
+                            "unknown_setting")  # fmt: skip
+    try:
+        return check(value)
+    except ValueError as exc:
+        raise RuntimedError(f"invalid value for {key}: {value!r} {exc}", "invalid_setting") from exc
+
+
+def get_path(settings: dict[str, Any], key: str) -> Any:
+    node: Any = settings
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise RuntimedError(f"unknown setting {key!r}", "unknown_setting")
+        node = node[part]
+    return node
+
+
+def set_path(settings: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
+    out = copy.deepcopy(settings)
+    node = out
+    parts = key.split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+    return out
+
+
+def normalize(raw: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """Defaults overlaid with every valid value of ``raw``; also the problems skipped."""
+    settings = copy.deepcopy(DEFAULTS)
+    problems = []
+    for key in VALIDATORS:
+        try:
+            value = get_path(raw, key)
+        except RuntimedError:
+            continue
+        try:
+            settings = set_path(settings, key, validate_value(key, value))
+        except RuntimedError as exc:
+            problems.append(exc.message)
+    return settings, problems
+
+
+def parse_cli_value(text: str) -> Any:
+    """`runt config set uv.pool_size 5`: JSON when it parses, else the plain string."""
+    import json
+
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
