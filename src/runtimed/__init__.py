@@ -1,8 +1,8 @@
 """runtimed: instant, shared Jupyter runtimes.
 
-    import runtimed
-    client = runtimed.DaemonClient()
-    client.ping()
+import runtimed
+client = runtimed.DaemonClient()
+client.ping()
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ __all__ = [
     "AsyncSession",
     "Cell",
     "DaemonClient",
+    "ExecutionResult",
+    "Output",
     "RuntimedError",
     "Session",
     "__version__",
@@ -23,6 +25,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from runtimed.client import AsyncDaemonClient, AsyncSession, DaemonClient, Session
+    from runtimed.client.results import ExecutionResult, Output
     from runtimed.documents.notebook import Cell
     from runtimed.errors import RuntimedError
 
@@ -33,6 +36,10 @@ def __getattr__(name: str) -> Any:
         from runtimed import client
 
         return getattr(client, name)
+    if name in ("ExecutionResult", "Output"):
+        from runtimed.client import results
+
+        return getattr(results, name)
     if name == "Cell":
         from runtimed.documents.notebook import Cell
 

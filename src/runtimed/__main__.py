@@ -1,5 +1,5 @@
 """`python -m runtimed` is the `runtimed` command."""
 
-from runtimed.cli.daemon_cli import main
+from runtimed.cli.daemon_run import main
 
 main()

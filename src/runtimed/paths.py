@@ -40,10 +40,11 @@ def default_socket_path(cache_dir: Path | None = None) -> Path:
     return (cache_dir or default_cache_dir()) / "runtimed.sock"
 
 
-def ensure_private_dir(path: Path) -> Path:
-    """Create ``path`` (and parents) with mode 0700; tighten it if we created it looser."""
+def ensure_private_dir(path: Path, tighten: bool = True) -> Path:
+    """Create ``path`` (and parents) with mode 0700. With ``tighten``, an existing dir of
+    ours that is open to others is closed to 0700 (only for dirs runtimed owns outright)."""
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if path.stat().st_uid == os.getuid() and path.stat().st_mode & 0o077:
+    if tighten and path.stat().st_uid == os.getuid() and path.stat().st_mode & 0o077:
         path.chmod(0o700)
     return path
 
@@ -117,5 +118,8 @@ class RuntimePaths:
     def prepare(self) -> None:
         """Create the private directories the daemon writes into."""
         ensure_private_dir(self.cache_dir)
-        ensure_private_dir(self.socket_path.parent)
+        # A --socket elsewhere (say ~/x.sock) must not chmod that dir: the socket is 0600.
+        ensure_private_dir(
+            self.socket_path.parent, tighten=self.socket_path.parent == self.cache_dir
+        )
         ensure_private_dir(self.envs_dir)

@@ -36,5 +36,3 @@ def reporting_errors() -> Iterator[None]:
 
 def print_json(value: Any) -> None:
     sys.stdout.write(msgspec.json.format(msgspec.json.encode(value), indent=2).decode() + "\n")
-
-

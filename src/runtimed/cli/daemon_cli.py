@@ -16,8 +16,29 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="The runtimed
 def run(
     socket: SocketOption = None,
     cache_dir: Annotated[str | None, typer.Option(help="Cache dir (default ~/.cache/runt)")] = None,
-    uv_pool_size: Annotated[int, typer.Option(min=0, help="Ready uv envs to keep")] = 3,
-    conda_pool_size: Annotated[int, typer.Option(min=0, help="Ready conda envs to keep")] = 0,
+    config_dir: Annotated[
+        str | None, typer.Option(help="Settings dir (default ~/.config/runt)")
+    ] = None,
+    uv_pool_size: Annotated[
+        int | None, typer.Option(min=0, help="Ready uv envs to keep (setting uv.pool_size, 3)")
+    ] = None,
+    conda_pool_size: Annotated[
+        int | None,
+        typer.Option(min=0, help="Ready conda envs to keep (setting conda.pool_size, 3)"),
+    ] = None,
+    conda_channel: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--conda-channel",
+            help="Conda channel name or URL, repeatable, first wins (default conda-forge)",
+        ),
+    ] = None,
+    conda_package: Annotated[
+        list[str] | None, typer.Option("--conda-package", help="Extra spec for conda envs")
+    ] = None,
+    conda_config: Annotated[
+        str | None, typer.Option(help="rattler/pixi config.toml (mirrors, proxy, auth)")
+    ] = None,
     uv_package: Annotated[
         list[str] | None, typer.Option("--uv-package", help="Extra package for uv envs")
     ] = None,
@@ -28,28 +49,11 @@ def run(
     backoff_base: Annotated[float, typer.Option(help="First retry delay after a failed build")] = 2,
 ) -> None:
     """Run the daemon in the foreground (logs to stderr and runtimed.log)."""
-    from runtimed.daemon.app import run_daemon
-    from runtimed.daemon.config import DaemonConfig
-    from runtimed.daemon.pool import PoolSettings
-    from runtimed.daemon.singleton import AlreadyRunningError
-    from runtimed.paths import RuntimePaths
+    # `runtimed run` normally never gets here: daemon_run parses it without typer (start
+    # time). This is the same start, for `runtimed run` invoked through the typer app.
+    from runtimed.cli.daemon_run import start
 
-    def settings(target: int) -> PoolSettings:
-        return PoolSettings(target=target, max_age_secs=max_env_age,
-                            build_timeout_secs=build_timeout, take_timeout_secs=take_timeout,
-                            backoff_base_secs=backoff_base)  # fmt: skip
-
-    config = DaemonConfig(
-        paths=RuntimePaths.resolve(cache_dir, socket),
-        uv_pool=settings(uv_pool_size),
-        conda_pool=settings(conda_pool_size),
-        uv_packages=tuple(uv_package or ()),
-        uv_python=python,
-    )
-    try:
-        run_daemon(config)
-    except AlreadyRunningError as exc:
-        fail(exc.message)
+    start(**locals())
 
 
 @app.command()
@@ -67,8 +71,11 @@ def status(socket: SocketOption = None, json: bool = typer.Option(False, "--json
     typer.echo(f"runtimed {info.version} running, pid {info.pid}, up {uptime:.0f} s")
     typer.echo(f"socket:    {info.socket_path}\ncache dir: {info.cache_dir}")
     for name, pool in pools.pools.items():
-        line = f"{name} pool:   {pool.available} ready, {pool.warming} warming, target {pool.target}"
-        typer.echo(line + (f"  (error: {pool.error.message.splitlines()[-1]})" if pool.error else ""))
+        line = f"{name} pool:   {pool.available} ready, {pool.warming} warming"
+        line += f", target {pool.target}"
+        if pool.error:
+            line += f"  (error: {pool.error.message.strip().splitlines()[-1]})"
+        typer.echo(line)
 
 
 @app.command()
@@ -80,7 +87,24 @@ def stop(socket: SocketOption = None) -> None:
         client = DaemonClient(socket)
         pid = client.daemon_info().pid
         client.shutdown()
+    # Return once the daemon has exited (and released its lock), so `runtimed run` may
+    # follow at once.
+    deadline = time.monotonic() + 30
+    while _pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    if _pid_alive(pid):
+        fail(f"runtimed (pid {pid}) was asked to stop but is still running after 30 s")
     typer.echo(f"stopped runtimed (pid {pid})")
+
+
+def _pid_alive(pid: int) -> bool:
+    """True while ``pid`` runs; an exited daemon not yet reaped by its parent counts as gone."""
+    import psutil
+
+    try:
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
+        return False
 
 
 def main() -> None:

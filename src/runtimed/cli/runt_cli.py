@@ -29,8 +29,9 @@ def pool_ping(socket: SocketOption = None) -> None:
         started = time.perf_counter()
         pong = client.ping()
         elapsed = (time.perf_counter() - started) * 1000
-    typer.echo(f"pong: daemon {pong.daemon_version}, protocol {pong.protocol_version}, "
-               f"{elapsed:.1f} ms")  # fmt: skip
+    typer.echo(
+        f"pong: daemon {pong.daemon_version}, protocol {pong.protocol_version}, {elapsed:.1f} ms"
+    )
 
 
 @pool_app.command("status")
@@ -52,8 +53,10 @@ def pool_status(
         if pool.error is not None:
             retry = max(pool.error.retry_at - time.time(), 0)
             last_line = pool.error.message.strip().splitlines()[-1][:90]
-            error = (f"[red]{pool.error.kind} at {pool.error.step}[/red]: {last_line} "
-                     f"(attempt {pool.error.attempts}, retry in {retry:.0f} s)")  # fmt: skip
+            error = (
+                f"[red]{pool.error.kind} at {pool.error.step}[/red]: {last_line} "
+                f"(attempt {pool.error.attempts}, retry in {retry:.0f} s)"
+            )
         table.add_row(name, str(pool.available), str(pool.warming), str(pool.target), error)
     Console().print(table)
 
@@ -71,8 +74,14 @@ def pool_take(
         env = client.take(env_type, timeout)
     if env is None:
         fail(f"no {env_type} env became ready in time; see `runt pool status`")
-    print_json({"env_type": env.env_type, "venv_path": env.venv_path,
-                "python_path": env.python_path, "prewarmed_packages": env.prewarmed_packages})  # fmt: skip
+    print_json(
+        {
+            "env_type": env.env_type,
+            "venv_path": env.venv_path,
+            "python_path": env.python_path,
+            "prewarmed_packages": env.prewarmed_packages,
+        }
+    )
 
 
 @pool_app.command("return")
@@ -151,7 +160,7 @@ def config_get(key: str, socket: SocketOption = None) -> None:
 @config_app.command("set")
 def config_set(
     key: str,
-    value: Annotated[str, typer.Argument(help="JSON (5, true, [\"numpy\"]) or plain text")],
+    value: Annotated[str, typer.Argument(help='JSON (5, true, ["numpy"]) or plain text')],
     socket: SocketOption = None,
 ) -> None:
     """Change a setting; it is validated, saved, and takes effect at once."""
@@ -164,3 +173,7 @@ def config_set(
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -25,7 +25,9 @@ import pycrdt
 from pycrdt import Doc, create_sync_message, create_update_message, handle_sync_message
 
 from runtimed.client.connection import open_async_connection
+from runtimed.client.results import ExecutionResult
 from runtimed.documents.notebook import Cell, NotebookDoc
+from runtimed.documents.runtime import RuntimeDoc
 from runtimed.errors import RuntimedError
 from runtimed.protocol.notebook import FrameType, pack, pack_json, parse_json, unpack
 from runtimed.protocol.stream import FramedStream
@@ -34,6 +36,7 @@ log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 30.0
 REQUEST_TIMEOUT = 60.0
+LAUNCH_TIMEOUT = 900.0  # may build an env from the notebook's own dependencies
 
 EventListener = Callable[[dict[str, Any]], None]
 
@@ -69,6 +72,9 @@ class AsyncSession:
         self._closed = False
         self._ever_connected = False
         self._connect_lock = asyncio.Lock()
+        self._finished: dict[str, dict[str, Any]] = {}
+        self._exec_waiters: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._listeners.append(self._on_execution_event)
         self._observe()
 
     # --- identity ------------------------------------------------------------------
@@ -137,8 +143,9 @@ class AsyncSession:
             await asyncio.wait_for(self._wait_synced(), CONNECT_TIMEOUT)
         except TimeoutError:
             await self._drop_stream()
-            raise RuntimedError("the daemon did not send the notebook state in time",
-                                "timeout") from None  # fmt: skip
+            raise RuntimedError(
+                "the daemon did not send the notebook state in time", "timeout"
+            ) from None
         self._ever_connected = True
 
     async def _wait_synced(self) -> None:
@@ -179,9 +186,11 @@ class AsyncSession:
         return await self.connect()
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         await self.close()
 
     # --- replica -------------------------------------------------------------------
@@ -242,7 +251,8 @@ class AsyncSession:
 
     def _fail_pending(self, error: RuntimedError) -> None:
         pending, self._pending = self._pending, {}
-        for future in pending.values():
+        waiters, self._exec_waiters = self._exec_waiters, {}
+        for future in [*pending.values(), *waiters.values()]:
             if not future.done():
                 future.set_exception(error)
 
@@ -256,23 +266,26 @@ class AsyncSession:
 
     # --- requests --------------------------------------------------------------------
 
-    async def request(self, kind: str, timeout: float | None = REQUEST_TIMEOUT,
-                      **params: Any) -> Any:  # fmt: skip
+    async def request(
+        self, kind: str, timeout: float | None = REQUEST_TIMEOUT, **params: Any
+    ) -> Any:
         """Send a room request and return its result; errors raise RuntimedError."""
         stream = await self._ensure_connected()
         request_id = next(self._ids)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
-        await stream.write_frame(pack_json(FrameType.REQUEST,
-                                           {"id": request_id, "type": kind, **params}))  # fmt: skip
+        await stream.write_frame(
+            pack_json(FrameType.REQUEST, {"id": request_id, "type": kind, **params})
+        )
         try:
             response = await asyncio.wait_for(future, timeout)
         except TimeoutError:
             self._pending.pop(request_id, None)
             raise RuntimedError(f"{kind} got no answer within {timeout} s", "timeout") from None
         if not response.get("ok"):
-            raise RuntimedError(response.get("error") or f"{kind} failed",
-                                response.get("code", "error"))  # fmt: skip
+            raise RuntimedError(
+                response.get("error") or f"{kind} failed", response.get("code", "error")
+            )
         return response.get("result")
 
     async def _confirm(self) -> None:
@@ -280,8 +293,9 @@ class AsyncSession:
 
     # --- document API ------------------------------------------------------------------
 
-    async def create_cell(self, source: str = "", cell_type: str = "code",
-                          index: int | None = None) -> str:  # fmt: skip
+    async def create_cell(
+        self, source: str = "", cell_type: str = "code", index: int | None = None
+    ) -> str:
         """Insert a cell (at the end when ``index`` is None); returns its ``cell-<uuid>`` id."""
         await self._ensure_connected()
         cell_id = self._nb.insert_cell(index, source, cell_type)
@@ -340,3 +354,118 @@ class AsyncSession:
         target = os.path.abspath(path) if path is not None else None
         result = await self.request("save", path=target)
         return str(result["path"])
+
+    # --- kernel and execution API ------------------------------------------------------
+
+    @property
+    def kernel(self) -> dict[str, Any]:
+        """The room's kernel state from the runtime document (lifecycle, activity, ...)."""
+        return RuntimeDoc(self._runtime).kernel()
+
+    @property
+    def kernel_started(self) -> bool:
+        return self.kernel.get("lifecycle") == "running"
+
+    @property
+    def env_source(self) -> str | None:
+        """The resolved environment source of the running kernel, e.g. ``uv:prewarmed``."""
+        value = self.kernel.get("env_source")
+        return str(value) if value else None
+
+    async def start_kernel(
+        self,
+        kernel_type: str = "python",
+        env_source: str = "auto",
+        notebook_path: str | None = None,
+    ) -> dict[str, Any]:
+        """Start the room's kernel (a no-op when one runs); returns the kernel's state."""
+        path = os.path.abspath(notebook_path) if notebook_path else None
+        result: dict[str, Any] = await self.request(
+            "launch_kernel",
+            LAUNCH_TIMEOUT,
+            kernel_type=kernel_type,
+            env_source=env_source,
+            notebook_path=path,
+        )
+        return result
+
+    async def queue_cell(self, cell_id: str) -> str:
+        """Queue a cell for execution and return its execution id at once."""
+        result = await self.request("execute_cell", cell_id=cell_id)
+        return str(result["execution_id"])
+
+    async def execute_cell(self, cell_id: str, timeout: float | None = None) -> ExecutionResult:
+        """Run a cell (its source as the document holds it) and wait for its outputs.
+
+        Starts the kernel first when none runs.
+        """
+        execution_id = await self.queue_cell(cell_id)
+        return await self.wait_for_execution(execution_id, timeout)
+
+    async def run(self, code: str, timeout: float | None = None) -> ExecutionResult:
+        """Append a code cell with ``code`` and execute it."""
+        await self._ensure_connected()
+        # No separate ack: the execute request travels behind the cell's update frame.
+        cell_id = self._nb.insert_cell(None, code)
+        return await self.execute_cell(cell_id, timeout)
+
+    async def run_all(self, timeout: float | None = None) -> list[ExecutionResult]:
+        """Run every code cell in order; an error cancels the cells after it."""
+        result = await self.request("run_all_cells")
+        return [await self.wait_for_execution(eid, timeout) for eid in result["execution_ids"]]
+
+    async def wait_for_execution(
+        self, execution_id: str, timeout: float | None = None
+    ) -> ExecutionResult:
+        event = self._finished.get(execution_id)
+        if event is None:
+            future = self._exec_waiters.get(execution_id)
+            if future is None:
+                future = asyncio.get_running_loop().create_future()
+                self._exec_waiters[execution_id] = future
+            try:
+                event = await asyncio.wait_for(asyncio.shield(future), timeout)
+            except TimeoutError:
+                raise RuntimedError(
+                    f"execution {execution_id} did not finish within {timeout} s "
+                    "(it keeps running; interrupt() stops it)",
+                    "timeout",
+                ) from None
+        cell_id = str(event["cell_id"])
+        try:
+            cell = self._nb.get_cell(cell_id)
+        except RuntimedError:
+            cell = Cell(id=cell_id, cell_type="code", source="")
+        return ExecutionResult.from_cell(cell, event)
+
+    def _on_execution_event(self, event: dict[str, Any]) -> None:
+        if event.get("event") != "execution_done":
+            return
+        execution_id = str(event.get("execution_id"))
+        self._finished[execution_id] = event
+        if len(self._finished) > 10_000:  # bounded memory for long-lived sessions
+            self._finished.pop(next(iter(self._finished)))
+        future = self._exec_waiters.pop(execution_id, None)
+        if future is not None and not future.done():
+            future.set_result(event)
+
+    async def interrupt(self) -> int:
+        """Interrupt the running cell and clear the queue; returns how many were cancelled."""
+        result = await self.request("interrupt")
+        return int(result["cancelled"])
+
+    async def restart_kernel(self) -> dict[str, Any]:
+        result: dict[str, Any] = await self.request("restart_kernel", LAUNCH_TIMEOUT)
+        return result
+
+    async def shutdown_kernel(self) -> None:
+        await self.request("shutdown_kernel")
+
+    async def clear_outputs(self, cell_id: str) -> None:
+        await self.request("clear_outputs", cell_id=cell_id)
+
+    async def complete(self, code: str, cursor_pos: int | None = None) -> dict[str, Any]:
+        """Completions for ``code`` at ``cursor_pos`` (default: the end)."""
+        pos = len(code) if cursor_pos is None else cursor_pos
+        result: dict[str, Any] = await self.request("complete", code=code, cursor_pos=pos)
+        return result

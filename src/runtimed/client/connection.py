@@ -30,9 +30,12 @@ class BlockingConnection:
 
     @classmethod
     def open(
-        cls, socket_path: str | Path | None, channel: str, timeout: float | None = 10.0,
+        cls,
+        socket_path: str | Path | None,
+        channel: str,
+        timeout: float | None = 10.0,
         **params: Any,
-    ) -> BlockingConnection:  # fmt: skip
+    ) -> BlockingConnection:
         path = resolve_socket(socket_path)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.settimeout(timeout)

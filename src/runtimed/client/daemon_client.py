@@ -21,10 +21,10 @@ from runtimed.protocol.messages import (
     ListRooms,
     OkReply,
     Ping,
+    Pong,
     PooledEnv,
     PoolRequest,
     PoolResponse,
-    Pong,
     Return,
     RoomInfo,
     RoomsReply,
@@ -35,7 +35,6 @@ from runtimed.protocol.messages import (
     encode,
 )
 from runtimed.protocol.stream import FramedStream
-
 
 T = TypeVar("T")
 
@@ -169,7 +168,9 @@ class AsyncDaemonClient:
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         await self.close()

@@ -1,23 +1,50 @@
 """Session: the blocking twin of AsyncSession.
 
-It runs one AsyncSession on an event loop in a private thread (an anyio blocking portal)
-and waits for each call, so both flavours share every line of protocol code.
+It runs one AsyncSession on an event loop in a private daemon thread and waits for each
+call, so both flavours share every line of protocol code. The thread never keeps a
+program from exiting, even when a session is never closed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import threading
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
-from anyio.from_thread import BlockingPortal, start_blocking_portal
-
 from runtimed.client.async_session import AsyncSession, EventListener
+from runtimed.client.results import ExecutionResult
 from runtimed.documents.notebook import Cell, NotebookDoc
 
 T = TypeVar("T")
+
+
+class _LoopThread:
+    """An asyncio loop in a daemon thread; ``call`` runs a coroutine there and waits."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self.loop.run_forever, name="runtimed-session", daemon=True
+        )
+        self._thread.start()
+
+    def call(self, make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+        if threading.current_thread() is self._thread:
+            raise RuntimeError(
+                "Session methods cannot be called from its own event loop; "
+                "use AsyncSession inside async code"
+            )
+        return asyncio.run_coroutine_threadsafe(make(), self.loop).result()
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=5)
+        if not self._thread.is_alive():
+            self.loop.close()
 
 
 class Session:
@@ -31,15 +58,13 @@ class Session:
         path: str | Path | None = None,
         client_name: str | None = None,
     ) -> None:
-        self._portal_cm: contextlib.AbstractContextManager[BlockingPortal] | None = None
-        self._portal: BlockingPortal | None = None
+        self._portal: _LoopThread | None = None
         self._args = (notebook_id, socket_path, path, client_name)
         self._async: AsyncSession | None = None
         self._start_portal()
 
     def _start_portal(self) -> None:
-        self._portal_cm = start_blocking_portal("asyncio")
-        self._portal = self._portal_cm.__enter__()
+        self._portal = _LoopThread()
         notebook_id, socket_path, path, client_name = self._args
 
         async def make() -> AsyncSession:
@@ -56,8 +81,7 @@ class Session:
         if self._portal is None:
             self._start_portal()
         assert self._portal is not None
-        result: T = self._portal.call(lambda: fn(*args, **kwargs))
-        return result
+        return self._portal.call(lambda: fn(*args, **kwargs))
 
     @property
     def _session(self) -> AsyncSession:
@@ -98,17 +122,18 @@ class Session:
             return
         with contextlib.suppress(Exception):
             self._call(self._session.close)
-        portal_cm, self._portal_cm, self._portal = self._portal_cm, None, None
-        if portal_cm is not None:
-            portal_cm.__exit__(None, None, None)
+        portal, self._portal, self._async = self._portal, None, None
+        portal.stop()
 
     def __enter__(self) -> Self:
         return self.connect()
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.close()
 
     def __del__(self) -> None:
@@ -117,8 +142,9 @@ class Session:
 
     # --- document API ------------------------------------------------------------------
 
-    def create_cell(self, source: str = "", cell_type: str = "code",
-                    index: int | None = None) -> str:  # fmt: skip
+    def create_cell(
+        self, source: str = "", cell_type: str = "code", index: int | None = None
+    ) -> str:
         """Insert a cell (at the end when ``index`` is None); returns its id."""
         return self._call(self._session.create_cell, source, cell_type, index)
 
@@ -162,3 +188,68 @@ class Session:
 
     def add_listener(self, listener: EventListener) -> None:
         self._session.add_listener(listener)
+
+    # --- kernel and execution API ------------------------------------------------------
+
+    @property
+    def kernel(self) -> dict[str, Any]:
+        """The room's kernel state (lifecycle, activity, env_source, error, ...)."""
+        return self._call(self._kernel_state)
+
+    async def _kernel_state(self) -> dict[str, Any]:
+        return self._session.kernel
+
+    @property
+    def kernel_started(self) -> bool:
+        return self.kernel.get("lifecycle") == "running"
+
+    @property
+    def env_source(self) -> str | None:
+        value = self.kernel.get("env_source")
+        return str(value) if value else None
+
+    def start_kernel(
+        self,
+        kernel_type: str = "python",
+        env_source: str = "auto",
+        notebook_path: str | None = None,
+    ) -> dict[str, Any]:
+        """Start the room's kernel (a no-op when one runs)."""
+        return self._call(self._session.start_kernel, kernel_type, env_source, notebook_path)
+
+    def queue_cell(self, cell_id: str) -> str:
+        """Queue a cell and return its execution id at once."""
+        return self._call(self._session.queue_cell, cell_id)
+
+    def execute_cell(self, cell_id: str, timeout: float | None = None) -> ExecutionResult:
+        """Run a cell and wait for its outputs (starts a kernel if none runs)."""
+        return self._call(self._session.execute_cell, cell_id, timeout)
+
+    def run(self, code: str, timeout: float | None = None) -> ExecutionResult:
+        """Append a code cell with ``code`` and execute it."""
+        return self._call(self._session.run, code, timeout)
+
+    def run_all(self, timeout: float | None = None) -> list[ExecutionResult]:
+        """Run every code cell in order; an error cancels the cells after it."""
+        return self._call(self._session.run_all, timeout)
+
+    def wait_for_execution(
+        self, execution_id: str, timeout: float | None = None
+    ) -> ExecutionResult:
+        return self._call(self._session.wait_for_execution, execution_id, timeout)
+
+    def interrupt(self) -> int:
+        """Interrupt the running cell and clear the queue."""
+        return self._call(self._session.interrupt)
+
+    def restart_kernel(self) -> dict[str, Any]:
+        return self._call(self._session.restart_kernel)
+
+    def shutdown_kernel(self) -> None:
+        self._call(self._session.shutdown_kernel)
+
+    def clear_outputs(self, cell_id: str) -> None:
+        self._call(self._session.clear_outputs, cell_id)
+
+    def complete(self, code: str, cursor_pos: int | None = None) -> dict[str, Any]:
+        return self._call(self._session.complete, code, cursor_pos)

@@ -24,8 +24,9 @@ class SettingsClient:
         if self._conn is None:
             self._conn = BlockingConnection.open(self._socket_path, "settings_sync", self._timeout)
         request_id = next(self._ids)
-        self._conn.write_frame(pack_json(FrameType.REQUEST, {"id": request_id, "type": kind,
-                                                             **params}))  # fmt: skip
+        self._conn.write_frame(
+            pack_json(FrameType.REQUEST, {"id": request_id, "type": kind, **params})
+        )
         while True:
             frame = self._conn.read_frame()
             if frame is None:
@@ -37,8 +38,9 @@ class SettingsClient:
             if response.get("id") != request_id:
                 continue
             if not response.get("ok"):
-                raise RuntimedError(response.get("error", "settings request failed"),
-                                    response.get("code", "error"))  # fmt: skip
+                raise RuntimedError(
+                    response.get("error", "settings request failed"), response.get("code", "error")
+                )
             return response.get("result")
 
     def get_all(self) -> dict[str, Any]:

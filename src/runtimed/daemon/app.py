@@ -1,4 +1,8 @@
-"""The daemon: owns the pools (and later rooms, kernels, blobs) and the socket server."""
+"""The daemon: owns the pools, the rooms (and their kernels) and the socket server.
+
+Rooms and the settings document load pycrdt and friends; they are imported on first use
+so that the daemon answers its first ping quickly and idles small.
+"""
 
 from __future__ import annotations
 
@@ -9,24 +13,31 @@ import os
 import signal
 import sys
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 from runtimed import __version__
 from runtimed.daemon.config import DaemonConfig
 from runtimed.daemon.pool import EnvPool, UvEnvBuilder
+from runtimed.daemon.pool.conda_builder import CondaEnvBuilder
 from runtimed.daemon.pool_channel import PoolChannel
 from runtimed.daemon.server import SocketServer, handshake_ok
+from runtimed.daemon.settings_service import SettingsService
 from runtimed.daemon.singleton import DaemonLock, write_daemon_info
 from runtimed.errors import RuntimedError
 from runtimed.protocol.framing import PROTOCOL_VERSION
-from runtimed.protocol.messages import (
-    DaemonInfo,
-    PoolStatus,
-    RoomInfo,
-    StatusReply,
-)
+from runtimed.protocol.messages import DaemonInfo, Handshake, RoomInfo, StatusReply
+from runtimed.protocol.stream import FramedStream
+
+if TYPE_CHECKING:
+    from runtimed.daemon.env_resolver import EnvResolver
+    from runtimed.daemon.rooms.notebook_room import NotebookRoom, RequestHandler
+    from runtimed.daemon.rooms.room_registry import RoomRegistry
 
 log = logging.getLogger("runtimed")
+
+RoomHook = Callable[["NotebookRoom"], Awaitable[None]]
 
 
 class Daemon:
@@ -38,16 +49,110 @@ class Daemon:
         self.started_at = time.time()
         self._stop = asyncio.Event()
         self._stop_reason = ""
-        builder = UvEnvBuilder(extra_packages=config.uv_packages,
-                               **({"python": config.uv_python} if config.uv_python else {}))  # fmt: skip
+        self.settings = SettingsService(config.config_dir, dict(config.settings_overrides))
+        self.settings.on_change(self._apply_settings)
+        effective = self.settings.effective
         self.pools: dict[str, EnvPool] = {
-            "uv": EnvPool(builder, self.paths.envs_dir, config.uv_pool),
+            "uv": EnvPool(
+                self._uv_builder(effective),
+                self.paths.envs_dir,
+                replace(config.pool, target=int(effective["uv"]["pool_size"])),
+            ),
+            "conda": EnvPool(
+                self._conda_builder(effective),
+                self.paths.envs_dir,
+                replace(config.pool, target=int(effective["conda"]["pool_size"])),
+            ),
         }
+        self.evict_hooks: list[RoomHook] = []
+        self.room_requests: dict[str, RequestHandler] = {}
+        self._rooms: RoomRegistry | None = None
+        self._env_resolver: EnvResolver | None = None
         self.server = SocketServer(
             self.paths.socket_path,
-            {"pool": PoolChannel(self).serve},
+            {
+                "pool": PoolChannel(self).serve,
+                "notebook_sync": self._serve_notebook,
+                "open_notebook": self._serve_notebook,
+                "settings_sync": self._serve_settings,
+            },
             handshake_timeout=config.handshake_timeout_secs,
         )
+
+    # --- builders from settings ---------------------------------------------------------
+
+    @staticmethod
+    def _uv_builder(settings: dict[str, Any]) -> UvEnvBuilder:
+        uv = settings["uv"]
+        return UvEnvBuilder.create(tuple(uv["default_packages"]), uv["python"])
+
+    def _conda_builder(self, settings: dict[str, Any]) -> CondaEnvBuilder:
+        conda = settings["conda"]
+        return CondaEnvBuilder(
+            self.paths.cache_dir,
+            tuple(conda["default_packages"]),
+            tuple(conda["channels"]),
+            self.config.conda_config_file,
+        )
+
+    def _apply_settings(self, old: dict[str, Any], new: dict[str, Any]) -> None:
+        """Pool sizes and package lists take effect at once, without a restart."""
+        for name, make in (("uv", self._uv_builder), ("conda", self._conda_builder)):
+            if old[name] == new[name]:
+                continue
+            size_only = {**old[name], "pool_size": 0} == {**new[name], "pool_size": 0}
+            builder = None if size_only else make(new)
+            self.pools[name].reconfigure(builder=builder, target=int(new[name]["pool_size"]))
+
+    # --- channels -----------------------------------------------------------------------
+
+    @property
+    def rooms(self) -> RoomRegistry:
+        if self._rooms is None:
+            from runtimed.daemon.kernel_requests import close_room_kernel, kernel_handlers
+            from runtimed.daemon.notebook_channel import ROOM_REQUESTS
+            from runtimed.daemon.rooms.room_registry import RoomRegistry
+
+            for kind, handler in {**ROOM_REQUESTS, **kernel_handlers(self)}.items():
+                self.room_requests.setdefault(kind, handler)
+            self.evict_hooks.append(close_room_kernel)
+            self._rooms = RoomRegistry(
+                self.paths.notebook_docs_dir,
+                self.room_requests,
+                keep_alive_secs=lambda: float(self.settings.get("keep_alive_secs")),
+                on_evict=self._on_room_evicted,
+            )
+        return self._rooms
+
+    @property
+    def env_resolver(self) -> EnvResolver:
+        """Turns a room's env_source into a ready env (pool, inline, pyproject)."""
+        if self._env_resolver is None:
+            from runtimed.daemon.env_resolver import EnvResolver
+
+            self._env_resolver = EnvResolver(
+                self.pools,
+                self.paths.inline_envs_dir,
+                self.paths.cache_dir,
+                default_python_env=lambda: str(self.settings.get("default_python_env")),
+                conda_channels=lambda: list(self.settings.get("conda.channels")),
+                conda_config_file=self.config.conda_config_file,
+                take_timeout=self.config.pool.take_timeout_secs,
+            )
+        return self._env_resolver
+
+    async def _serve_notebook(self, stream: FramedStream, handshake: Handshake) -> None:
+        from runtimed.daemon.notebook_channel import NotebookChannel
+
+        self.rooms  # noqa: B018 - makes the registry (and its request table) on first use
+        await NotebookChannel(self).serve(stream, handshake)
+
+    async def _serve_settings(self, stream: FramedStream, handshake: Handshake) -> None:
+        await self.settings.serve(stream, handshake, self.handshake_reply())
+
+    async def _on_room_evicted(self, room: NotebookRoom) -> None:
+        for hook in self.evict_hooks:
+            await hook(room)
 
     # --- used by channels ---------------------------------------------------------------
 
@@ -57,17 +162,13 @@ class Daemon:
     def pool(self, env_type: str) -> EnvPool:
         pool = self.pools.get(env_type)
         if pool is None:
-            raise RuntimedError(
-                f"the {env_type} pool is not available in this daemon (size 0); "
-                "conda envs arrive with the py-rattler builder",
-                code="pool_disabled",
-            )
+            raise RuntimedError(f"unknown env type {env_type!r}: use uv or conda", "invalid_env")
         return pool
 
     def status(self) -> StatusReply:
         pools = {name: pool.status() for name, pool in self.pools.items()}
-        pools.setdefault("conda", PoolStatus("conda", 0, 0, 0, [], None))
-        return StatusReply(pools=pools, rooms=0, uptime_secs=time.time() - self.started_at)
+        rooms = len(self._rooms.rooms) if self._rooms is not None else 0
+        return StatusReply(pools=pools, rooms=rooms, uptime_secs=time.time() - self.started_at)
 
     def info(self) -> DaemonInfo:
         return DaemonInfo(
@@ -81,7 +182,7 @@ class Daemon:
         )
 
     def list_rooms(self) -> list[RoomInfo]:
-        return []
+        return self._rooms.list() if self._rooms is not None else []
 
     async def flush_pools(self) -> None:
         await asyncio.gather(*(pool.flush() for pool in self.pools.values()))
@@ -98,14 +199,24 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop, f"signal {sig.name}")
         await self.server.start()
-        write_daemon_info(self.paths.info_file, {
-            "pid": os.getpid(), "version": __version__, "protocol_version": PROTOCOL_VERSION,
-            "socket_path": str(self.paths.socket_path), "cache_dir": str(self.paths.cache_dir),
-            "started_at": self.started_at, "blob_port": None,
-        })  # fmt: skip
-        log.info("runtimed %s listening on %s (pid %d)", __version__, self.paths.socket_path,
-                 os.getpid())  # fmt: skip
+        write_daemon_info(
+            self.paths.info_file,
+            {
+                "pid": os.getpid(),
+                "version": __version__,
+                "protocol_version": PROTOCOL_VERSION,
+                "socket_path": str(self.paths.socket_path),
+                "cache_dir": str(self.paths.cache_dir),
+                "started_at": self.started_at,
+                "blob_port": None,
+            },
+        )
+        log.info(
+            "runtimed %s listening on %s (pid %d)", __version__, self.paths.socket_path, os.getpid()
+        )
         starts = [asyncio.create_task(pool.start()) for pool in self.pools.values()]
+        # Load what a first notebook needs while nobody waits for it yet.
+        starts.append(asyncio.create_task(asyncio.to_thread(_preload_notebook_modules)))
         try:
             await self._stop.wait()
         finally:
@@ -113,9 +224,24 @@ class Daemon:
             for task in starts:
                 task.cancel()
             await self.server.close()
-            await asyncio.gather(*(pool.close() for pool in self.pools.values()),
-                                 return_exceptions=True)  # fmt: skip
+            if self._rooms is not None:
+                await self._rooms.close_all()
+            await asyncio.gather(
+                *(pool.close() for pool in self.pools.values()), return_exceptions=True
+            )
             self.paths.info_file.unlink(missing_ok=True)
+
+
+def _preload_notebook_modules() -> None:
+    import importlib
+
+    for name in (
+        "runtimed.daemon.notebook_channel",
+        "runtimed.daemon.kernel_requests",
+        "runtimed.daemon.env_resolver",
+        "nbformat",
+    ):
+        importlib.import_module(name)
 
 
 def configure_logging(config: DaemonConfig) -> None:

@@ -1,4 +1,6 @@
-"""Daemon configuration, fixed at start (settings sync may later change pool parts)."""
+"""Daemon configuration, fixed at start. Pool sizes and packages live in the settings
+(defaults <- settings.json <- ``settings_overrides`` from the command line) and may change
+while the daemon runs."""
 
 from __future__ import annotations
 
@@ -13,18 +15,13 @@ from runtimed.paths import RuntimePaths, default_config_dir
 @dataclass(frozen=True)
 class DaemonConfig:
     paths: RuntimePaths
-    uv_pool: PoolSettings = field(default_factory=PoolSettings)
-    conda_pool: PoolSettings = field(default_factory=lambda: PoolSettings(target=0))
-    uv_packages: tuple[str, ...] = ()
-    uv_python: str | None = None
-    #: Extra conda specs on top of python, ipykernel, ipywidgets (e.g. "gdal", "python=3.12").
-    conda_packages: tuple[str, ...] = ()
-    #: Channel names or URLs, highest priority first (a mirror is just another URL).
-    conda_channels: tuple[str, ...] = ("conda-forge",)
+    #: Timeouts, backoff and max age shared by every pool (targets come from settings).
+    pool: PoolSettings = field(default_factory=PoolSettings)
+    #: Where settings.json lives (default: the platform config dir, `$RUNTIMED_CONFIG_DIR`).
+    config_dir: Path = field(default_factory=default_config_dir)
+    #: Settings given on the command line for this run only (dotted keys, e.g.
+    #: ``{"uv.pool_size": 1, "conda.channels": ["file:///srv/channel"]}``).
+    settings_overrides: dict[str, Any] = field(default_factory=dict)
     #: Optional rattler/pixi config.toml: mirrors, proxies, TLS, auth for conda downloads.
     conda_config_file: str | None = None
     handshake_timeout_secs: float = 10.0
-    #: Where settings.json lives (default: the platform config dir, `$RUNTIMED_CONFIG_DIR`).
-    config_dir: Path = field(default_factory=default_config_dir)
-    #: Settings given on the command line for this run only (dotted keys).
-    settings_overrides: dict[str, Any] = field(default_factory=dict)

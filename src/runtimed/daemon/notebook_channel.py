@@ -30,9 +30,14 @@ class NotebookChannel:
         stream.set_max_frame(Channel.NOTEBOOK)
         room = await self.daemon.rooms.open(handshake)
         reset = handshake.epoch is not None and handshake.epoch != room.epoch
-        await stream.write_frame(self.daemon.handshake_reply(
-            notebook_id=room.notebook_id, epoch=room.epoch, path=room.path, reset=reset,
-        ))  # fmt: skip
+        await stream.write_frame(
+            self.daemon.handshake_reply(
+                notebook_id=room.notebook_id,
+                epoch=room.epoch,
+                path=room.path,
+                reset=reset,
+            )
+        )
         peer = Peer(stream, handshake.client)
         room.join(peer)
         try:
@@ -65,8 +70,13 @@ async def _save(room: NotebookRoom, peer: Peer, request: dict[str, Any]) -> dict
 
 
 async def _info(room: NotebookRoom, peer: Peer, request: dict[str, Any]) -> dict[str, Any]:
-    return {"notebook_id": room.notebook_id, "path": room.path, "epoch": room.epoch,
-            "peers": len(room.peers), "cells": len(room.nb.cells)}  # fmt: skip
+    return {
+        "notebook_id": room.notebook_id,
+        "path": room.path,
+        "epoch": room.epoch,
+        "peers": len(room.peers),
+        "cells": len(room.nb.cells),
+    }
 
 
 ROOM_REQUESTS: dict[str, RequestHandler] = {

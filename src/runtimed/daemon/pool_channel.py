@@ -11,6 +11,7 @@ from runtimed.protocol.framing import PROTOCOL_VERSION, Channel
 from runtimed.protocol.messages import (
     EmptyReply,
     EnvReply,
+    EnvType,
     ErrorReply,
     FlushPool,
     GetDaemonInfo,
@@ -18,9 +19,9 @@ from runtimed.protocol.messages import (
     ListRooms,
     OkReply,
     Ping,
+    Pong,
     PoolRequest,
     PoolResponse,
-    Pong,
     Return,
     RoomsReply,
     Shutdown,
@@ -55,7 +56,12 @@ class PoolChannel:
                 reply = await self.handle(request, stream)
             except RuntimedError as exc:
                 reply = ErrorReply(exc.message, exc.code)
-            await stream.write_frame(encode(reply))
+            try:
+                await stream.write_frame(encode(reply))
+            except (ConnectionError, OSError):
+                if isinstance(reply, EnvReply):  # nobody received it: back to the pool
+                    await self._give_back_quietly(reply)
+                raise
             if isinstance(request, Shutdown):
                 self.daemon.request_stop("shutdown requested by a client")
                 return
@@ -70,8 +76,9 @@ class PoolChannel:
             case Take(env_type=env_type, timeout_secs=timeout):
                 env = await daemon.pool(env_type).take(timeout)
                 if env is None:
-                    return EmptyReply(env_type, f"no {env_type} env became ready in time; "
-                                      "see `runt pool status`")  # fmt: skip
+                    return EmptyReply(
+                        env_type, f"no {env_type} env became ready in time; see `runt pool status`"
+                    )
                 if stream.writer.is_closing():  # the caller left while waiting
                     await daemon.pool(env_type).give_back(env.venv_path)
                     raise ConnectionResetError
@@ -91,8 +98,14 @@ class PoolChannel:
                 return daemon.info()
         raise ProtocolError(f"unhandled request {request!r}", "unknown_request")
 
+    async def _give_back_quietly(self, reply: EnvReply) -> None:
+        try:
+            await self.daemon.pool(reply.env.env_type).give_back(reply.env.venv_path)
+        except Exception:  # the env stays marked taken; startup GC collects it later
+            log.exception("could not take back %s after a failed reply", reply.env.venv_path)
 
-def _env_type_of(venv_path: str) -> str:
+
+def _env_type_of(venv_path: str) -> EnvType:
     name = venv_path.rstrip("/").rsplit("/", 1)[-1]
     if name.startswith("runtimed-conda-"):
         return "conda"

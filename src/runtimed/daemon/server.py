@@ -93,10 +93,14 @@ class SocketServer:
             pass
         except Exception:
             log.exception("unexpected error on a connection; the daemon keeps serving")
-            await _try_send(stream, error_frame("internal daemon error (see runtimed.log)",
-                                                "internal"))  # fmt: skip
+            await _try_send(
+                stream, error_frame("internal daemon error (see runtimed.log)", "internal")
+            )
         finally:
-            await stream.close()
+            # The server may cancel us while we close (daemon shutdown); a cancelled
+            # connection task would make asyncio log a spurious traceback.
+            with contextlib.suppress(asyncio.CancelledError):
+                await stream.close()
             self._connections.discard(task)
 
     async def _serve(self, stream: FramedStream) -> None:
@@ -108,8 +112,9 @@ class SocketServer:
         handshake = decode_handshake(frame)
         handler = self.channels.get(handshake.channel)
         if handler is None:
-            raise ProtocolError(f"channel {handshake.channel!r} is not served by this daemon",
-                                "unknown_channel")  # fmt: skip
+            raise ProtocolError(
+                f"channel {handshake.channel!r} is not served by this daemon", "unknown_channel"
+            )
         await handler(stream, handshake)
 
 

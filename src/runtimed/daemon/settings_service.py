@@ -14,9 +14,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pycrdt
-from pycrdt import Doc, Map, create_sync_message, create_update_message, handle_sync_message
-
 from runtimed.daemon.rooms.peer import Peer
 from runtimed.documents.settings import get_path, normalize, set_path, validate_value
 from runtimed.errors import ProtocolError, RuntimedError
@@ -26,7 +23,9 @@ from runtimed.protocol.notebook import FrameType, pack_json, parse_json, unpack
 from runtimed.protocol.stream import FramedStream
 
 if TYPE_CHECKING:
-    from runtimed.daemon.app import Daemon
+    import pycrdt
+    from pycrdt import Doc, Map
+
 
 log = logging.getLogger(__name__)
 
@@ -39,15 +38,37 @@ class SettingsService:
         self.file_values = self._read_file()
         self.overrides = overrides
         self.effective = self._compute()
-        self.doc: Doc[Any] = Doc()
-        self.map: Map[Any] = self.doc.get("settings", type=Map)
-        self._writing = False
+        self._doc: Doc[Any] | None = None
         self._peers: dict[int, Peer] = {}
         self._listeners: list[SettingsListener] = []
-        with self.doc.transaction():
-            for key, value in self.effective.items():
-                self.map[key] = value
-        self.doc.observe(self._on_update)
+
+    @property
+    def doc(self) -> Doc[Any]:
+        """The shared settings document, made on first use (pycrdt loads lazily, which
+        keeps daemon start fast)."""
+        if self._doc is None:
+            from pycrdt import Doc
+
+            self._doc = Doc()
+            self._write_doc(self.effective)
+            self._doc.observe(self._on_update)
+        return self._doc
+
+    @property
+    def map(self) -> Map[Any]:
+        from pycrdt import Map
+
+        settings: Map[Any] = self.doc.get("settings", type=Map)
+        return settings
+
+    def _write_doc(self, values: dict[str, Any]) -> None:
+        if self._doc is None:
+            return
+        settings = self.map
+        with self._doc.transaction():
+            for key, value in values.items():
+                if settings.get(key) != value:
+                    settings[key] = value
 
     def _read_file(self) -> dict[str, Any]:
         try:
@@ -92,14 +113,7 @@ class SettingsService:
 
     def _apply(self, new: dict[str, Any]) -> None:
         old, self.effective = self.effective, new
-        self._writing = True
-        try:
-            with self.doc.transaction():
-                for key, value in new.items():
-                    if self.map.get(key) != value:
-                        self.map[key] = value
-        finally:
-            self._writing = False
+        self._write_doc(new)
         if old != new:
             for listener in self._listeners:
                 listener(old, new)
@@ -107,6 +121,8 @@ class SettingsService:
     # --- sync -------------------------------------------------------------------------
 
     def _on_update(self, event: pycrdt.TransactionEvent) -> None:
+        from pycrdt import create_update_message
+
         message = create_update_message(event.update)
         for peer in list(self._peers.values()):
             peer.send(FrameType.NOTEBOOK_SYNC, message)
@@ -131,6 +147,8 @@ class SettingsService:
             peer.send(FrameType.EVENT, pack_json(FrameType.EVENT, event)[1:])
 
     async def serve(self, stream: FramedStream, handshake: Handshake, reply: bytes) -> None:
+        from pycrdt import create_sync_message
+
         stream.set_max_frame(Channel.SETTINGS)
         await stream.write_frame(reply)
         peer = Peer(stream, handshake.client)
@@ -150,8 +168,11 @@ class SettingsService:
         frame_type, payload = unpack(frame)
         if frame_type is FrameType.NOTEBOOK_SYNC:
             if len(payload) < 2 or payload[0] != 0:
-                raise ProtocolError("settings sync frame is not a Yjs sync message",
-                                    "malformed_frame")  # fmt: skip
+                raise ProtocolError(
+                    "settings sync frame is not a Yjs sync message", "malformed_frame"
+                )
+            from pycrdt import handle_sync_message
+
             try:
                 reply = handle_sync_message(payload[1:], self.doc)
             except (KeyboardInterrupt, SystemExit):
@@ -164,15 +185,20 @@ class SettingsService:
                 self._accept_doc_edits(peer)
             return
         if frame_type is not FrameType.REQUEST:
-            raise ProtocolError(f"clients may not send {frame_type.name} frames here",
-                                "malformed_frame")  # fmt: skip
+            raise ProtocolError(
+                f"clients may not send {frame_type.name} frames here", "malformed_frame"
+            )
         request = parse_json(payload, "request")
         response: dict[str, Any] = {"id": request.get("id"), "ok": True}
         try:
             response["result"] = self._request(request)
         except RuntimedError as exc:
-            response = {"id": request.get("id"), "ok": False, "error": exc.message,
-                        "code": exc.code}  # fmt: skip
+            response = {
+                "id": request.get("id"),
+                "ok": False,
+                "error": exc.message,
+                "code": exc.code,
+            }
         peer.send(FrameType.RESPONSE, json.dumps(response).encode())
 
     def _request(self, request: dict[str, Any]) -> Any:
@@ -181,10 +207,13 @@ class SettingsService:
             key = request.get("key")
             return self.effective if key is None else self.get(str(key))
         if kind == "set":
-            return {"key": request.get("key"),
-                    "value": self.set(str(request.get("key")), request.get("value"))}  # fmt: skip
-        raise RuntimedError(f"unknown settings request {kind!r}; known: get, set",
-                            "unknown_request")  # fmt: skip
+            return {
+                "key": request.get("key"),
+                "value": self.set(str(request.get("key")), request.get("value")),
+            }
+        raise RuntimedError(
+            f"unknown settings request {kind!r}; known: get, set", "unknown_request"
+        )
 
 
 def _plain(value: Any) -> Any:
@@ -198,10 +227,3 @@ def _flatten(prefix: str, value: Any) -> dict[str, Any]:
             out.update(_flatten(f"{prefix}.{k}", v))
         return out
     return {prefix: value}
-
-
-def settings_channel(daemon: Daemon) -> Callable[[FramedStream, Handshake], Any]:
-    async def serve(stream: FramedStream, handshake: Handshake) -> None:
-        await daemon.settings.serve(stream, handshake, daemon.handshake_reply())
-
-    return serve

@@ -129,11 +129,13 @@ class NotebookDoc:
         execution_count: int | None = None,
     ) -> str:
         if cell_type not in CELL_TYPES:
-            raise RuntimedError(f"unknown cell type {cell_type!r}; use one of {CELL_TYPES}",
-                                "invalid_cell_type")  # fmt: skip
+            raise RuntimedError(
+                f"unknown cell type {cell_type!r}; use one of {CELL_TYPES}", "invalid_cell_type"
+            )
         cell_id = cell_id or new_cell_id()
-        ycell = self._new_ycell(cell_id, source, cell_type, metadata or {}, outputs or [],
-                                execution_count)  # fmt: skip
+        ycell = self._new_ycell(
+            cell_id, source, cell_type, metadata or {}, outputs or [], execution_count
+        )
         with self.doc.transaction():
             n = len(self.cells)
             at = n if index is None else max(0, min(index if index >= 0 else n + index + 1, n))
@@ -142,9 +144,13 @@ class NotebookDoc:
 
     @staticmethod
     def _new_ycell(
-        cell_id: str, source: str, cell_type: str, metadata: dict[str, Any],
-        outputs: list[dict[str, Any]], execution_count: int | None,
-    ) -> Map[Any]:  # fmt: skip
+        cell_id: str,
+        source: str,
+        cell_type: str,
+        metadata: dict[str, Any],
+        outputs: list[dict[str, Any]],
+        execution_count: int | None,
+    ) -> Map[Any]:
         fields: dict[str, Any] = {
             "id": cell_id,
             "cell_type": cell_type,
@@ -187,8 +193,9 @@ class NotebookDoc:
         ytext: Text = self.ycell(cell_id)["source"]
         old = str(ytext)
         if not 0 <= index <= len(old):
-            raise RuntimedError(f"position {index} is outside the source ({len(old)} chars)",
-                                "invalid_position")  # fmt: skip
+            raise RuntimedError(
+                f"position {index} is outside the source ({len(old)} chars)", "invalid_position"
+            )
         with self.doc.transaction():
             ytext.insert(_utf8_offset(old, index), text)
 
@@ -202,8 +209,15 @@ class NotebookDoc:
         cell = self.get_cell(cell_id)
         with self.doc.transaction():
             del self.cells[self.index_of(cell_id)]
-            self.insert_cell(index, cell.source, cell.cell_type, cell.id, cell.metadata,
-                             cell.outputs, cell.execution_count)  # fmt: skip
+            self.insert_cell(
+                index,
+                cell.source,
+                cell.cell_type,
+                cell.id,
+                cell.metadata,
+                cell.outputs,
+                cell.execution_count,
+            )
 
     def set_metadata(self, key: str, value: Any) -> None:
         self.ensure_meta()
@@ -239,14 +253,16 @@ class NotebookDoc:
             self.meta["metadata"] = Map(dict(nb.get("metadata", {})))
             for cell in nb.get("cells", []):
                 source = cell.get("source", "")
-                self.cells.append(self._new_ycell(
-                    str(cell.get("id") or new_cell_id()),
-                    "".join(source) if isinstance(source, list) else str(source),
-                    str(cell.get("cell_type", "code")),
-                    dict(cell.get("metadata", {})),
-                    list(cell.get("outputs", [])),
-                    cell.get("execution_count"),
-                ))  # fmt: skip
+                self.cells.append(
+                    self._new_ycell(
+                        str(cell.get("id") or new_cell_id()),
+                        "".join(source) if isinstance(source, list) else str(source),
+                        str(cell.get("cell_type", "code")),
+                        dict(cell.get("metadata", {})),
+                        list(cell.get("outputs", [])),
+                        cell.get("execution_count"),
+                    )
+                )
 
     def to_nbformat(self) -> dict[str, Any]:
         cells = []

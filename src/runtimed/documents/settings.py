@@ -83,8 +83,9 @@ def validate_value(key: str, value: Any) -> Any:
     """The normalised value for ``key``, or RuntimedError naming the key and the rule."""
     check = VALIDATORS.get(key)
     if check is None:
-        raise RuntimedError(f"unknown setting {key!r}; known: {', '.join(VALIDATORS)}",
-                            "unknown_setting")  # fmt: skip
+        raise RuntimedError(
+            f"unknown setting {key!r}; known: {', '.join(VALIDATORS)}", "unknown_setting"
+        )
     try:
         return check(value)
     except ValueError as exc:

@@ -9,6 +9,8 @@ import signal
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from runtimed.daemon.guard import set_parent_death_signal
+
 
 @dataclass(frozen=True)
 class BuildFailure(Exception):
@@ -42,6 +44,7 @@ async def run_build_step(
         stdin=asyncio.subprocess.DEVNULL,
         env=dict(env) if env is not None else None,
         start_new_session=True,
+        preexec_fn=_die_with_daemon,
     )
     try:
         out, _ = await asyncio.wait_for(proc.communicate(), timeout=max(timeout, 0.01))
@@ -55,6 +58,12 @@ async def run_build_step(
     if proc.returncode != 0:
         raise BuildFailure(step, _summarize(text) or f"exit status {proc.returncode}")
     return text
+
+
+def _die_with_daemon() -> None:
+    # Runs in the child between fork and exec: a daemon killed with SIGKILL takes its
+    # in-flight builds with it instead of leaving uv writing into a dir nobody owns.
+    set_parent_death_signal()
 
 
 async def _kill_group(proc: asyncio.subprocess.Process) -> None:

@@ -29,7 +29,7 @@ from runtimed.daemon.pool.env_record import (
     write_ready_marker,
 )
 from runtimed.errors import RuntimedError
-from runtimed.protocol.messages import PoolError, PooledEnv, PoolStatus
+from runtimed.protocol.messages import PooledEnv, PoolError, PoolStatus
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,9 @@ class PoolSettings:
     backoff_base_secs: float = 2.0
     backoff_max_secs: float = 300.0
     max_parallel_builds: int = 2
+    #: Replenish this long after the last take (unless someone waits), so a take that is
+    #: soon followed by a return does not start, then kill, a build.
+    replenish_delay_secs: float = 0.5
 
 
 @dataclass
@@ -57,7 +60,8 @@ class _Backoff:
     def record(self, failure: BuildFailure, settings: PoolSettings) -> float:
         self.attempts += 1
         self.last = failure
-        delay = min(settings.backoff_base_secs * 2 ** (self.attempts - 1), settings.backoff_max_secs)
+        delay = settings.backoff_base_secs * 2.0 ** (self.attempts - 1)
+        delay = min(delay, settings.backoff_max_secs)
         self.retry_mono = time.monotonic() + delay
         self.retry_at = time.time() + delay
         return delay
@@ -90,6 +94,7 @@ class EnvPool:
         self._supervisor: asyncio.Task[None] | None = None
         self._started = asyncio.Event()
         self._closed = False
+        self._last_take = 0.0
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -129,17 +134,25 @@ class EnvPool:
                 f"start the daemon with --{self.env_type}-pool-size N",
                 code="pool_disabled",
             )
-        await self._started.wait()
+        wait = self.settings.take_timeout_secs if timeout is None else timeout
+        deadline = time.monotonic() + max(wait, 0.0)
+        if not self._started.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._started.wait(), timeout=max(wait, 0.0))
+            if not self._started.is_set():
+                return None
         if self._available:
             return self._hand_out(self._available.popleft())
-        wait = self.settings.take_timeout_secs if timeout is None else timeout
-        if wait <= 0:
+        left = deadline - time.monotonic()
+        if left <= 0:
             return None
         waiter: asyncio.Future[PooledEnv] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
         self._wake.set()
-        done, _ = await asyncio.wait({waiter}, timeout=wait)
-        if waiter in done and not waiter.cancelled():
+        await asyncio.wait({waiter}, timeout=left)
+        # Check the future itself, not wait()'s done set: an env handed to this waiter
+        # after the timeout fired but before we resumed must not be lost.
+        if waiter.done() and not waiter.cancelled():
             return waiter.result()
         with contextlib.suppress(ValueError):
             self._waiters.remove(waiter)
@@ -211,6 +224,7 @@ class EnvPool:
 
     def _hand_out(self, env: PooledEnv) -> PooledEnv:
         mark_taken(Path(env.venv_path))
+        self._last_take = time.monotonic()
         self._wake.set()
         return env
 
@@ -233,22 +247,32 @@ class EnvPool:
     async def _supervise(self) -> None:
         while not self._closed:
             self._wake.clear()
-            wait_for: float | None = 600.0  # re-check ages now and then
-            if self._backoff.last is not None and time.monotonic() < self._backoff.retry_mono:
-                wait_for = self._backoff.retry_mono - time.monotonic()
+            await self._expire_old()
+            now = time.monotonic()
+            wait_for = 600.0
+            if self._available:  # wake when the oldest ready env reaches the max age
+                oldest = min(env.created_at for env in self._available)
+                wait_for = min(wait_for, oldest + self.settings.max_age_secs - time.time())
+            settle = self._last_take + self.settings.replenish_delay_secs
+            if self._backoff.last is not None and now < self._backoff.retry_mono:
+                wait_for = min(wait_for, self._backoff.retry_mono - now)
+            elif not self._waiters and now < settle:
+                wait_for = min(wait_for, settle - now)
             else:
                 self._start_builds()
-            await self._expire_old()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=wait_for)
+                await asyncio.wait_for(self._wake.wait(), timeout=max(wait_for, 0.01))
 
     def _start_builds(self) -> None:
         deficit = self.settings.target + len(self._waiters) - len(self._available)
         deficit -= len(self._builds)
         while deficit > 0 and len(self._builds) < self.settings.max_parallel_builds:
             env_id = new_env_id()
-            build = _Build(env_id, self.envs_dir / env_dir_name(self.builder.env_type, env_id),
-                           self._generation)  # fmt: skip
+            build = _Build(
+                env_id,
+                self.envs_dir / env_dir_name(self.builder.env_type, env_id),
+                self._generation,
+            )
             build.task = asyncio.create_task(self._run_build(build), name=f"build-{env_id}")
             self._builds[env_id] = build
             deficit -= 1
@@ -277,13 +301,22 @@ class EnvPool:
             await asyncio.to_thread(remove_env_dir, build.prefix)
             self._wake.set()
             return
-        log.info("%s env %s ready in %.2f s", self.env_type, build.env_id,
-                 time.monotonic() - started)  # fmt: skip
+        log.info(
+            "%s env %s ready in %.2f s", self.env_type, build.env_id, time.monotonic() - started
+        )
         self._backoff = _Backoff()
         self._add_ready(env)
+        await self._drop_replaced_stale()
+        self._wake.set()
+
+    async def _drop_replaced_stale(self) -> None:
+        """Remove mismatched envs whose replacements are ready: one per new env, and all
+        of them once the pool is back at its target (nothing else would replace them)."""
         if self._stale:
             await asyncio.to_thread(remove_env_dir, self._stale.popleft())
-        self._wake.set()
+        if len(self._available) >= self.settings.target:
+            while self._stale:
+                await asyncio.to_thread(remove_env_dir, self._stale.popleft())
 
     async def _cancel_one_build(self) -> None:
         for build in list(self._builds.values()):
@@ -304,8 +337,7 @@ class EnvPool:
         old = [env for env in self._available if env.created_at < cutoff]
         for env in old:
             self._available.remove(env)
-            log.info("%s env %s is older than the max age; replacing it", self.env_type,
-                     env.env_id)  # fmt: skip
+            log.info("%s env %s is older than the max age; replacing it", self.env_type, env.env_id)
             await asyncio.to_thread(remove_env_dir, Path(env.venv_path))
         if old:
             self._wake.set()
@@ -333,8 +365,15 @@ class EnvPool:
                 await asyncio.to_thread(remove_env_dir, prefix)
         while len(self._available) > self.settings.target:
             await asyncio.to_thread(remove_env_dir, Path(self._available.pop().venv_path))
-        log.info("%s pool: reused %d ready env(s), %d stale", self.env_type,
-                 len(self._available), len(self._stale))  # fmt: skip
+        if self.settings.target <= 0:  # no replacement will come: drop mismatched envs now
+            while self._stale:
+                await asyncio.to_thread(remove_env_dir, self._stale.popleft())
+        log.info(
+            "%s pool: reused %d ready env(s), %d stale",
+            self.env_type,
+            len(self._available),
+            len(self._stale),
+        )
 
     def _classify(self, prefix: Path, now: float) -> PooledEnv | str:
         """A reusable env, or what to do with the directory: keep / stale / remove."""
@@ -356,9 +395,12 @@ class EnvPool:
 async def _python_runs(python: str) -> bool:
     try:
         proc = await asyncio.create_subprocess_exec(
-            python, "-c", "pass",
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-        )  # fmt: skip
+            python,
+            "-c",
+            "pass",
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
         return await asyncio.wait_for(proc.wait(), timeout=30) == 0
     except (OSError, TimeoutError):
         return False

@@ -35,6 +35,13 @@ class UvEnvBuilder:
     python: str = field(default_factory=default_interpreter)
     env_type: EnvType = "uv"
 
+    @classmethod
+    def create(cls, extra_packages: tuple[str, ...], python: str | None) -> UvEnvBuilder:
+        """A builder for ``extra_packages`` on ``python`` (None: the daemon's own)."""
+        if python:
+            return cls(extra_packages=extra_packages, python=python)
+        return cls(extra_packages=extra_packages)
+
     @property
     def packages(self) -> list[str]:
         return list(dict.fromkeys([*BASE_PACKAGES, *self.extra_packages]))
@@ -57,9 +64,15 @@ class UvEnvBuilder:
         )
         python = prefix / "bin" / "python"
         install = [
-            uv_binary(), "pip", "install", "--quiet", "--compile-bytecode",
-            "--python", str(python), *self.packages,
-        ]  # fmt: skip
+            uv_binary(),
+            "pip",
+            "install",
+            "--quiet",
+            "--compile-bytecode",
+            "--python",
+            str(python),
+            *self.packages,
+        ]
         try:
             await run_build_step("install", [*install, "--offline"], _left(deadline), env)
         except BuildFailure as offline_failure:

@@ -30,15 +30,19 @@ def read_ipynb(path: Path) -> tuple[dict[str, Any], str]:
     try:
         raw = json.loads(text)
     except ValueError as exc:
-        raise RuntimedError(f"{path} is not a notebook (invalid JSON: {exc})",
-                            "invalid_notebook") from exc  # fmt: skip
+        raise RuntimedError(
+            f"{path} is not a notebook (invalid JSON: {exc})", "invalid_notebook"
+        ) from exc
     if not isinstance(raw, dict) or "cells" not in raw:
         raise RuntimedError(f"{path} is not a notebook (no cells)", "invalid_notebook")
     try:
-        nb = nbformat.reads(text, as_version=4)  # type: ignore[no-untyped-call]
+        # nbformat.reads would validate too (and only log what it finds): parse and convert
+        # here, then validate once. Schema validation is most of the cost of a big file.
+        nb = nbformat.convert(nbformat.reader.reads(text), 4)  # type: ignore[no-untyped-call]
         nbformat.validate(nb)
     except Exception as exc:  # nbformat raises several unrelated types
         message = getattr(exc, "message", None) or str(exc)
-        raise RuntimedError(f"{path} is not a valid notebook: {message.splitlines()[0]}",
-                            "invalid_notebook") from exc  # fmt: skip
+        raise RuntimedError(
+            f"{path} is not a valid notebook: {message.splitlines()[0]}", "invalid_notebook"
+        ) from exc
     return dict(nb), text_hash(text)

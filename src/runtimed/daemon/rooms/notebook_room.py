@@ -28,10 +28,13 @@ COMPACT_AFTER_BYTES = 4 * 1024 * 1024
 COMPACT_DELAY_SECS = 2.0
 
 
-
 def _apply_sync(payload: bytes, doc: Doc[Any]) -> bytes | None:
     """handle_sync_message, with every way garbage can fail turned into ProtocolError
     (pycrdt surfaces Rust panics as BaseException subclasses)."""
+    if not payload or payload[0] not in (0, 1, 2):
+        raise ProtocolError(
+            "unknown Yjs sync message type (expected step1, step2 or update)", "malformed_frame"
+        )
     try:
         return handle_sync_message(payload, doc)
     except (KeyboardInterrupt, SystemExit, asyncio.CancelledError):
@@ -87,8 +90,14 @@ class NotebookRoom:
             self.compact()  # the file's content becomes the first snapshot
 
     def write_meta(self) -> None:
-        self.store.write_meta({"notebook_id": self.notebook_id, "epoch": self.epoch,
-                               "path": self.path, "file_hash": self.file_hash})  # fmt: skip
+        self.store.write_meta(
+            {
+                "notebook_id": self.notebook_id,
+                "epoch": self.epoch,
+                "path": self.path,
+                "file_hash": self.file_hash,
+            }
+        )
 
     # --- peers ---------------------------------------------------------------------
 
@@ -131,8 +140,7 @@ class NotebookRoom:
                 if other is not peer:
                     other.send(FrameType.AWARENESS, payload)
         else:
-            raise ProtocolError(f"clients may not send {frame_type.name} frames",
-                                "malformed_frame")  # fmt: skip
+            raise ProtocolError(f"clients may not send {frame_type.name} frames", "malformed_frame")
 
     def _handle_notebook_sync(self, peer: Peer, payload: bytes) -> None:
         if len(payload) < 2 or payload[0] != 0:
@@ -189,8 +197,12 @@ class NotebookRoom:
             response = {"id": request_id, "ok": False, "error": exc.message, "code": exc.code}
         except Exception as exc:
             log.exception("request %s failed", kind)
-            response = {"id": request_id, "ok": False, "error": f"internal error: {exc!r}",
-                        "code": "internal"}  # fmt: skip
+            response = {
+                "id": request_id,
+                "ok": False,
+                "error": f"internal error: {exc!r}",
+                "code": "internal",
+            }
         peer.send(FrameType.RESPONSE, json.dumps(response, default=str).encode())
 
     # --- persistence ---------------------------------------------------------------
@@ -215,16 +227,16 @@ class NotebookRoom:
 
         target = path or self.path
         if not target:
-            raise RuntimedError("this notebook has no file yet; pass a path to save()",
-                                "no_path")  # fmt: skip
+            raise RuntimedError("this notebook has no file yet; pass a path to save()", "no_path")
         if not os.path.isabs(target):
             raise RuntimedError(f"save path must be absolute: {target!r}", "invalid_path")
         nb = nbformat.from_dict(self.nb.to_nbformat())  # type: ignore[no-untyped-call]
         try:
             nbformat.validate(nb)
         except nbformat.ValidationError as exc:
-            raise RuntimedError(f"the notebook is not valid nbformat: {exc.message}",
-                                "invalid_notebook") from exc  # fmt: skip
+            raise RuntimedError(
+                f"the notebook is not valid nbformat: {exc.message}", "invalid_notebook"
+            ) from exc
         text = nbformat.writes(nb)  # type: ignore[no-untyped-call]
         dest = Path(target)
         tmp = dest.with_name(f".{dest.name}.runtimed-{os.getpid()}.tmp")

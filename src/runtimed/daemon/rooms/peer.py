@@ -34,8 +34,9 @@ class Peer:
             self.closed = True
             return
         if transport.get_write_buffer_size() > MAX_BUFFERED:
-            log.warning("dropping %s: %d bytes unread", self.name,
-                        transport.get_write_buffer_size())  # fmt: skip
+            log.warning(
+                "dropping %s: %d bytes unread", self.name, transport.get_write_buffer_size()
+            )
             self.closed = True
             transport.abort()
             return

@@ -95,8 +95,7 @@ class RoomRegistry:
         room.file_hash = file_hash
         room.start(updates, nb_dict)
         self.rooms[notebook_id] = room
-        log.info("room %s opened (epoch %s, %d cells)", notebook_id, epoch[:8],
-                 len(room.nb.cells))  # fmt: skip
+        log.info("room %s opened (epoch %s, %d cells)", notebook_id, epoch[:8], len(room.nb.cells))
         return room
 
     def _on_empty(self, room: NotebookRoom) -> None:
@@ -122,20 +121,21 @@ class RoomRegistry:
         if self.on_evict is not None:
             await self.on_evict(room)
         await room.close()
-        log.info("room %s evicted after %.0f s without peers", notebook_id,
-                 self.keep_alive_secs())  # fmt: skip
+        log.info("room %s evicted after %.0f s without peers", notebook_id, self.keep_alive_secs())
 
     def list(self) -> list[RoomInfo]:
         infos = []
         for room in self.rooms.values():
-            kernel = room.extensions.get("kernel")
-            infos.append(RoomInfo(
-                notebook_id=room.notebook_id,
-                path=room.path,
-                active_peers=len(room.peers),
-                has_kernel=kernel is not None,
-                kernel_status=getattr(kernel, "status", None),
-            ))  # fmt: skip
+            status = getattr(room.extensions.get("kernel"), "status", None)
+            infos.append(
+                RoomInfo(
+                    notebook_id=room.notebook_id,
+                    path=room.path,
+                    active_peers=len(room.peers),
+                    has_kernel=status is not None and status not in ("not_started", "shutdown"),
+                    kernel_status=status,
+                )
+            )
         return infos
 
     async def close_all(self) -> None:

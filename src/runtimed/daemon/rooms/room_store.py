@@ -7,6 +7,7 @@ killed with SIGKILL loses nothing it acknowledged. Compaction writes the whole s
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -51,10 +52,8 @@ class RoomStore:
         except (OSError, ValueError):
             return None
         updates: list[bytes] = []
-        try:
+        with contextlib.suppress(FileNotFoundError):
             updates.append(self.snapshot_path.read_bytes())
-        except FileNotFoundError:
-            pass
         updates.extend(self._read_wal())
         return StoredRoom(meta=meta, updates=[u for u in updates if u])
 

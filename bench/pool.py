@@ -1,0 +1,209 @@
+"""Pool figures in one run: take latency, cold build vs take, start to first pong, idle RSS.
+
+    python bench/pool.py            # full run (200 takes, cold + warm-cache builds)
+    python bench/pool.py --smoke    # quick run for CI, same figures from fewer samples
+
+Everything lives in a temp dir (daemon cache dir and, unless --uv-cache is given, the uv
+cache, so the cold build really is cold); the daemon is stopped and the dir removed at the
+end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+from runtimed.client import DaemonClient
+from runtimed.daemon.pool import UvEnvBuilder
+from runtimed.errors import RuntimedError
+
+TARGETS = {"take_p99_ms": 5.0, "ratio": 300.0, "start_ms": 300.0, "rss_mb": 60.0}
+
+
+def percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered) + 0.5) - 1))
+    return ordered[index]
+
+
+def build_once(prefix: Path) -> float:
+    """Seconds for one env build with the daemon's own builder (uv venv + install)."""
+    started = time.perf_counter()
+    asyncio.run(UvEnvBuilder().build(prefix, "bench", timeout=600))
+    elapsed = time.perf_counter() - started
+    shutil.rmtree(prefix, ignore_errors=True)
+    return elapsed
+
+
+class Daemon:
+    def __init__(self, cache_dir: Path, pool_size: int) -> None:
+        self.cache_dir = cache_dir
+        self.socket = cache_dir / "runtimed.sock"
+        self.argv = [
+            sys.executable,
+            "-m",
+            "runtimed",
+            "run",
+            "--cache-dir",
+            str(cache_dir),
+            "--uv-pool-size",
+            str(pool_size),
+            "--conda-pool-size",
+            "0",
+        ]
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start_to_pong(self) -> float:
+        """Spawn the daemon; seconds until its first pong."""
+        started = time.perf_counter()
+        self.proc = subprocess.Popen(
+            self.argv,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
+        )
+        deadline = started + 30
+        while time.perf_counter() < deadline:
+            try:
+                with DaemonClient(self.socket, timeout=5) as client:
+                    client.ping()
+                return time.perf_counter() - started
+            except (RuntimedError, OSError):
+                if self.proc.poll() is not None:
+                    raise SystemExit(f"daemon exited early ({self.proc.returncode})") from None
+                time.sleep(0.001)
+        raise SystemExit("daemon did not answer ping within 30 s")
+
+    def wait_ready(self, available: int, timeout: float = 600) -> None:
+        deadline = time.monotonic() + timeout
+        with DaemonClient(self.socket) as client:
+            while time.monotonic() < deadline:
+                pool = client.status().pools["uv"]
+                if pool.available >= available and pool.warming == 0:
+                    return
+                if pool.error is not None:
+                    print(f"  (pool error: {pool.error.step}: {pool.error.message[-200:]})")
+                time.sleep(0.05)
+        raise SystemExit("the pool did not fill in time")
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        try:
+            with DaemonClient(self.socket, timeout=10) as client:
+                client.shutdown()
+            self.proc.wait(timeout=30)
+        except (RuntimedError, OSError, subprocess.TimeoutExpired):
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+
+def take_latencies(socket: Path, n: int) -> tuple[list[float], int]:
+    """Take and return ``n`` times on one connection; take latencies in ms, builds started."""
+    latencies = []
+    with DaemonClient(socket) as client:
+        client.ping()  # connect outside the timed region
+        for _ in range(n):
+            started = time.perf_counter()
+            env = client.take("uv", timeout=30)
+            latencies.append((time.perf_counter() - started) * 1000)
+            assert env is not None, "the warm pool ran dry"
+            client.return_env(env.venv_path)
+        warming = client.status().pools["uv"].warming
+    return latencies, warming
+
+
+def verdict(ok: bool) -> str:
+    return "ok" if ok else "MISSED"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--smoke", action="store_true", help="quick run for CI")
+    parser.add_argument("--takes", type=int, default=None, help="takes to time (default 200)")
+    parser.add_argument("--uv-cache", help="use this uv cache instead of a fresh temp one")
+    args = parser.parse_args()
+    n_takes = args.takes or (20 if args.smoke else 200)
+    n_starts = 3 if args.smoke else 5
+
+    tmp = Path(tempfile.mkdtemp(prefix="runtimed-bench-"))
+    os.environ["UV_CACHE_DIR"] = args.uv_cache or str(tmp / "uv-cache")
+    os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")
+    os.environ.pop("RUNTIMED_SOCKET_PATH", None)
+    daemons: list[Daemon] = []
+    try:
+        print(
+            f"runtimed pool bench ({'smoke' if args.smoke else 'full'}), python "
+            f"{sys.version.split()[0]}, {os.cpu_count()} cpus"
+        )
+
+        # 1. cold build: the daemon's builder on an empty uv cache (unless --uv-cache)
+        cold = build_once(tmp / "envs-bench" / "cold")
+        warm_build = cold if args.smoke else build_once(tmp / "envs-bench" / "warm")
+
+        # 2. start to first pong (median of several fresh daemons, no pools)
+        starts = []
+        for i in range(n_starts):
+            d = Daemon(tmp / f"start-{i}", 0)
+            daemons.append(d)
+            starts.append(d.start_to_pong())
+            d.stop()
+        start_ms = statistics.median(starts) * 1000
+
+        # 3. a warm pool: take latency over n takes, each env returned at once
+        d = Daemon(tmp / "cache", 1)
+        daemons.append(d)
+        d.start_to_pong()
+        d.wait_ready(1)
+        latencies, warming = take_latencies(d.socket, n_takes)
+        p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
+
+        # 4. idle RSS of the daemon holding a warm pool
+        d.wait_ready(1)
+        time.sleep(0.5)  # let it settle into idle
+        assert d.proc is not None
+        rss_mb = psutil.Process(d.proc.pid).memory_info().rss / 2**20
+        d.stop()
+    finally:
+        for d in daemons:
+            d.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    ratio = cold / (p50 / 1000)
+    warm_ratio = warm_build / (p50 / 1000)
+    print(
+        f"take latency ({n_takes} takes, warm pool): p50 {p50:.2f} ms, p99 {p99:.2f} ms, "
+        f"max {max(latencies):.2f} ms   [target p99 < {TARGETS['take_p99_ms']:.0f} ms: "
+        f"{verdict(p99 < TARGETS['take_p99_ms'])}]"
+    )
+    print(f"builds left running after the take/return loop: {warming}")
+    print(
+        f"cold build of one env: {cold:.2f} s; vs take p50: {ratio:,.0f}x   "
+        f"[target > {TARGETS['ratio']:.0f}x: {verdict(ratio > TARGETS['ratio'])}]"
+    )
+    if not args.smoke:
+        print(f"build with a warm uv cache: {warm_build:.2f} s; vs take p50: {warm_ratio:,.0f}x")
+    print(
+        f"daemon start to first pong: {start_ms:.0f} ms (median of {n_starts})   "
+        f"[target < {TARGETS['start_ms']:.0f} ms: {verdict(start_ms < TARGETS['start_ms'])}]"
+    )
+    print(
+        f"idle daemon RSS: {rss_mb:.1f} MB   "
+        f"[target < {TARGETS['rss_mb']:.0f} MB: {verdict(rss_mb < TARGETS['rss_mb'])}]"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

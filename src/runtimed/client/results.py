@@ -1,0 +1,100 @@
+"""What an execution gives back: ExecutionResult, its Outputs, and the error if any."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from runtimed.documents.notebook import Cell
+
+
+@dataclass(frozen=True)
+class Output:
+    """One nbformat output of a cell."""
+
+    output_type: str
+    name: str | None = None  # stream: stdout / stderr
+    text: str | None = None  # stream text
+    data: dict[str, Any] = field(default_factory=dict)  # display_data / execute_result
+    metadata: dict[str, Any] = field(default_factory=dict)
+    ename: str | None = None  # error
+    evalue: str | None = None
+    traceback: list[str] = field(default_factory=list)
+    execution_count: int | None = None
+
+    @classmethod
+    def from_nbformat(cls, output: dict[str, Any]) -> Output:
+        text = output.get("text")
+        return cls(
+            output_type=str(output.get("output_type", "")),
+            name=output.get("name"),
+            text="".join(text) if isinstance(text, list) else text,
+            data=dict(output.get("data") or {}),
+            metadata=dict(output.get("metadata") or {}),
+            ename=output.get("ename"),
+            evalue=output.get("evalue"),
+            traceback=list(output.get("traceback") or []),
+            execution_count=output.get("execution_count"),
+        )
+
+
+@dataclass(frozen=True)
+class ExecutionError:
+    ename: str
+    evalue: str
+    traceback: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return f"{self.ename}: {self.evalue}"
+
+
+@dataclass(frozen=True)
+class ExecutionResult:
+    """The outcome of one cell execution, read from the shared document."""
+
+    cell_id: str
+    execution_id: str
+    status: str  # done, error or cancelled
+    success: bool
+    execution_count: int | None
+    outputs: list[Output]
+    message: str | None = None  # why an execution failed or was cancelled
+
+    @classmethod
+    def from_cell(cls, cell: Cell, record: dict[str, Any]) -> ExecutionResult:
+        return cls(
+            cell_id=cell.id,
+            execution_id=str(record.get("execution_id")),
+            status=str(record.get("status")),
+            success=bool(record.get("success")),
+            execution_count=record.get("execution_count") or cell.execution_count,
+            outputs=[Output.from_nbformat(o) for o in cell.outputs],
+            message=record.get("error"),
+        )
+
+    def _stream(self, name: str) -> str:
+        return "".join(
+            o.text or "" for o in self.outputs if o.output_type == "stream" and o.name == name
+        )
+
+    @property
+    def stdout(self) -> str:
+        return self._stream("stdout")
+
+    @property
+    def stderr(self) -> str:
+        return self._stream("stderr")
+
+    @property
+    def display_data(self) -> list[Output]:
+        """display_data and execute_result outputs, in order."""
+        return [o for o in self.outputs if o.output_type in ("display_data", "execute_result")]
+
+    @property
+    def error(self) -> ExecutionError | None:
+        for o in self.outputs:
+            if o.output_type == "error":
+                return ExecutionError(o.ename or "", o.evalue or "", o.traceback)
+        if not self.success and self.message:
+            return ExecutionError(self.status.capitalize(), self.message)
+        return None

@@ -1,0 +1,117 @@
+"""One execute_request in flight: its IOPub messages in order, then its reply."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Message = dict[str, Any]
+"""A jupyter_client message dict (``header``, ``parent_header``, ``msg_type``, ``content``)."""
+
+MessageCallback = Callable[[Message], object]
+
+
+@dataclass(frozen=True)
+class ExecuteReply:
+    """The kernel's ``execute_reply``. ``status`` is ``ok``, ``error`` or ``aborted``."""
+
+    msg_id: str
+    status: Literal["ok", "error", "aborted"]
+    execution_count: int | None = None
+    ename: str | None = None
+    evalue: str | None = None
+    traceback: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def success(self) -> bool:
+        """True when the cell ran without raising."""
+        return self.status == "ok"
+
+    @classmethod
+    def from_message(cls, msg: Mapping[str, Any]) -> ExecuteReply:
+        """Build from an ``execute_reply`` message dict."""
+        content = msg.get("content") or {}
+        status = content.get("status", "error")
+        count = content.get("execution_count")
+        return cls(
+            msg_id=str(msg.get("parent_header", {}).get("msg_id", "")),
+            status=status if status in ("ok", "error", "aborted") else "error",
+            execution_count=int(count) if count is not None else None,
+            ename=content.get("ename"),
+            evalue=content.get("evalue"),
+            traceback=tuple(content.get("traceback") or ()),
+        )
+
+
+@dataclass(frozen=True)
+class CompleteResult:
+    """A ``complete_reply``: replace ``code[cursor_start:cursor_end]`` with one of ``matches``."""
+
+    matches: tuple[str, ...]
+    cursor_start: int
+    cursor_end: int
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+
+class _End:
+    pass
+
+
+_END = _End()
+
+
+class Execution:
+    """Handle on one execution. Iterate it for IOPub messages; ``await reply()`` after.
+
+    Iteration ends after the kernel reports ``idle`` for this request. If the kernel dies,
+    is restarted or shut down first, iteration raises KernelDiedError /
+    ExecutionAbortedError after yielding every message that did arrive.
+    Iterate once: messages are consumed.
+    """
+
+    def __init__(self, msg_id: str, reply: asyncio.Future[Message]) -> None:
+        self.msg_id = msg_id
+        self._reply = reply
+        self._queue: asyncio.Queue[Message | _End | BaseException] = asyncio.Queue()
+        self.done = False
+
+    def push(self, msg: Message) -> None:
+        """Router side: one IOPub message for this execution."""
+        self._queue.put_nowait(msg)
+
+    def finish(self) -> None:
+        """Router side: the kernel went idle for this execution."""
+        if not self.done:
+            self.done = True
+            self._queue.put_nowait(_END)
+
+    def fail(self, error: BaseException) -> None:
+        """Router side: the execution cannot complete."""
+        if not self.done:
+            self.done = True
+            self._queue.put_nowait(error)
+        if not self._reply.done():
+            self._reply.set_exception(error)
+            self._reply.exception()  # mark retrieved: callers may only iterate
+
+    async def __aiter__(self) -> AsyncIterator[Message]:
+        while True:
+            item = await self._queue.get()
+            if isinstance(item, _End):
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    async def reply(self) -> ExecuteReply:
+        """The ``execute_reply`` (raises the same errors as iteration)."""
+        return ExecuteReply.from_message(await self._reply)
+
+    async def wait(self, on_message: MessageCallback | None = None) -> ExecuteReply:
+        """Feed every IOPub message to ``on_message`` until idle, then return the reply."""
+        async for msg in self:
+            if on_message is not None:
+                on_message(msg)
+        return await self.reply()

@@ -1,0 +1,76 @@
+"""Terminal emulation for stream text: ``\\r`` rewrites the line, ``\\b`` deletes a character.
+
+Pure and incremental: chunks are fed one at a time and the rendered text is available at
+any point. ANSI escape sequences are kept intact and never split by ``\\b``.
+"""
+
+from __future__ import annotations
+
+import re
+
+_TOKEN = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|[\r\n\b]|[^\x1b\r\n\b]+|\x1b"
+)
+
+
+def _is_escape(token: str) -> bool:
+    return token.startswith("\x1b")
+
+
+class TerminalBuffer:
+    """Text as a notebook front end shows it after ``\\r`` and ``\\b`` are applied.
+
+    Semantics follow Jupyter front ends: ``\\r`` followed by anything but ``\\n`` clears the
+    current line (a progress bar redraws it), ``\\r\\n`` is a newline, ``\\b`` deletes the
+    last printable character of the current line. A trailing ``\\r`` is remembered, so the
+    next chunk overwrites the line.
+    """
+
+    def __init__(self) -> None:
+        self._done: list[str] = []
+        self._line: list[str] = []
+        self._pending_cr = False
+        self._cache: str | None = None
+
+    def feed(self, text: str) -> None:
+        """Apply one chunk of stream text."""
+        self._cache = None
+        for token in _TOKEN.findall(text):
+            self._feed_token(token)
+
+    def _feed_token(self, token: str) -> None:
+        if token == "\r":
+            self._pending_cr = True
+            return
+        if self._pending_cr:
+            self._pending_cr = False
+            if token != "\n":
+                self._line.clear()
+        if token == "\n":
+            self._line.append("\n")
+            self._done.append("".join(self._line))
+            self._line.clear()
+        elif token == "\b":
+            self._backspace()
+        else:
+            self._line.append(token)
+
+    def _backspace(self) -> None:
+        for i in range(len(self._line) - 1, -1, -1):
+            token = self._line[i]
+            if _is_escape(token):
+                continue
+            if len(token) > 1:
+                self._line[i] = token[:-1]
+            else:
+                del self._line[i]
+            return
+
+    @property
+    def text(self) -> str:
+        """The rendered text so far (a pending ``\\r`` is not shown)."""
+        if self._cache is None:
+            if len(self._done) > 1:
+                self._done = ["".join(self._done)]
+            self._cache = "".join(self._done) + "".join(self._line)
+        return self._cache

@@ -1,0 +1,475 @@
+"""RoomKernel: the one kernel of a room, its FIFO queue, and outputs written into the
+room's notebook document.
+
+Execution is document-first: a cell is queued by id, its source is read from the
+document when it starts, and every output goes back into the document (coalesced into
+one transaction every few ms) so that every peer sees the same thing. Kernel state, the
+queue and one record per execution live in the room's runtime document.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import logging
+import time
+import uuid
+from collections import deque
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pycrdt import Array
+
+from runtimed.daemon.kernels import (
+    ExecutionAbortedError,
+    KernelConfig,
+    KernelDiedError,
+    KernelError,
+    KernelLifecycle,
+    KernelSession,
+    KernelState,
+    OutputChange,
+    OutputStore,
+)
+from runtimed.daemon.rooms.room_store import room_key
+from runtimed.documents.runtime import RuntimeDoc
+from runtimed.errors import RuntimedError
+
+if TYPE_CHECKING:
+    from runtimed.daemon.env_resolver import EnvResolver, ResolvedEnv
+    from runtimed.daemon.rooms.notebook_room import NotebookRoom
+    from runtimed.paths import RuntimePaths
+
+log = logging.getLogger(__name__)
+
+FLUSH_DELAY_SECS = 0.005
+SUPPORTED_LANGUAGES = ("python",)
+
+
+@dataclass(frozen=True)
+class ExecutionRecord:
+    """One run of one cell, as stored in the runtime document."""
+
+    execution_id: str
+    cell_id: str
+    status: str = "queued"
+    execution_count: int | None = None
+    success: bool | None = None
+    queued_at: float = 0.0
+    started_at: float | None = None
+    ended_at: float | None = None
+    error: str | None = None
+    batch: str | None = None
+
+
+class RoomKernel:
+    """The kernel of one room. Created on the first kernel request of the room."""
+
+    def __init__(self, room: NotebookRoom, resolver: EnvResolver, paths: RuntimePaths) -> None:
+        self.room = room
+        self.resolver = resolver
+        self.paths = paths
+        self.runtime = RuntimeDoc(room.runtime)
+        self.session: KernelSession | None = None
+        self.resolved: ResolvedEnv | None = None
+        self.store = OutputStore()
+        self._queue: deque[ExecutionRecord] = deque()
+        self._current: ExecutionRecord | None = None
+        self._records: dict[str, ExecutionRecord] = {}
+        self._msg_cells: dict[str, str] = {}
+        self._wake = asyncio.Event()
+        self._launch_lock = asyncio.Lock()
+        self._worker: asyncio.Task[None] | None = None
+        self._dirty: dict[str, set[int]] = {}
+        self._flush_handle: asyncio.TimerHandle | None = None
+        self._closed = False
+        self.runtime.set_kernel(
+            lifecycle="not_started",
+            activity="idle",
+            env_source=None,
+            name=None,
+            language=None,
+            error=None,
+        )
+        self.runtime.set_queue(None, [])
+
+    # --- state -------------------------------------------------------------------------
+
+    @property
+    def lifecycle(self) -> str:
+        return str(self.runtime.kernel().get("lifecycle", "not_started"))
+
+    @property
+    def status(self) -> str:
+        """For `list_rooms`: lifecycle, plus activity while running."""
+        kernel = self.runtime.kernel()
+        lifecycle = kernel.get("lifecycle", "not_started")
+        return f"{lifecycle}/{kernel.get('activity')}" if lifecycle == "running" else lifecycle
+
+    def info(self) -> dict[str, Any]:
+        kernel = self.runtime.kernel()
+        env = self.resolved.env if self.resolved else None
+        return {
+            **kernel,
+            "python_path": env.python_path if env else None,
+            "pid": self.session.pid if self.session else None,
+        }
+
+    def _on_state(self, state: KernelState) -> None:
+        self.runtime.set_kernel(
+            lifecycle=state.lifecycle.value, activity=state.activity, error=state.error
+        )
+
+    # --- launch ------------------------------------------------------------------------
+
+    def _running(self) -> bool:
+        return self.session is not None and self.session.lifecycle in (
+            KernelLifecycle.RUNNING,
+            KernelLifecycle.LAUNCHING,
+            KernelLifecycle.RESTARTING,
+        )
+
+    async def launch(
+        self,
+        kernel_type: str = "python",
+        env_source: str = "auto",
+        notebook_path: str | None = None,
+    ) -> dict[str, Any]:
+        """Start the kernel (a no-op reporting the running one when it already runs)."""
+        async with self._launch_lock:
+            if self._running():
+                return self.info()
+            language = self._language(kernel_type)
+            self.runtime.set_kernel(
+                lifecycle="preparing_env",
+                activity="unknown",
+                env_source=env_source,
+                language=language,
+                error=None,
+            )
+            try:
+                resolved = await self.resolver.resolve(
+                    env_source, self.room.nb.metadata(), notebook_path or self.room.path
+                )
+            except RuntimedError as exc:
+                self.runtime.set_kernel(lifecycle="dead", error=exc.message)
+                raise
+            self.resolved = resolved
+            self.runtime.set_kernel(
+                lifecycle="launching",
+                env_source=resolved.env_source,
+                name=f"{language} ({resolved.env_source})",
+            )
+            session = KernelSession(self._kernel_config(resolved), on_unrouted=self._on_unrouted)
+            session.add_listener(self._on_state)
+            try:
+                await session.start()
+            except KernelError as exc:
+                self.runtime.set_kernel(lifecycle="dead", error=exc.message)
+                await self._release_env()
+                raise
+            self.session = session
+            self._ensure_worker()
+            log.info(
+                "kernel for %s running (%s, pid %s)",
+                self.room.notebook_id,
+                resolved.env_source,
+                session.pid,
+            )
+            return self.info()
+
+    def _language(self, kernel_type: str) -> str:
+        metadata = self.room.nb.metadata()
+        declared = (metadata.get("kernelspec") or {}).get("language") or (
+            metadata.get("language_info") or {}
+        ).get("name")
+        for language in (kernel_type, declared):
+            if language and str(language).lower() not in SUPPORTED_LANGUAGES:
+                raise RuntimedError(
+                    f"unknown kernel language {language!r}: runtimed runs python kernels",
+                    "unsupported_language",
+                )
+        return "python"
+
+    def _kernel_config(self, resolved: ResolvedEnv) -> KernelConfig:
+        if self.room.path:
+            cwd = Path(self.room.path).parent
+        else:
+            cwd = self.paths.cache_dir / "untitled" / room_key(self.room.notebook_id)
+        cwd.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return KernelConfig.for_env(
+            resolved.env,
+            cwd=cwd,
+            runtime_dir=self.paths.cache_dir / "kernels",
+            ipython_dir=self.paths.cache_dir / "ipython",
+        )
+
+    # --- queue -------------------------------------------------------------------------
+
+    def enqueue(self, cell_id: str, batch: str | None = None) -> str:
+        """Queue a cell; a cell already waiting in the queue keeps its execution id."""
+        cell = self.room.nb.get_cell(cell_id)  # raises "not found"
+        if cell.cell_type != "code":
+            raise RuntimedError(f"cell {cell_id} is a {cell.cell_type} cell, not code", "not_code")
+        for queued in self._queue:
+            if queued.cell_id == cell_id:
+                return queued.execution_id
+        record = ExecutionRecord(
+            f"exec-{uuid.uuid4().hex[:16]}", cell_id, queued_at=time.time(), batch=batch
+        )
+        self._queue.append(record)
+        self._save(record)
+        self._publish_queue()
+        self._ensure_worker()
+        self._wake.set()
+        return record.execution_id
+
+    def enqueue_all(self) -> list[str]:
+        """Queue every code cell in order; an error cancels the rest of this batch."""
+        batch = f"batch-{uuid.uuid4().hex[:8]}"
+        return [
+            self.enqueue(cell.id, batch)
+            for cell in self.room.nb.get_cells()
+            if cell.cell_type == "code"
+        ]
+
+    def _ensure_worker(self) -> None:
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.create_task(self._work(), name=f"queue-{self.room.notebook_id}")
+
+    async def _work(self) -> None:
+        while not self._closed:
+            if not self._queue:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            record = self._queue.popleft()
+            self._current = record
+            try:
+                await self._run(record)
+            except Exception:  # one bad execution must not stop the queue
+                log.exception("execution %s failed unexpectedly", record.execution_id)
+                self._finish(record, "error", error="internal error (see runtimed.log)")
+            finally:
+                self._current = None
+                self._publish_queue()
+
+    async def _run(self, record: ExecutionRecord) -> None:
+        if self.session is None or self.session.lifecycle in (
+            KernelLifecycle.NOT_STARTED,
+            KernelLifecycle.SHUTDOWN,
+        ):
+            try:
+                await self.launch()
+            except RuntimedError as exc:
+                self._finish(record, "error", error=f"the kernel could not start: {exc.message}")
+                return
+        session = self.session
+        assert session is not None
+        if session.lifecycle is not KernelLifecycle.RUNNING:
+            self._finish(
+                record,
+                "error",
+                error=f"the kernel is {session.lifecycle.value}; restart it with restart_kernel()",
+            )
+            return
+        try:
+            source = self.room.nb.get_source(record.cell_id)
+        except RuntimedError:
+            self._finish(record, "cancelled", error="the cell was deleted before it ran")
+            return
+        record = self._save(replace(record, status="running", started_at=time.time()))
+        self._publish_queue(executing=record.execution_id)
+        self._apply_changes(self.store.begin(record.cell_id))
+        self._set_execution_count(record.cell_id, None)
+        self._flush()
+        try:
+            execution = session.submit(source)
+            self._msg_cells[execution.msg_id] = record.cell_id
+            reply = await execution.wait(lambda msg: self._on_message(record.cell_id, msg))
+        except KernelDiedError as exc:
+            self._kernel_died(record, exc)
+            return
+        except ExecutionAbortedError as exc:
+            self._finish(record, "cancelled", error=exc.message)
+            return
+        except KernelError as exc:
+            self._finish(record, "error", error=exc.message)
+            return
+        count = reply.execution_count or self.store.cell(record.cell_id).execution_count
+        self._set_execution_count(record.cell_id, count)
+        status = "done" if reply.success else "error"
+        error = f"{reply.ename}: {reply.evalue}" if not reply.success else None
+        self._finish(record, status, execution_count=count, success=reply.success, error=error)
+        if not reply.success and record.batch:
+            self._cancel_queued(batch=record.batch, reason="an earlier cell of run-all failed")
+
+    def _kernel_died(self, record: ExecutionRecord, exc: KernelDiedError) -> None:
+        message = (
+            f"the kernel died while running this cell (exit code {exc.exit_code}); "
+            "restart it with restart_kernel()"
+        )
+        error_output = {
+            "output_type": "error",
+            "ename": "KernelDied",
+            "evalue": message,
+            "traceback": [message],
+        }
+        self._apply_changes(self.store.cell(record.cell_id).add(error_output))
+        self._finish(record, "error", success=False, error=message)
+        self._cancel_queued(reason="the kernel died")
+
+    def _finish(self, record: ExecutionRecord, status: str, **fields: Any) -> None:
+        self._flush()  # outputs reach peers before the record says done
+        success = fields.pop("success", status == "done")
+        final = self._save(
+            replace(record, status=status, success=success, ended_at=time.time(), **fields)
+        )
+        self.room.broadcast_event({"event": "execution_done", **asdict(final)})
+
+    def _cancel_queued(self, batch: str | None = None, reason: str = "cancelled") -> int:
+        keep: deque[ExecutionRecord] = deque()
+        cancelled = 0
+        while self._queue:
+            record = self._queue.popleft()
+            if batch is not None and record.batch != batch:
+                keep.append(record)
+                continue
+            cancelled += 1
+            self._finish(record, "cancelled", success=False, error=reason)
+        self._queue = keep
+        self._publish_queue()
+        return cancelled
+
+    def _save(self, record: ExecutionRecord) -> ExecutionRecord:
+        self._records[record.execution_id] = record
+        self.runtime.set_execution(
+            record.execution_id, {k: v for k, v in asdict(record).items() if k != "execution_id"}
+        )
+        return record
+
+    def _publish_queue(self, executing: str | None = None) -> None:
+        current = executing or (self._current.execution_id if self._current else None)
+        if current is not None and self._records[current].status != "running":
+            current = None
+        self.runtime.set_queue(current, [r.execution_id for r in self._queue])
+
+    def record(self, execution_id: str) -> ExecutionRecord | None:
+        return self._records.get(execution_id)
+
+    # --- outputs -----------------------------------------------------------------------
+
+    def _on_message(self, cell_id: str, msg: dict[str, Any]) -> None:
+        self._apply_changes(self.store.apply(cell_id, msg))
+
+    def _on_unrouted(self, msg: dict[str, Any]) -> None:
+        parent = (msg.get("parent_header") or {}).get("msg_id")
+        cell_id = self._msg_cells.get(str(parent))
+        if cell_id is not None:
+            self._apply_changes(self.store.apply(cell_id, msg))
+
+    def _apply_changes(self, changes: list[OutputChange]) -> None:
+        for change in changes:
+            dirty = self._dirty.setdefault(change.cell_id, set())
+            dirty.add(-1 if change.kind == "clear" else change.index)
+        if changes and self._flush_handle is None:
+            loop = asyncio.get_running_loop()
+            self._flush_handle = loop.call_later(FLUSH_DELAY_SECS, self._flush)
+
+    def _flush(self) -> None:
+        """Write pending output changes into the document: one transaction for all cells."""
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        dirty, self._dirty = self._dirty, {}
+        if not dirty:
+            return
+        with self.room.nb.doc.transaction():
+            for cell_id, indexes in dirty.items():
+                self._write_outputs(cell_id, indexes)
+
+    def _write_outputs(self, cell_id: str, indexes: set[int]) -> None:
+        try:
+            ycell = self.room.nb.ycell(cell_id)
+        except RuntimedError:
+            return  # deleted while running
+        array = ycell.get("outputs")
+        if not isinstance(array, Array):
+            ycell["outputs"] = array = Array()
+        outputs = self.store.outputs(cell_id)
+        have = len(array)
+        if -1 in indexes or len(outputs) < have:
+            array.clear()
+            array.extend([copy.deepcopy(o) for o in outputs])
+            return
+        for index in sorted(i for i in indexes if i < have):
+            array[index] = copy.deepcopy(outputs[index])
+        if len(outputs) > have:
+            array.extend([copy.deepcopy(o) for o in outputs[have:]])
+
+    def _set_execution_count(self, cell_id: str, count: int | None) -> None:
+        with contextlib.suppress(RuntimedError):
+            self.room.nb.ycell(cell_id)["execution_count"] = count
+
+    def clear_outputs(self, cell_id: str) -> None:
+        self.room.nb.get_cell(cell_id)  # raises "not found"
+        self._apply_changes(self.store.clear(cell_id) or [OutputChange(cell_id, "clear")])
+        self._flush()
+
+    # --- control -----------------------------------------------------------------------
+
+    def _require_session(self) -> KernelSession:
+        if self.session is None or self.session.lifecycle is KernelLifecycle.SHUTDOWN:
+            raise RuntimedError(
+                "no kernel is running in this notebook; start one with start_kernel()", "no_kernel"
+            )
+        return self.session
+
+    async def interrupt(self) -> int:
+        """Interrupt the running cell and clear the queue; returns how many were cancelled."""
+        session = self._require_session()
+        cancelled = self._cancel_queued(reason="interrupted")
+        await session.interrupt()
+        return cancelled
+
+    async def restart(self) -> dict[str, Any]:
+        session = self._require_session()
+        self._cancel_queued(reason="the kernel restarted")
+        await session.restart()
+        self._ensure_worker()
+        return self.info()
+
+    async def complete(self, code: str, cursor_pos: int) -> dict[str, Any]:
+        result = await self._require_session().complete(code, cursor_pos)
+        return {
+            "matches": list(result.matches),
+            "cursor_start": result.cursor_start,
+            "cursor_end": result.cursor_end,
+            "metadata": dict(result.metadata),
+        }
+
+    async def shutdown(self) -> None:
+        """Stop the kernel and give its env back (pool envs are deleted)."""
+        self._cancel_queued(reason="the kernel was shut down")
+        session, self.session = self.session, None
+        if session is not None:
+            await session.shutdown()
+        await self._release_env()
+        self.runtime.set_kernel(lifecycle="shutdown", activity="idle")
+
+    async def _release_env(self) -> None:
+        resolved, self.resolved = self.resolved, None
+        if resolved is not None:
+            await self.resolver.release(resolved)
+
+    async def close(self) -> None:
+        """The room is going away: stop the queue, the kernel, and release the env."""
+        self._closed = True
+        self._wake.set()
+        if self._worker is not None:
+            self._worker.cancel()
+            with contextlib.suppress(BaseException):
+                await self._worker
+        await self.shutdown()

@@ -1,0 +1,53 @@
+"""The runtime document: kernel state, queue and execution records, written only by the
+daemon and synced read-only to every peer of a room."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pycrdt import Doc, Map
+
+from runtimed.documents.notebook import _ints
+
+EXECUTION_STATUSES = ("queued", "running", "done", "error", "cancelled")
+FINAL_STATUSES = ("done", "error", "cancelled")
+
+
+class RuntimeDoc:
+    """``kernel {lifecycle, activity, env_source, name, language, error}``,
+    ``queue {executing, queued}``, ``executions {id: {cell_id, status, execution_count,
+    success, started_at, ended_at}}``."""
+
+    def __init__(self, doc: Doc[Any] | None = None) -> None:
+        self.doc = doc if doc is not None else Doc()
+        self.kernel_map: Map[Any] = self.doc.get("kernel", type=Map)
+        self.queue_map: Map[Any] = self.doc.get("queue", type=Map)
+        self.executions_map: Map[Any] = self.doc.get("executions", type=Map)
+
+    # --- daemon side ----------------------------------------------------------------
+
+    def set_kernel(self, **fields: Any) -> None:
+        with self.doc.transaction():
+            for key, value in fields.items():
+                if self.kernel_map.get(key) != value:
+                    self.kernel_map[key] = value
+
+    def set_queue(self, executing: str | None, queued: list[str]) -> None:
+        with self.doc.transaction():
+            self.queue_map["executing"] = executing
+            self.queue_map["queued"] = list(queued)
+
+    def set_execution(self, execution_id: str, record: dict[str, Any]) -> None:
+        self.executions_map[execution_id] = dict(record)
+
+    # --- reading --------------------------------------------------------------------
+
+    def kernel(self) -> dict[str, Any]:
+        return dict(_ints(self.kernel_map.to_py()) or {})
+
+    def queue(self) -> dict[str, Any]:
+        return dict(_ints(self.queue_map.to_py()) or {})
+
+    def execution(self, execution_id: str) -> dict[str, Any] | None:
+        value = self.executions_map.get(execution_id)
+        return dict(_ints(value)) if isinstance(value, dict) else None
