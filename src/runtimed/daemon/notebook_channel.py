@@ -47,7 +47,7 @@ class NotebookChannel:
             log.info("closing %s: %s", peer, exc.message)
             event = {"event": "error", "message": exc.message, "code": exc.code}
             peer.send(FrameType.EVENT, pack_json(FrameType.EVENT, event)[1:])
-            await stream.writer.drain()
+            await peer.drain()
         finally:
             room.leave(peer)
 

@@ -160,7 +160,7 @@ class SettingsService:
         except ProtocolError as exc:
             event = {"event": "error", "message": exc.message, "code": exc.code}
             peer.send(FrameType.EVENT, pack_json(FrameType.EVENT, event)[1:])
-            await stream.writer.drain()
+            await peer.drain()
         finally:
             self._peers.pop(peer.id, None)
 

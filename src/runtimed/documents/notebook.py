@@ -65,6 +65,44 @@ class NotebookDoc:
         self.cells: Array[Any] = self.doc.get("cells", type=Array)
         self.meta: Map[Any] = self.doc.get("meta", type=Map)
         self.state: Map[Any] = self.doc.get("state", type=Map)
+        # id -> index, rebuilt after structural changes only (text edits do not touch it):
+        # lookups by id are hot (every execution does several) and pycrdt access is slow.
+        self._index: dict[str, int] | None = None
+        self._duplicates: list[int] = []
+        self.cells.observe(self._on_cells_changed)
+
+    def _on_cells_changed(self, event: Any) -> None:
+        delta = event.delta
+        if (
+            self._index is not None
+            and len(delta) <= 2
+            and "insert" in delta[-1]
+            and (len(delta) == 1 or "retain" in delta[0])
+        ):
+            start = delta[0]["retain"] if len(delta) == 2 else 0
+            inserted = delta[-1]["insert"]
+            if start + len(inserted) == len(self.cells):  # appended at the end: extend
+                for offset, cell in enumerate(inserted):
+                    cid = str(cell.get("id"))
+                    if cid in self._index:
+                        self._duplicates.append(start + offset)
+                    else:
+                        self._index[cid] = start + offset
+                return
+        self._index = None
+
+    def _ensure_index(self) -> dict[str, int]:
+        if self._index is None:
+            index: dict[str, int] = {}
+            duplicates = []
+            for i, cell in enumerate(self.cells):
+                cid = str(cell.get("id"))
+                if cid in index:
+                    duplicates.append(i)
+                else:
+                    index[cid] = i
+            self._index, self._duplicates = index, duplicates
+        return self._index
 
     # --- reading --------------------------------------------------------------------
 
@@ -72,10 +110,10 @@ class NotebookDoc:
         return [str(c.get("id")) for c in self.cells]
 
     def index_of(self, cell_id: str) -> int:
-        for i, cell in enumerate(self.cells):
-            if cell.get("id") == cell_id:
-                return i
-        raise RuntimedError(f"cell {cell_id!r} not found in this notebook", "not_found")
+        index = self._ensure_index().get(cell_id)
+        if index is None:
+            raise RuntimedError(f"cell {cell_id!r} not found in this notebook", "not_found")
+        return index
 
     def ycell(self, cell_id: str) -> Map[Any]:
         cell: Map[Any] = self.cells[self.index_of(cell_id)]
@@ -230,13 +268,8 @@ class NotebookDoc:
 
     def remove_duplicate_cells(self) -> int:
         """Delete later cells whose id repeats an earlier one; returns how many."""
-        seen: set[str] = set()
-        doomed: list[int] = []
-        for i, cell in enumerate(self.cells):
-            cid = str(cell.get("id"))
-            if cid in seen:
-                doomed.append(i)
-            seen.add(cid)
+        self._ensure_index()
+        doomed = list(self._duplicates)
         if doomed:
             with self.doc.transaction():
                 for i in reversed(doomed):
