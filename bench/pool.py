@@ -14,9 +14,7 @@ import argparse
 import asyncio
 import os
 import shutil
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,17 +22,11 @@ from pathlib import Path
 
 import psutil
 
+from harness import BenchDaemon, percentile, verdict
 from runtimed.client import DaemonClient
 from runtimed.daemon.pool import UvEnvBuilder
-from runtimed.errors import RuntimedError
 
 TARGETS = {"take_p99_ms": 5.0, "ratio": 300.0, "start_ms": 300.0, "rss_mb": 60.0}
-
-
-def percentile(values: list[float], pct: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered) + 0.5) - 1))
-    return ordered[index]
 
 
 def build_once(prefix: Path) -> float:
@@ -44,69 +36,6 @@ def build_once(prefix: Path) -> float:
     elapsed = time.perf_counter() - started
     shutil.rmtree(prefix, ignore_errors=True)
     return elapsed
-
-
-class Daemon:
-    def __init__(self, cache_dir: Path, pool_size: int) -> None:
-        self.cache_dir = cache_dir
-        self.socket = cache_dir / "runtimed.sock"
-        self.argv = [
-            sys.executable,
-            "-m",
-            "runtimed",
-            "run",
-            "--cache-dir",
-            str(cache_dir),
-            "--uv-pool-size",
-            str(pool_size),
-            "--conda-pool-size",
-            "0",
-        ]
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start_to_pong(self) -> float:
-        """Spawn the daemon; seconds until its first pong."""
-        started = time.perf_counter()
-        self.proc = subprocess.Popen(
-            self.argv,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            stdin=subprocess.DEVNULL,
-        )
-        deadline = started + 30
-        while time.perf_counter() < deadline:
-            try:
-                with DaemonClient(self.socket, timeout=5) as client:
-                    client.ping()
-                return time.perf_counter() - started
-            except (RuntimedError, OSError):
-                if self.proc.poll() is not None:
-                    raise SystemExit(f"daemon exited early ({self.proc.returncode})") from None
-                time.sleep(0.001)
-        raise SystemExit("daemon did not answer ping within 30 s")
-
-    def wait_ready(self, available: int, timeout: float = 600) -> None:
-        deadline = time.monotonic() + timeout
-        with DaemonClient(self.socket) as client:
-            while time.monotonic() < deadline:
-                pool = client.status().pools["uv"]
-                if pool.available >= available and pool.warming == 0:
-                    return
-                if pool.error is not None:
-                    print(f"  (pool error: {pool.error.step}: {pool.error.message[-200:]})")
-                time.sleep(0.05)
-        raise SystemExit("the pool did not fill in time")
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        try:
-            with DaemonClient(self.socket, timeout=10) as client:
-                client.shutdown()
-            self.proc.wait(timeout=30)
-        except (RuntimedError, OSError, subprocess.TimeoutExpired):
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(timeout=10)
 
 
 def take_latencies(socket: Path, n: int) -> tuple[list[float], int]:
@@ -124,10 +53,6 @@ def take_latencies(socket: Path, n: int) -> tuple[list[float], int]:
     return latencies, warming
 
 
-def verdict(ok: bool) -> str:
-    return "ok" if ok else "MISSED"
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--smoke", action="store_true", help="quick run for CI")
@@ -141,7 +66,7 @@ def main() -> int:
     os.environ["UV_CACHE_DIR"] = args.uv_cache or str(tmp / "uv-cache")
     os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")
     os.environ.pop("RUNTIMED_SOCKET_PATH", None)
-    daemons: list[Daemon] = []
+    daemons: list[BenchDaemon] = []
     try:
         print(
             f"runtimed pool bench ({'smoke' if args.smoke else 'full'}), python "
@@ -155,22 +80,22 @@ def main() -> int:
         # 2. start to first pong (median of several fresh daemons, no pools)
         starts = []
         for i in range(n_starts):
-            d = Daemon(tmp / f"start-{i}", 0)
+            d = BenchDaemon(tmp / f"start-{i}", "--uv-pool-size", "0", "--conda-pool-size", "0")
             daemons.append(d)
-            starts.append(d.start_to_pong())
+            starts.append(d.start())
             d.stop()
         start_ms = statistics.median(starts) * 1000
 
         # 3. a warm pool: take latency over n takes, each env returned at once
-        d = Daemon(tmp / "cache", 1)
+        d = BenchDaemon(tmp / "cache", "--uv-pool-size", "1", "--conda-pool-size", "0")
         daemons.append(d)
-        d.start_to_pong()
-        d.wait_ready(1)
+        d.start()
+        d.wait_pool("uv", 1)
         latencies, warming = take_latencies(d.socket, n_takes)
         p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
 
         # 4. idle RSS of the daemon holding a warm pool
-        d.wait_ready(1)
+        d.wait_pool("uv", 1)
         time.sleep(0.5)  # let it settle into idle
         assert d.proc is not None
         rss_mb = psutil.Process(d.proc.pid).memory_info().rss / 2**20

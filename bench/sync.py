@@ -42,26 +42,15 @@ from typing import Any
 
 from pycrdt import Doc, Text
 
-from runtimed.client import DaemonClient
+from harness import BenchDaemon, percentile, verdict
 from runtimed.client.async_session import AsyncSession
 from runtimed.documents.notebook import NotebookDoc
-from runtimed.errors import RuntimedError
 
 TARGETS = {"p50_ms": 2.0, "p99_ms": 10.0, "open_ms": 300.0}
 WAIT = 10.0  # seconds any single arrival may take before the bench gives up
 NOTEBOOK_ID = "bench-sync"
 
 clock = time.monotonic  # CLOCK_MONOTONIC: one clock for every process on the machine
-
-
-def percentile(values: list[float], pct: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered) + 0.5) - 1))
-    return ordered[index]
-
-
-def verdict(ok: bool) -> str:
-    return "ok" if ok else "MISSED"
 
 
 # --- receivers ------------------------------------------------------------------------
@@ -322,54 +311,6 @@ async def edit_latency(transport: str, target: str, n_clients: int, n_edits: int
 # --- processes under test ---------------------------------------------------------------
 
 
-class Daemon:
-    def __init__(self, cache_dir: Path) -> None:
-        self.cache_dir = cache_dir
-        self.socket = cache_dir / "runtimed.sock"
-        self.argv = [
-            sys.executable,
-            "-m",
-            "runtimed",
-            "run",
-            "--cache-dir",
-            str(cache_dir),
-            "--config-dir",
-            str(cache_dir / "config"),
-            "--uv-pool-size",
-            "0",
-            "--conda-pool-size",
-            "0",
-        ]
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            self.argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                with DaemonClient(self.socket, timeout=5) as client:
-                    client.ping()
-                return
-            except (RuntimedError, OSError):
-                if self.proc.poll() is not None:
-                    raise SystemExit(f"daemon exited early ({self.proc.returncode})") from None
-                time.sleep(0.01)
-        raise SystemExit("daemon did not answer ping within 30 s")
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        try:
-            with DaemonClient(self.socket, timeout=10) as client:
-                client.shutdown()
-            self.proc.wait(timeout=30)
-        except (RuntimedError, OSError, subprocess.TimeoutExpired):
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-
-
 class BaselineServer:
     def __init__(self, tmp: Path) -> None:
         self.port_file = tmp / "baseline.port"
@@ -527,7 +468,8 @@ def main() -> int:
     n_edits = args.edits or (100 if args.smoke else 1000)
     tmp = Path(tempfile.mkdtemp(prefix="runtimed-bench-sync-"))
     os.environ.pop("RUNTIMED_SOCKET_PATH", None)
-    daemon, server = Daemon(tmp / "cache"), BaselineServer(tmp)
+    daemon = BenchDaemon(tmp / "cache", "--uv-pool-size", "0", "--conda-pool-size", "0")
+    server = BaselineServer(tmp)
     try:
         print(
             f"runtimed sync bench ({'smoke' if args.smoke else 'full'}), python "
