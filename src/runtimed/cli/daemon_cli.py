@@ -70,6 +70,8 @@ def status(socket: SocketOption = None, json: bool = typer.Option(False, "--json
     uptime = time.time() - info.started_at
     typer.echo(f"runtimed {info.version} running, pid {info.pid}, up {uptime:.0f} s")
     typer.echo(f"socket:    {info.socket_path}\ncache dir: {info.cache_dir}")
+    if info.blob_port:
+        typer.echo(f"blobs:     http://127.0.0.1:{info.blob_port}/blob/<sha256>")
     for name, pool in pools.pools.items():
         line = f"{name} pool:   {pool.available} ready, {pool.warming} warming"
         line += f", target {pool.target}"

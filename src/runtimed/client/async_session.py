@@ -24,8 +24,10 @@ from typing import Any, Self
 import pycrdt
 from pycrdt import Doc, create_sync_message, create_update_message, handle_sync_message
 
+from runtimed.client.blobs import AsyncBlobClient
 from runtimed.client.connection import open_async_connection
 from runtimed.client.results import ExecutionResult
+from runtimed.documents.blob_refs import output_refs, resolve_output
 from runtimed.documents.notebook import Cell, NotebookDoc
 from runtimed.documents.runtime import RuntimeDoc
 from runtimed.errors import RuntimedError
@@ -58,6 +60,7 @@ class AsyncSession:
         self._path = os.path.abspath(path) if path is not None else None
         self._notebook_id = notebook_id or (self._path or f"untitled-{uuid.uuid4().hex[:12]}")
         self._socket_path = socket_path
+        self._blobs: AsyncBlobClient | None = None
         self._client_name = client_name
         self._nb = NotebookDoc()
         self._runtime: Doc[Any] = Doc()
@@ -161,6 +164,8 @@ class AsyncSession:
         """Leave the room. The daemon keeps the notebook (and its kernel) for other peers."""
         self._closed = True
         await self._drop_stream()
+        if self._blobs is not None:
+            await self._blobs.close()
 
     async def _drop_stream(self) -> None:
         stream, reader = self._stream, self._reader
@@ -436,7 +441,30 @@ class AsyncSession:
             cell = self._nb.get_cell(cell_id)
         except RuntimedError:
             cell = Cell(id=cell_id, cell_type="code", source="")
-        return ExecutionResult.from_cell(cell, event)
+        return ExecutionResult.from_cell(cell, event, await self._prefetch(cell.outputs))
+
+    # --- blobs -------------------------------------------------------------------------
+
+    async def get_blob(self, digest: str) -> bytes:
+        """A blob's bytes, from the daemon's blob store (cached by hash)."""
+        if self._blobs is None:
+            self._blobs = AsyncBlobClient(self._socket_path)
+        return await self._blobs.get(digest)
+
+    async def _prefetch(self, outputs: list[dict[str, Any]]) -> Callable[[str], bytes]:
+        """Fetch every blob ``outputs`` refer to; returns a lookup for resolving them."""
+        fetched: dict[str, bytes] = {}
+        for output in outputs:
+            for ref in output_refs(output):
+                if ref["blob"] not in fetched:
+                    fetched[ref["blob"]] = await self.get_blob(ref["blob"])
+        return fetched.__getitem__
+
+    async def get_outputs(self, cell_id: str) -> list[dict[str, Any]]:
+        """A cell's outputs with blob references resolved: ordinary nbformat outputs."""
+        outputs = self._nb.get_cell(cell_id).outputs
+        fetch = await self._prefetch(outputs)
+        return [resolve_output(o, fetch) for o in outputs]
 
     def _on_execution_event(self, event: dict[str, Any]) -> None:
         if event.get("event") != "execution_done":

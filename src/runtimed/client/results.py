@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from runtimed.documents.blob_refs import Fetch, resolve_output
 from runtimed.documents.notebook import Cell
 
 
@@ -23,7 +24,10 @@ class Output:
     execution_count: int | None = None
 
     @classmethod
-    def from_nbformat(cls, output: dict[str, Any]) -> Output:
+    def from_nbformat(cls, output: dict[str, Any], fetch: Fetch | None = None) -> Output:
+        """From an nbformat output; blob references are resolved with ``fetch``."""
+        if fetch is not None:
+            output = resolve_output(output, fetch)
         text = output.get("text")
         return cls(
             output_type=str(output.get("output_type", "")),
@@ -61,14 +65,16 @@ class ExecutionResult:
     message: str | None = None  # why an execution failed or was cancelled
 
     @classmethod
-    def from_cell(cls, cell: Cell, record: dict[str, Any]) -> ExecutionResult:
+    def from_cell(
+        cls, cell: Cell, record: dict[str, Any], fetch: Fetch | None = None
+    ) -> ExecutionResult:
         return cls(
             cell_id=cell.id,
             execution_id=str(record.get("execution_id")),
             status=str(record.get("status")),
             success=bool(record.get("success")),
             execution_count=record.get("execution_count") or cell.execution_count,
-            outputs=[Output.from_nbformat(o) for o in cell.outputs],
+            outputs=[Output.from_nbformat(o, fetch) for o in cell.outputs],
             message=record.get("error"),
         )
 

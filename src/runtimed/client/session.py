@@ -151,6 +151,13 @@ class Session:
     def get_cell(self, cell_id: str) -> Cell:
         return self._call(self._session.get_cell, cell_id)
 
+    def get_outputs(self, cell_id: str) -> list[dict[str, Any]]:
+        """A cell's outputs with blob references resolved (ordinary nbformat)."""
+        return self._call(self._session.get_outputs, cell_id)
+
+    def get_blob(self, digest: str) -> bytes:
+        return self._call(self._session.get_blob, digest)
+
     def get_cells(self) -> list[Cell]:
         """Every cell, in document order."""
         return self._call(self._session.get_cells)

@@ -18,6 +18,8 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from runtimed import __version__
+from runtimed.daemon.blobs import BlobStore, hashes_in
+from runtimed.daemon.blobs.blob_channel import BlobChannel
 from runtimed.daemon.config import DaemonConfig
 from runtimed.daemon.pool import EnvPool, UvEnvBuilder
 from runtimed.daemon.pool.conda_builder import CondaEnvBuilder
@@ -31,6 +33,7 @@ from runtimed.protocol.messages import DaemonInfo, Handshake, RoomInfo, StatusRe
 from runtimed.protocol.stream import FramedStream
 
 if TYPE_CHECKING:
+    from runtimed.daemon.blobs.http_server import BlobHttpServer
     from runtimed.daemon.env_resolver import EnvResolver
     from runtimed.daemon.rooms.notebook_room import NotebookRoom, RequestHandler
     from runtimed.daemon.rooms.room_registry import RoomRegistry
@@ -38,6 +41,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("runtimed")
 
 RoomHook = Callable[["NotebookRoom"], Awaitable[None]]
+
+BLOB_GC_INTERVAL_SECS = float(os.environ.get("RUNTIMED_BLOB_GC_INTERVAL", "600"))
 
 
 class Daemon:
@@ -68,6 +73,8 @@ class Daemon:
         self.room_requests: dict[str, RequestHandler] = {}
         self._rooms: RoomRegistry | None = None
         self._env_resolver: EnvResolver | None = None
+        self.blobs = BlobStore(self.paths.blobs_dir, int(effective["blob_max_bytes"]))
+        self.blob_http: BlobHttpServer | None = None
         self.server = SocketServer(
             self.paths.socket_path,
             {
@@ -75,6 +82,7 @@ class Daemon:
                 "notebook_sync": self._serve_notebook,
                 "open_notebook": self._serve_notebook,
                 "settings_sync": self._serve_settings,
+                "blob": BlobChannel(self.blobs).serve,
             },
             handshake_timeout=config.handshake_timeout_secs,
         )
@@ -97,6 +105,7 @@ class Daemon:
 
     def _apply_settings(self, old: dict[str, Any], new: dict[str, Any]) -> None:
         """Pool sizes and package lists take effect at once, without a restart."""
+        self.blobs.max_size = int(new["blob_max_bytes"])
         for name, make in (("uv", self._uv_builder), ("conda", self._conda_builder)):
             if old[name] == new[name]:
                 continue
@@ -113,6 +122,13 @@ class Daemon:
             from runtimed.daemon.notebook_channel import ROOM_REQUESTS
             from runtimed.daemon.rooms.room_registry import RoomRegistry
 
+            save = ROOM_REQUESTS["save"]
+
+            async def save_inlined(room: NotebookRoom, peer: Any, request: dict[str, Any]) -> Any:
+                room.extensions["blob_fetch"] = self.blobs.get  # .ipynb files get the content
+                return await save(room, peer, request)
+
+            self.room_requests.setdefault("save", save_inlined)
             for kind, handler in {**ROOM_REQUESTS, **kernel_handlers(self)}.items():
                 self.room_requests.setdefault(kind, handler)
             self.evict_hooks.append(close_room_kernel)
@@ -178,7 +194,79 @@ class Daemon:
             socket_path=str(self.paths.socket_path),
             cache_dir=str(self.paths.cache_dir),
             started_at=self.started_at,
-            blob_port=None,
+            blob_port=self.blob_port,
+        )
+
+    @property
+    def blob_port(self) -> int | None:
+        return self.blob_http.port if self.blob_http is not None else None
+
+    # --- blobs --------------------------------------------------------------------------
+
+    def referenced_blobs(self) -> set[str]:
+        """Hashes any document may refer to: a conservative scan of the persisted room
+        documents (snapshots and logs, loaded or not) and of the live rooms."""
+        referenced: set[str] = set()
+        docs_dir = self.paths.notebook_docs_dir
+        if docs_dir.is_dir():
+            for path in docs_dir.rglob("*"):
+                try:
+                    if path.is_file():
+                        referenced |= hashes_in(path.read_bytes())
+                except OSError:
+                    continue
+        if self._rooms is not None:
+            for room in list(self._rooms.rooms.values()):
+                referenced |= hashes_in(room.nb.doc.get_update())
+        return referenced
+
+    async def collect_blobs(self) -> list[str]:
+        """One GC pass: unreferenced blobs older than the grace period are deleted."""
+        referenced = self.referenced_blobs()
+        grace = float(self.settings.get("blob_gc_grace_secs"))
+        return await asyncio.to_thread(self.blobs.gc, referenced, grace)
+
+    async def _blob_gc_loop(self) -> None:
+        while True:
+            await asyncio.sleep(BLOB_GC_INTERVAL_SECS)
+            try:
+                await self.collect_blobs()
+            except Exception:
+                log.exception("blob gc failed; retrying later")
+
+    async def _start_blob_http(self) -> None:
+        # aiohttp takes ~0.2 s to import: do it in a thread, after the socket already
+        # answers, so clients never wait for the HTTP side to get their first pong.
+        import importlib
+
+        await asyncio.to_thread(importlib.import_module, "runtimed.daemon.blobs.http_server")
+        from runtimed.daemon.blobs.http_server import BlobHttpServer
+
+        self.blob_http = BlobHttpServer(self.blobs)
+        try:
+            await self.blob_http.start()
+        except OSError:
+            log.exception(
+                "the blob HTTP server could not start; blobs stay available on the socket"
+            )
+            self.blob_http = None
+
+    async def _start_blob_http_and_announce(self) -> None:
+        await self._start_blob_http()
+        self._write_info()
+
+    def _write_info(self) -> None:
+        write_daemon_info(
+            self.paths.info_file,
+            {
+                "pid": os.getpid(),
+                "version": __version__,
+                "protocol_version": PROTOCOL_VERSION,
+                "socket_path": str(self.paths.socket_path),
+                "cache_dir": str(self.paths.cache_dir),
+                "started_at": self.started_at,
+                "blob_port": self.blob_port,
+            },
         )
 
     def list_rooms(self) -> list[RoomInfo]:
@@ -199,24 +287,15 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop, f"signal {sig.name}")
         await self.server.start()
-        write_daemon_info(
-            self.paths.info_file,
-            {
-                "pid": os.getpid(),
-                "version": __version__,
-                "protocol_version": PROTOCOL_VERSION,
-                "socket_path": str(self.paths.socket_path),
-                "cache_dir": str(self.paths.cache_dir),
-                "started_at": self.started_at,
-                "blob_port": None,
-            },
-        )
+        self._write_info()
         log.info(
             "runtimed %s listening on %s (pid %d)", __version__, self.paths.socket_path, os.getpid()
         )
         starts = [asyncio.create_task(pool.start()) for pool in self.pools.values()]
         # Load what a first notebook needs while nobody waits for it yet.
         starts.append(asyncio.create_task(asyncio.to_thread(_preload_notebook_modules)))
+        starts.append(asyncio.create_task(self._blob_gc_loop()))
+        starts.append(asyncio.create_task(self._start_blob_http_and_announce()))
         try:
             await self._stop.wait()
         finally:
@@ -224,6 +303,8 @@ class Daemon:
             for task in starts:
                 task.cancel()
             await self.server.close()
+            if self.blob_http is not None:
+                await self.blob_http.close()
             if self._rooms is not None:
                 await self._rooms.close_all()
             await asyncio.gather(

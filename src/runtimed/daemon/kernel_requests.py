@@ -29,7 +29,13 @@ def kernel_handlers(daemon: Daemon) -> dict[str, RequestHandler]:
     def kernel_of(room: NotebookRoom) -> RoomKernel:
         kernel = room.extensions.get("kernel")
         if kernel is None:
-            kernel = RoomKernel(room, daemon.env_resolver, daemon.paths)
+            kernel = RoomKernel(
+                room,
+                daemon.env_resolver,
+                daemon.paths,
+                blobs=daemon.blobs,
+                blob_threshold=lambda: int(daemon.settings.get("output_blob_threshold")),
+            )
             room.extensions["kernel"] = kernel
         assert isinstance(kernel, RoomKernel)
         return kernel

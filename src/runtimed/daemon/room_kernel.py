@@ -34,10 +34,14 @@ from runtimed.daemon.kernels import (
     OutputStore,
 )
 from runtimed.daemon.rooms.room_store import room_key
+from runtimed.documents.blob_refs import BlobRef, encode_payload, is_binary_mime, make_ref
 from runtimed.documents.runtime import RuntimeDoc
 from runtimed.errors import RuntimedError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from runtimed.daemon.blobs import BlobStore
     from runtimed.daemon.env_resolver import EnvResolver, ResolvedEnv
     from runtimed.daemon.rooms.notebook_room import NotebookRoom
     from runtimed.paths import RuntimePaths
@@ -45,6 +49,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FLUSH_DELAY_SECS = 0.005
+# A growing stream keeps only a live tail in the document: once its completed lines reach
+# SPILL_CHUNK characters they move to a blob of their own (written once, never again) and
+# the output's text becomes [ref, ref, ..., "tail"]. A line longer than SPILL_LINE_CAP
+# without a newline spills too. When the execution ends, a tail over the blob threshold
+# becomes a blob as well, so a finished stream holds only references.
+SPILL_CHUNK = 256 * 1024
+SPILL_LINE_CAP = 4 * SPILL_CHUNK
 SUPPORTED_LANGUAGES = ("python",)
 
 
@@ -67,8 +78,18 @@ class ExecutionRecord:
 class RoomKernel:
     """The kernel of one room. Created on the first kernel request of the room."""
 
-    def __init__(self, room: NotebookRoom, resolver: EnvResolver, paths: RuntimePaths) -> None:
+    def __init__(
+        self,
+        room: NotebookRoom,
+        resolver: EnvResolver,
+        paths: RuntimePaths,
+        blobs: BlobStore | None = None,
+        blob_threshold: Callable[[], int] = lambda: 1024,
+    ) -> None:
         self.room = room
+        self.blobs = blobs
+        self.blob_threshold = blob_threshold
+        self._spilled: dict[tuple[str, int], list[Any]] = {}  # refs (text if unstored)
         self.resolver = resolver
         self.paths = paths
         self.runtime = RuntimeDoc(room.runtime)
@@ -253,8 +274,9 @@ class RoomKernel:
                 log.exception("execution %s failed unexpectedly", record.execution_id)
                 self._finish(record, "error", error="internal error (see runtimed.log)")
             finally:
-                self._current = None
-                self._publish_queue()
+                if self._current is not None:
+                    self._current = None
+                    self._publish_queue()
 
     async def _run(self, record: ExecutionRecord) -> None:
         if self.session is None or self.session.lifecycle in (
@@ -280,11 +302,13 @@ class RoomKernel:
         except RuntimedError:
             self._finish(record, "cancelled", error="the cell was deleted before it ran")
             return
-        record = self._save(replace(record, status="running", started_at=time.time()))
-        self._publish_queue(executing=record.execution_id)
-        self._apply_changes(self.store.begin(record.cell_id))
-        self._set_execution_count(record.cell_id, None)
-        self._flush()
+        with self.room.runtime.transaction():
+            record = self._save(replace(record, status="running", started_at=time.time()))
+            self._publish_queue(executing=record.execution_id)
+        with self.room.nb.doc.transaction():
+            self._apply_changes(self.store.begin(record.cell_id))
+            self._set_execution_count(record.cell_id, None)
+            self._flush()
         try:
             execution = session.submit(source)
             self._msg_cells[execution.msg_id] = record.cell_id
@@ -299,7 +323,9 @@ class RoomKernel:
             self._finish(record, "error", error=exc.message)
             return
         count = reply.execution_count or self.store.cell(record.cell_id).execution_count
-        self._set_execution_count(record.cell_id, count)
+        with self.room.nb.doc.transaction():
+            self._set_execution_count(record.cell_id, count)
+            self._flush()
         status = "done" if reply.success else "error"
         error = f"{reply.ename}: {reply.evalue}" if not reply.success else None
         self._finish(record, status, execution_count=count, success=reply.success, error=error)
@@ -322,7 +348,7 @@ class RoomKernel:
         self._cancel_queued(reason="the kernel died")
 
     def _finish(self, record: ExecutionRecord, status: str, **fields: Any) -> None:
-        self._flush()  # outputs reach peers before the record says done
+        self._flush(final_cell=record.cell_id)  # outputs reach peers before the record says done
         success = fields.pop("success", status == "done")
         final = self._save(
             replace(record, status=status, success=success, ended_at=time.time(), **fields)
@@ -354,7 +380,9 @@ class RoomKernel:
         current = executing or (self._current.execution_id if self._current else None)
         if current is not None and self._records[current].status != "running":
             current = None
-        self.runtime.set_queue(current, [r.execution_id for r in self._queue])
+        queued = [r.execution_id for r in self._queue]
+        if self.runtime.queue() != {"executing": current, "queued": queued}:
+            self.runtime.set_queue(current, queued)
 
     def record(self, execution_id: str) -> ExecutionRecord | None:
         return self._records.get(execution_id)
@@ -363,32 +391,126 @@ class RoomKernel:
 
     def _on_message(self, cell_id: str, msg: dict[str, Any]) -> None:
         self._apply_changes(self.store.apply(cell_id, msg))
+        self._spill_now(cell_id, msg)
 
     def _on_unrouted(self, msg: dict[str, Any]) -> None:
         parent = (msg.get("parent_header") or {}).get("msg_id")
         cell_id = self._msg_cells.get(str(parent))
         if cell_id is not None:
             self._apply_changes(self.store.apply(cell_id, msg))
+            self._spill_now(cell_id, msg)
+
+    def _spill_now(self, cell_id: str, msg: dict[str, Any]) -> None:
+        """Spill a fast stream as it arrives, so the daemon never holds more than about
+        SPILL_CHUNK of it (the flush timer may lag behind a flood of messages)."""
+        if self.blobs is None or msg.get("msg_type", msg.get("header", {}).get("msg_type")) != (
+            "stream"
+        ):
+            return
+        cell = self.store.cell(cell_id)
+        last = len(cell) - 1
+        if last >= 0 and cell.is_stream(last):
+            self._spill_one(cell_id, last, everything=False)
 
     def _apply_changes(self, changes: list[OutputChange]) -> None:
         for change in changes:
+            if change.kind == "clear":
+                for key in [k for k in self._spilled if k[0] == change.cell_id]:
+                    del self._spilled[key]
             dirty = self._dirty.setdefault(change.cell_id, set())
             dirty.add(-1 if change.kind == "clear" else change.index)
         if changes and self._flush_handle is None:
             loop = asyncio.get_running_loop()
             self._flush_handle = loop.call_later(FLUSH_DELAY_SECS, self._flush)
 
-    def _flush(self) -> None:
-        """Write pending output changes into the document: one transaction for all cells."""
+    def _flush(self, final_cell: str | None = None) -> None:
+        """Write pending output changes into the document: one transaction for all cells.
+
+        ``final_cell``: that cell's execution ended; its streams' tails may become blobs.
+        """
         if self._flush_handle is not None:
             self._flush_handle.cancel()
             self._flush_handle = None
+        if final_cell is not None and self.blobs is not None:
+            self._finalize_streams(final_cell)
         dirty, self._dirty = self._dirty, {}
         if not dirty:
             return
         with self.room.nb.doc.transaction():
             for cell_id, indexes in dirty.items():
+                self._spill_streams(cell_id, indexes)
                 self._write_outputs(cell_id, indexes)
+
+    # --- blobs -------------------------------------------------------------------------
+
+    def _put(self, data: bytes, media_type: str) -> BlobRef | None:
+        assert self.blobs is not None
+        try:
+            return make_ref(self.blobs.put(data, media_type), len(data), media_type)
+        except RuntimedError as exc:
+            log.warning("output payload not stored: %s", exc.message)
+            return None
+        except OSError:
+            log.exception("cannot write a blob; the payload stays inline")
+            return None
+
+    def _spill_streams(self, cell_id: str, indexes: set[int]) -> None:
+        """Move the completed head of growing streams to blobs (see SPILL_CHUNK)."""
+        if self.blobs is None:
+            return
+        cell = self.store.cell(cell_id)
+        for index in indexes:
+            if index >= 0 and cell.is_stream(index):
+                self._spill_one(cell_id, index, everything=False)
+
+    def _spill_one(self, cell_id: str, index: int, everything: bool) -> None:
+        cell = self.store.cell(cell_id)
+        head = cell.spill_stream(index, SPILL_CHUNK, SPILL_LINE_CAP, everything)
+        if not head:
+            return
+        ref = self._put(head.encode(), "text/plain")
+        if ref is None:  # keep the text rather than lose it
+            ref_or_text: Any = head
+        else:
+            ref_or_text = ref
+        self._spilled.setdefault((cell_id, index), []).append(ref_or_text)
+
+    def _finalize_streams(self, cell_id: str) -> None:
+        cell = self.store.cell(cell_id)
+        threshold = self.blob_threshold()
+        for index, output in enumerate(cell.outputs):
+            if output.get("output_type") != "stream" or not cell.is_stream(index):
+                continue
+            tail = str(output.get("text", ""))
+            if len(tail) > threshold:
+                self._spill_one(cell_id, index, everything=True)
+                self._dirty.setdefault(cell_id, set()).add(index)
+
+    def _doc_output(self, cell_id: str, index: int, output: dict[str, Any]) -> dict[str, Any]:
+        """The document's form of an output: big and binary payloads as blob references."""
+        out = copy.deepcopy(output)
+        if self.blobs is None:
+            return out
+        spilled = self._spilled.get((cell_id, index))
+        if spilled and out.get("output_type") == "stream":
+            tail = str(out.get("text", ""))
+            parts = [copy.deepcopy(p) for p in spilled]
+            out["text"] = [*parts, tail] if tail else (parts[0] if len(parts) == 1 else parts)
+        data = out.get("data")
+        if isinstance(data, dict):
+            threshold = self.blob_threshold()
+            for mime, value in list(data.items()):
+                if not (is_binary_mime(mime) or _rough_size(value) > threshold):
+                    continue
+                payload = encode_payload(mime, value)
+                if payload is None or (len(payload) <= threshold and not is_binary_mime(mime)):
+                    continue
+                ref = self._put(payload, mime)
+                if ref is not None:
+                    data[mime] = ref
+                elif len(payload) > threshold:
+                    data[mime] = f"[{mime} output of {len(payload)} bytes: too large to keep]"
+        return out
 
     def _write_outputs(self, cell_id: str, indexes: set[int]) -> None:
         try:
@@ -402,16 +524,20 @@ class RoomKernel:
         have = len(array)
         if -1 in indexes or len(outputs) < have:
             array.clear()
-            array.extend([copy.deepcopy(o) for o in outputs])
+            array.extend([self._doc_output(cell_id, i, o) for i, o in enumerate(outputs)])
             return
         for index in sorted(i for i in indexes if i < have):
-            array[index] = copy.deepcopy(outputs[index])
+            array[index] = self._doc_output(cell_id, index, outputs[index])
         if len(outputs) > have:
-            array.extend([copy.deepcopy(o) for o in outputs[have:]])
+            array.extend(
+                [self._doc_output(cell_id, have + i, o) for i, o in enumerate(outputs[have:])]
+            )
 
     def _set_execution_count(self, cell_id: str, count: int | None) -> None:
         with contextlib.suppress(RuntimedError):
-            self.room.nb.ycell(cell_id)["execution_count"] = count
+            ycell = self.room.nb.ycell(cell_id)
+            if ycell.get("execution_count") != count:
+                ycell["execution_count"] = count
 
     def clear_outputs(self, cell_id: str) -> None:
         self.room.nb.get_cell(cell_id)  # raises "not found"
@@ -473,3 +599,17 @@ class RoomKernel:
             with contextlib.suppress(BaseException):
                 await self._worker
         await self.shutdown()
+
+
+def _rough_size(value: Any) -> int:
+    """About how many bytes a MIME payload is (strings and lists of strings exactly)."""
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return sum(len(v) for v in value)
+    import json
+
+    try:
+        return len(json.dumps(value))
+    except (TypeError, ValueError):
+        return 0

@@ -13,6 +13,8 @@ DEFAULTS: dict[str, Any] = {
     "default_python_env": "uv",
     "keep_alive_secs": 30.0,
     "output_blob_threshold": 1024,
+    "blob_max_bytes": 256 * 1024 * 1024,
+    "blob_gc_grace_secs": 3600.0,
     "uv": {"pool_size": 3, "default_packages": [], "python": None},
     "conda": {"pool_size": 3, "default_packages": [], "channels": ["conda-forge"]},
 }
@@ -70,6 +72,8 @@ VALIDATORS: dict[str, Any] = {
     "default_python_env": _choice("uv", "conda"),
     "keep_alive_secs": _seconds,
     "output_blob_threshold": _bytes,
+    "blob_max_bytes": _bytes,
+    "blob_gc_grace_secs": _seconds,
     "uv.pool_size": _pool_size,
     "uv.default_packages": _packages,
     "uv.python": _optional_path,

@@ -113,6 +113,31 @@ class CellOutputs:
         self._streams[len(self._outputs) - 1] = buffer
         return [*changes, OutputChange(self.cell_id, "append", len(self._outputs) - 1)]
 
+    def __len__(self) -> int:
+        return len(self._outputs)
+
+    def is_stream(self, index: int) -> bool:
+        return index in self._streams
+
+    def spill_stream(self, index: int, min_chars: int, max_line: int, everything: bool) -> str:
+        """Remove and return the head of stream output ``index``'s text.
+
+        The head is the completed lines once they reach ``min_chars`` (or any, with
+        ``everything``) plus the start of a current line longer than ``max_line`` (or the
+        whole line, with ``everything``). The output's ``text`` keeps the rest: the tail.
+        The caller owns the head from then on (the daemon stores it as a blob).
+        """
+        buffer = self._streams.get(index)
+        if buffer is None:
+            return ""
+        head = ""
+        if everything or buffer.completed_chars >= min_chars:
+            head = buffer.take_completed()
+        head += buffer.take_line_head(0 if everything else max_line)
+        if head:
+            self._dirty.add(index)
+        return head
+
     def add(self, output: Output) -> list[OutputChange]:
         """Append a non-stream output (display_data, execute_result, error)."""
         changes = self._before_output()

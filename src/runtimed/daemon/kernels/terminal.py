@@ -28,6 +28,7 @@ class TerminalBuffer:
 
     def __init__(self) -> None:
         self._done: list[str] = []
+        self._done_chars = 0
         self._line: list[str] = []
         self._pending_cr = False
         self._cache: str | None = None
@@ -48,7 +49,9 @@ class TerminalBuffer:
                 self._line.clear()
         if token == "\n":
             self._line.append("\n")
-            self._done.append("".join(self._line))
+            line = "".join(self._line)
+            self._done.append(line)
+            self._done_chars += len(line)
             self._line.clear()
         elif token == "\b":
             self._backspace()
@@ -65,6 +68,36 @@ class TerminalBuffer:
             else:
                 del self._line[i]
             return
+
+    @property
+    def completed_chars(self) -> int:
+        """Characters in completed lines (which nothing can change any more)."""
+        return self._done_chars
+
+    def line_chars(self) -> int:
+        return sum(len(t) for t in self._line)
+
+    def take_completed(self) -> str:
+        """Remove and return the completed lines; ``text`` keeps only the current line."""
+        head = "".join(self._done)
+        self._done = []
+        self._done_chars = 0
+        self._cache = None
+        return head
+
+    def take_line_head(self, keep: int) -> str:
+        """Remove and return all but the last ``keep`` characters of the current line.
+
+        For a line too long to keep live: a later ``\r`` or ``\b`` only reaches the
+        characters kept.
+        """
+        line = "".join(self._line)
+        if len(line) <= keep:
+            return ""
+        cut = len(line) - keep
+        self._line = [line[cut:]]
+        self._cache = None
+        return line[:cut]
 
     @property
     def text(self) -> str:

@@ -69,7 +69,6 @@ class NotebookRoom:
         self.created_at = time.time()
         self.extensions: dict[str, Any] = {}  # kernel, outputs... attached by other parts
         self._origin: Peer | None = None
-        self._cell_count = 0
         self._compact_handle: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -82,7 +81,6 @@ class NotebookRoom:
         if notebook is not None:
             self.nb.load_nbformat(notebook)
         self.nb.ensure_meta()
-        self._cell_count = len(self.nb.cells)
         self.nb.doc.observe(self._on_notebook_update)
         self.runtime.observe(self._on_runtime_update)
         self.write_meta()
@@ -152,9 +150,7 @@ class NotebookRoom:
             self._origin = None
         if reply is not None:
             peer.send(FrameType.NOTEBOOK_SYNC, reply)
-        if len(self.nb.cells) != self._cell_count:
-            self.nb.remove_duplicate_cells()  # concurrent moves can leave two copies
-            self._cell_count = len(self.nb.cells)
+        self.nb.remove_duplicate_cells()  # concurrent moves can leave two copies
 
     def _handle_runtime_sync(self, peer: Peer, payload: bytes) -> None:
         if len(payload) < 2 or payload[0] != 0:
@@ -230,7 +226,15 @@ class NotebookRoom:
             raise RuntimedError("this notebook has no file yet; pass a path to save()", "no_path")
         if not os.path.isabs(target):
             raise RuntimedError(f"save path must be absolute: {target!r}", "invalid_path")
-        nb = nbformat.from_dict(self.nb.to_nbformat())  # type: ignore[no-untyped-call]
+        nb_dict = self.nb.to_nbformat()
+        fetch = self.extensions.get("blob_fetch")
+        if fetch is not None:  # outputs hold blob references: the file gets the content
+            from runtimed.documents.blob_refs import resolve_output
+
+            for cell in nb_dict["cells"]:
+                if "outputs" in cell:
+                    cell["outputs"] = [resolve_output(o, fetch) for o in cell["outputs"]]
+        nb = nbformat.from_dict(nb_dict)  # type: ignore[no-untyped-call]
         try:
             nbformat.validate(nb)
         except nbformat.ValidationError as exc:

@@ -1,0 +1,108 @@
+"""The blob read server: aiohttp on 127.0.0.1, ``GET /blob/{hash}`` and ``GET /health``.
+
+Blobs are immutable and named by their hash, so responses are cacheable forever. The
+hash is validated before any path is built: malformed names get 400, unknown ones 404,
+and nothing outside the store can be served.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+from typing import Any
+
+from aiohttp import hdrs, web
+
+from runtimed.daemon.blobs.blob_store import BlobStore, is_valid_hash
+
+log = logging.getLogger(__name__)
+
+HOST = "127.0.0.1"
+DEFAULT_PREFERRED_PORT = 39217
+IMMUTABLE = "public, max-age=31536000, immutable"
+
+
+def preferred_port() -> int:
+    value = os.environ.get("RUNTIMED_BLOB_PORT", "")
+    return int(value) if value.isdigit() else DEFAULT_PREFERRED_PORT
+
+
+class _BlobFileResponse(web.FileResponse):
+    """A FileResponse (ranges, sendfile) whose ETag is the blob's hash."""
+
+    def __init__(self, path: Any, digest: str, **kwargs: Any) -> None:
+        super().__init__(path, **kwargs)
+        self._digest = digest
+
+    @property  # type: ignore[override]
+    def etag(self) -> Any:
+        return self._headers.get(hdrs.ETAG)
+
+    @etag.setter
+    def etag(self, value: Any) -> None:
+        self._headers[hdrs.ETAG] = f'"{self._digest}"'
+
+
+class BlobHttpServer:
+    def __init__(self, store: BlobStore, port: int | None = None) -> None:
+        self.store = store
+        self.preferred = preferred_port() if port is None else port
+        self.port: int | None = None
+        self._runner: web.AppRunner | None = None
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/health", self._health)
+        app.router.add_get("/blob/{hash}", self._blob)
+        return app
+
+    async def start(self) -> int:
+        runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
+        await runner.setup()
+        for port in (self.preferred, 0):
+            site = web.TCPSite(runner, HOST, port, reuse_address=False)
+            try:
+                await site.start()
+            except OSError as exc:
+                if port == 0 or exc.errno not in (errno.EADDRINUSE, errno.EACCES):
+                    await runner.cleanup()
+                    raise
+                log.info("blob port %d is taken; using an ephemeral port", port)
+                continue
+            server = site._server
+            assert server is not None
+            sockets = getattr(server, "sockets", None) or []
+            self.port = int(sockets[0].getsockname()[1]) if sockets else port
+            break
+        self._runner = runner
+        log.info("blob server on http://%s:%s", HOST, self.port)
+        assert self.port is not None
+        return self.port
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def _health(self, request: web.Request) -> web.Response:
+        return web.json_response({"ok": True})
+
+    async def _blob(self, request: web.Request) -> web.StreamResponse:
+        digest = request.match_info.get("hash", "")
+        if not is_valid_hash(digest):
+            raise web.HTTPBadRequest(text="malformed blob hash: expected 64 lowercase hex digits")
+        path = self.store.path(digest)
+        if not path.is_file():
+            raise web.HTTPNotFound(text="no such blob")
+        meta = self.store.meta(digest)
+        headers = {
+            hdrs.CONTENT_TYPE: meta.media_type,
+            hdrs.CACHE_CONTROL: IMMUTABLE,
+            "X-Content-Type-Options": "nosniff",
+            hdrs.ETAG: f'"{digest}"',
+        }
+        if_none_match = request.headers.get(hdrs.IF_NONE_MATCH, "")
+        if digest in if_none_match or if_none_match.strip() == "*":
+            return web.Response(status=304, headers={k: v for k, v in headers.items()})
+        return _BlobFileResponse(path, digest, headers=headers)
