@@ -21,6 +21,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
+import anyio._backends._asyncio  # noqa: F401 - pycrdt's Doc() loads it on first use in a loop
 import pycrdt
 from pycrdt import Doc, create_sync_message, create_update_message, handle_sync_message
 

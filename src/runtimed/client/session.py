@@ -137,8 +137,12 @@ class Session:
         self.close()
 
     def __del__(self) -> None:
-        with contextlib.suppress(Exception):
-            self.close()
+        # Never block here (it may run at interpreter exit, with the loop thread gone):
+        # stop the loop; the daemon notices the closed connection.
+        portal = self._portal
+        if portal is not None:
+            with contextlib.suppress(Exception):
+                portal.loop.call_soon_threadsafe(portal.loop.stop)
 
     # --- document API ------------------------------------------------------------------
 

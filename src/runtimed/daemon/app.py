@@ -320,9 +320,13 @@ def _preload_notebook_modules() -> None:
         "runtimed.daemon.notebook_channel",
         "runtimed.daemon.kernel_requests",
         "runtimed.daemon.env_resolver",
+        "anyio._backends._asyncio",  # pycrdt's Doc() loads it on first use in a loop
         "nbformat",
     ):
         importlib.import_module(name)
+    import nbformat
+
+    nbformat.validate(nbformat.v4.new_notebook())  # type: ignore[no-untyped-call]
 
 
 def configure_logging(config: DaemonConfig) -> None:

@@ -16,6 +16,7 @@ import signal
 from collections.abc import Callable
 from typing import IO, Any
 
+import zmq
 from jupyter_client.manager import AsyncKernelManager
 
 from runtimed.daemon.kernels.config import KernelConfig
@@ -181,6 +182,10 @@ class KernelSession:
         assert self._km is not None and self._workspace is not None
         km, workspace = self._km, self._workspace
         self._kc = km.client()
+        # The kernel binds its IPC sockets only once it has imported ipykernel; zmq retries
+        # a connect every 100 ms by default, so a late IOPub subscription (the slow-joiner)
+        # could cost a few hundred ms of every start.
+        self._kc.context.setsockopt(zmq.RECONNECT_IVL, 5)
         self._kc.start_channels(shell=True, iopub=True, stdin=False, hb=False, control=True)
         reply = await wait_until_ready(
             self._kc, self._exit_code, self.config.startup_timeout, workspace.read_log_tail

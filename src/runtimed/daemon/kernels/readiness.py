@@ -65,7 +65,7 @@ async def _shell_reply(client: Any) -> Message | None:
 async def _iopub_connected(client: Any) -> bool:
     """Any IOPub message (status of our request, iopub_welcome) proves the subscription."""
     try:
-        await client.iopub_channel.get_msg(timeout=4 * TICK)
+        await client.iopub_channel.get_msg(timeout=TICK)
     except Empty:
         return False
     return True

@@ -64,6 +64,8 @@ def _die_with_daemon() -> None:
     # Runs in the child between fork and exec: a daemon killed with SIGKILL takes its
     # in-flight builds with it instead of leaving uv writing into a dir nobody owns.
     set_parent_death_signal()
+    # Refilling a pool is background work: a kernel starting for a user goes first.
+    os.nice(10)
 
 
 async def _kill_group(proc: asyncio.subprocess.Process) -> None:

@@ -70,6 +70,7 @@ class NotebookRoom:
         self.extensions: dict[str, Any] = {}  # kernel, outputs... attached by other parts
         self._origin: Peer | None = None
         self._compact_handle: asyncio.TimerHandle | None = None
+        self._snapshot_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
     # --- setup ---------------------------------------------------------------------
@@ -205,11 +206,26 @@ class NotebookRoom:
 
     def _schedule_compaction(self) -> None:
         if self.store.wal_bytes > COMPACT_AFTER_BYTES:
-            self.compact()
+            self._compact_in_background()
             return
         if self._compact_handle is None:
             loop = asyncio.get_running_loop()
-            self._compact_handle = loop.call_later(COMPACT_DELAY_SECS, self.compact)
+            self._compact_handle = loop.call_later(COMPACT_DELAY_SECS, self._compact_in_background)
+
+    def _compact_in_background(self) -> None:
+        """Rotate the log here; write the snapshot (fsync) in a thread, off the loop."""
+        if self._compact_handle is not None:
+            self._compact_handle.cancel()
+            self._compact_handle = None
+        if self._snapshot_task is not None and not self._snapshot_task.done():
+            loop = asyncio.get_running_loop()  # one at a time: try again shortly
+            self._compact_handle = loop.call_later(COMPACT_DELAY_SECS, self._compact_in_background)
+            return
+        state = self.nb.doc.get_update()
+        self.store.rotate()
+        self._snapshot_task = asyncio.create_task(
+            asyncio.to_thread(self.store.write_snapshot, state)
+        )
 
     def compact(self) -> None:
         if self._compact_handle is not None:
@@ -264,6 +280,8 @@ class NotebookRoom:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._snapshot_task is not None:
+            await asyncio.gather(self._snapshot_task, return_exceptions=True)
         self.compact()
         self.store.close()
         self.peers.clear()
