@@ -98,6 +98,9 @@ class RoomKernel:
         self.store = OutputStore()
         self._queue: deque[ExecutionRecord] = deque()
         self._current: ExecutionRecord | None = None
+        # Set when the kernel really begins the current cell (its execute_input): an
+        # interrupt that arrives before that is lost by the kernel.
+        self._began = asyncio.Event()
         self._records: dict[str, ExecutionRecord] = {}
         self._msg_cells: dict[str, str] = {}
         self._wake = asyncio.Event()
@@ -309,6 +312,7 @@ class RoomKernel:
             self._apply_changes(self.store.begin(record.cell_id))
             self._set_execution_count(record.cell_id, None)
             self._flush()
+        self._began.clear()
         try:
             execution = session.submit(source)
             self._msg_cells[execution.msg_id] = record.cell_id
@@ -390,6 +394,8 @@ class RoomKernel:
     # --- outputs -----------------------------------------------------------------------
 
     def _on_message(self, cell_id: str, msg: dict[str, Any]) -> None:
+        if msg.get("msg_type") == "execute_input":
+            self._began.set()
         self._apply_changes(self.store.apply(cell_id, msg))
         self._spill_now(cell_id, msg)
 
@@ -557,6 +563,9 @@ class RoomKernel:
         """Interrupt the running cell and clear the queue; returns how many were cancelled."""
         session = self._require_session()
         cancelled = self._cancel_queued(reason="interrupted")
+        if self._current is not None and not self._began.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._began.wait(), timeout=2)
         await session.interrupt()
         return cancelled
 
