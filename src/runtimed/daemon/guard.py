@@ -96,6 +96,10 @@ def main(args: list[str]) -> int:
         sys.stderr.write("usage: guard.py <parent pid> -- <kernel argv...>\n")
         return 2
     parent_pid, argv = int(args[0]), args[2:]
+    # A daemon started as a background job of a non-interactive shell inherits SIGINT
+    # ignored; ignored survives exec, and a Python started that way never installs its
+    # KeyboardInterrupt handler, so interrupting a cell would silently do nothing.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     poll = os.environ.pop("RUNTIMED_GUARD_MODE", "") == "poll"
     if not poll and sys.platform.startswith("linux") and set_parent_death_signal():
         _exec_with_pdeathsig(parent_pid, argv)

@@ -101,6 +101,7 @@ class RoomKernel:
         # Set when the kernel really begins the current cell (its execute_input): an
         # interrupt that arrives before that is lost by the kernel.
         self._began = asyncio.Event()
+        self._interrupts: set[asyncio.Task[None]] = set()
         self._records: dict[str, ExecutionRecord] = {}
         self._msg_cells: dict[str, str] = {}
         self._wake = asyncio.Event()
@@ -566,8 +567,27 @@ class RoomKernel:
         if self._current is not None and not self._began.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._began.wait(), timeout=2)
+        current = self._current
         await session.interrupt()
+        if current is not None:
+            task = asyncio.create_task(self._interrupt_until_done(session, current.execution_id))
+            self._interrupts.add(task)
+            task.add_done_callback(self._interrupts.discard)
         return cancelled
+
+    async def _interrupt_until_done(self, session: KernelSession, execution_id: str) -> None:
+        """A kernel can miss an interrupt that lands at an awkward moment: ask again, as a
+        person would, until the cell ends (at most three more times)."""
+        for _ in range(3):
+            for _ in range(15):  # up to 0.75 s for the cell to end
+                if self._current is None or self._current.execution_id != execution_id:
+                    return
+                await asyncio.sleep(0.05)
+            if session.lifecycle is not KernelLifecycle.RUNNING:
+                return
+            log.info("interrupting %s again: the cell is still running", execution_id)
+            with contextlib.suppress(KernelError):
+                await session.interrupt()
 
     async def restart(self) -> dict[str, Any]:
         session = self._require_session()
