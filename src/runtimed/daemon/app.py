@@ -284,6 +284,8 @@ class Daemon:
     async def run(self) -> None:
         """Serve until stopped. The caller must hold the DaemonLock."""
         loop = asyncio.get_running_loop()
+        # A mask inherited from whoever started us would also reach every kernel.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop, f"signal {sig.name}")
         await self.server.start()

@@ -100,6 +100,8 @@ def main(args: list[str]) -> int:
     # ignored; ignored survives exec, and a Python started that way never installs its
     # KeyboardInterrupt handler, so interrupting a cell would silently do nothing.
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+    # Likewise a blocked SIGINT is inherited across fork and exec: unblock it.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     poll = os.environ.pop("RUNTIMED_GUARD_MODE", "") == "poll"
     if not poll and sys.platform.startswith("linux") and set_parent_death_signal():
         _exec_with_pdeathsig(parent_pid, argv)
