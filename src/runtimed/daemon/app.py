@@ -235,11 +235,6 @@ class Daemon:
                 log.exception("blob gc failed; retrying later")
 
     async def _start_blob_http(self) -> None:
-        # aiohttp takes ~0.2 s to import: do it in a thread, after the socket already
-        # answers, so clients never wait for the HTTP side to get their first pong.
-        import importlib
-
-        await asyncio.to_thread(importlib.import_module, "runtimed.daemon.blobs.http_server")
         from runtimed.daemon.blobs.http_server import BlobHttpServer
 
         self.blob_http = BlobHttpServer(self.blobs)
@@ -251,7 +246,12 @@ class Daemon:
             )
             self.blob_http = None
 
-    async def _start_blob_http_and_announce(self) -> None:
+    async def _warm_up(self) -> None:
+        """Just after start: load what a first notebook needs, then start the blob HTTP
+        server (aiohttp takes ~0.2 s to import). On the loop, one after the other, once
+        the socket already answers: imports from several threads at once can deadlock."""
+        await asyncio.sleep(0.3)
+        _preload_notebook_modules()
         await self._start_blob_http()
         self._write_info()
 
@@ -294,10 +294,8 @@ class Daemon:
             "runtimed %s listening on %s (pid %d)", __version__, self.paths.socket_path, os.getpid()
         )
         starts = [asyncio.create_task(pool.start()) for pool in self.pools.values()]
-        # Load what a first notebook needs while nobody waits for it yet.
-        starts.append(asyncio.create_task(asyncio.to_thread(_preload_notebook_modules)))
         starts.append(asyncio.create_task(self._blob_gc_loop()))
-        starts.append(asyncio.create_task(self._start_blob_http_and_announce()))
+        starts.append(asyncio.create_task(self._warm_up()))
         try:
             await self._stop.wait()
         finally:
