@@ -22,20 +22,32 @@ import os
 import signal
 import sys
 import time
+from typing import Any
 
 PR_SET_PDEATHSIG = 1
 POLL_INTERVAL = 0.25
 
 
-def set_parent_death_signal() -> bool:
-    """Ask Linux to SIGKILL this process when its parent thread dies."""
+def _load_prctl() -> Any:
     try:
         import ctypes
 
-        libc = ctypes.CDLL(None, use_errno=True)
-        return int(libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)) == 0
+        return ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
+        return None
+
+
+# Resolved at import, in the parent: set_parent_death_signal also runs as a preexec_fn
+# between fork and exec, where importing anything can deadlock on a lock another thread
+# of the parent held at fork time.
+_PRCTL = _load_prctl()
+
+
+def set_parent_death_signal() -> bool:
+    """Ask Linux to SIGKILL this process when its parent thread dies."""
+    if _PRCTL is None:
         return False
+    return int(_PRCTL(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)) == 0
 
 
 def _parent_gone(parent_pid: int) -> bool:
