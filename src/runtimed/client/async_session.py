@@ -405,8 +405,20 @@ class AsyncSession:
 
         Starts the kernel first when none runs.
         """
-        execution_id = await self.queue_cell(cell_id)
-        return await self.wait_for_execution(execution_id, timeout)
+        # One request that the daemon answers when the cell has run: the answer arrives in
+        # the same write as the outputs (a round trip less than queue + wait).
+        try:
+            event = await self.request("execute_cell", timeout, cell_id=cell_id, wait=True)
+        except RuntimedError as exc:
+            if exc.code != "timeout":
+                raise
+            raise RuntimedError(
+                f"cell {cell_id} did not finish within {timeout} s "
+                "(it keeps running; interrupt() stops it)",
+                "timeout",
+            ) from None
+        self._on_execution_event(event)
+        return await self._result(event)
 
     async def run(self, code: str, timeout: float | None = None) -> ExecutionResult:
         """Append a code cell with ``code`` and execute it."""
@@ -437,6 +449,9 @@ class AsyncSession:
                     "(it keeps running; interrupt() stops it)",
                     "timeout",
                 ) from None
+        return await self._result(event)
+
+    async def _result(self, event: dict[str, Any]) -> ExecutionResult:
         cell_id = str(event["cell_id"])
         try:
             cell = self._nb.get_cell(cell_id)

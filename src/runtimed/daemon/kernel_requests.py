@@ -49,7 +49,13 @@ def kernel_handlers(daemon: Daemon) -> dict[str, RequestHandler]:
         )
 
     async def execute_cell(room: NotebookRoom, peer: Peer, req: dict[str, Any]) -> Any:
-        return {"execution_id": kernel_of(room).enqueue(_str(req, "cell_id"))}
+        kernel = kernel_of(room)
+        execution_id = kernel.enqueue(_str(req, "cell_id"))
+        if not req.get("wait"):
+            return {"execution_id": execution_id}
+        # Answer when it ended, with the fields of its execution_done event: the answer
+        # travels in the same write as the outputs and the event.
+        return {"event": "execution_done", **asdict(await kernel.wait_done(execution_id))}
 
     async def run_all_cells(room: NotebookRoom, peer: Peer, req: dict[str, Any]) -> Any:
         return {"execution_ids": kernel_of(room).enqueue_all()}

@@ -35,7 +35,7 @@ from runtimed.daemon.kernels import (
 )
 from runtimed.daemon.rooms.room_store import room_key
 from runtimed.documents.blob_refs import BlobRef, encode_payload, is_binary_mime, make_ref
-from runtimed.documents.runtime import RuntimeDoc
+from runtimed.documents.runtime import FINAL_STATUSES
 from runtimed.errors import RuntimedError
 
 if TYPE_CHECKING:
@@ -92,7 +92,7 @@ class RoomKernel:
         self._spilled: dict[tuple[str, int], list[Any]] = {}  # refs (text if unstored)
         self.resolver = resolver
         self.paths = paths
-        self.runtime = RuntimeDoc(room.runtime)
+        self.runtime = room.runtime_state
         self.session: KernelSession | None = None
         self.resolved: ResolvedEnv | None = None
         self.store = OutputStore()
@@ -103,6 +103,7 @@ class RoomKernel:
         self._began = asyncio.Event()
         self._interrupts: set[asyncio.Task[None]] = set()
         self._records: dict[str, ExecutionRecord] = {}
+        self._done_waiters: dict[str, list[asyncio.Future[ExecutionRecord]]] = {}
         self._msg_cells: dict[str, str] = {}
         self._wake = asyncio.Event()
         self._launch_lock = asyncio.Lock()
@@ -306,9 +307,8 @@ class RoomKernel:
         except RuntimedError:
             self._finish(record, "cancelled", error="the cell was deleted before it ran")
             return
-        with self.room.runtime.transaction():
-            record = self._save(replace(record, status="running", started_at=time.time()))
-            self._publish_queue(executing=record.execution_id)
+        record = self._save(replace(record, status="running", started_at=time.time()))
+        self._publish_queue(executing=record.execution_id)
         with self.room.nb.doc.transaction():
             self._apply_changes(self.store.begin(record.cell_id))
             self._set_execution_count(record.cell_id, None)
@@ -353,12 +353,30 @@ class RoomKernel:
         self._cancel_queued(reason="the kernel died")
 
     def _finish(self, record: ExecutionRecord, status: str, **fields: Any) -> None:
-        self._flush(final_cell=record.cell_id)  # outputs reach peers before the record says done
         success = fields.pop("success", status == "done")
-        final = self._save(
-            replace(record, status=status, success=success, ended_at=time.time(), **fields)
-        )
+        final = replace(record, status=status, success=success, ended_at=time.time(), **fields)
+        # Waiters first: their answers then join the frames below in one write to a peer
+        # (their tasks run before the write that the first frame schedules).
+        for waiter in self._done_waiters.pop(record.execution_id, []):
+            if not waiter.done():
+                waiter.set_result(final)
+        self._flush(final_cell=record.cell_id)  # outputs reach peers before the record says done
+        self._save(final)
+        if self._current is not None and self._current.execution_id == record.execution_id:
+            self._current = None
+            self._publish_queue()
         self.room.broadcast_event({"event": "execution_done", **asdict(final)})
+
+    async def wait_done(self, execution_id: str) -> ExecutionRecord:
+        """The final record of an execution, once it has ended."""
+        record = self._records.get(execution_id)
+        if record is None:
+            raise RuntimedError(f"execution {execution_id} not found", "not_found")
+        if record.status in FINAL_STATUSES:
+            return record
+        waiter: asyncio.Future[ExecutionRecord] = asyncio.get_running_loop().create_future()
+        self._done_waiters.setdefault(execution_id, []).append(waiter)
+        return await waiter
 
     def _cancel_queued(self, batch: str | None = None, reason: str = "cancelled") -> int:
         keep: deque[ExecutionRecord] = deque()
@@ -385,9 +403,7 @@ class RoomKernel:
         current = executing or (self._current.execution_id if self._current else None)
         if current is not None and self._records[current].status != "running":
             current = None
-        queued = [r.execution_id for r in self._queue]
-        if self.runtime.queue() != {"executing": current, "queued": queued}:
-            self.runtime.set_queue(current, queued)
+        self.runtime.set_queue(current, [r.execution_id for r in self._queue])
 
     def record(self, execution_id: str) -> ExecutionRecord | None:
         return self._records.get(execution_id)
@@ -628,6 +644,9 @@ class RoomKernel:
             with contextlib.suppress(BaseException):
                 await self._worker
         await self.shutdown()
+        waiters, self._done_waiters = self._done_waiters, {}
+        for waiter in (w for ws in waiters.values() for w in ws if not w.done()):
+            waiter.set_exception(RuntimedError("the notebook was closed", "closed"))
 
 
 def _rough_size(value: Any) -> int:

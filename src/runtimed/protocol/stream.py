@@ -17,7 +17,12 @@ READ_CHUNK = 256 * 1024
 
 
 class FramedStream:
-    """Reads and writes length-prefixed frames on one asyncio stream pair."""
+    """Reads and writes length-prefixed frames on one asyncio stream pair.
+
+    Frames queued with :meth:`write_frame_nowait` during one event-loop turn go out in one
+    write (one syscall, one wake-up of the reader instead of several); :meth:`write_frame`
+    sends whatever is queued before its own frame, so order is always kept.
+    """
 
     def __init__(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, max_frame: int
@@ -26,6 +31,7 @@ class FramedStream:
         self.writer = writer
         self._decoder = FrameDecoder(max_frame)
         self._ready: list[bytes] = []
+        self._outbox: list[bytes] = []
 
     def set_max_frame(self, max_frame: int) -> None:
         self._decoder.set_max_size(max_frame)
@@ -61,12 +67,30 @@ class FramedStream:
         return self._ready.pop(0)
 
     async def write_frame(self, payload: bytes) -> None:
-        self.writer.write(encode_frame(payload, self.max_frame))
+        self._outbox.append(encode_frame(payload, self.max_frame))
+        self.flush()
         await self.writer.drain()
 
     def write_frame_nowait(self, payload: bytes) -> None:
-        """Queue a frame without waiting for the peer to drain it."""
-        self.writer.write(encode_frame(payload, self.max_frame))
+        """Queue a frame without waiting for the peer to drain it (sent at the end of this
+        loop turn, together with any other frame queued meanwhile)."""
+        if not self._outbox:
+            asyncio.get_running_loop().call_soon(self.flush)
+        self._outbox.append(encode_frame(payload, self.max_frame))
+
+    @property
+    def queued(self) -> int:
+        """Frames queued and not yet handed to the transport."""
+        return len(self._outbox)
+
+    def flush(self) -> None:
+        """Hand every queued frame to the transport now, in one write."""
+        if not self._outbox:
+            return
+        data = self._outbox[0] if len(self._outbox) == 1 else b"".join(self._outbox)
+        self._outbox = []
+        if not self.writer.transport.is_closing():
+            self.writer.write(data)
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):

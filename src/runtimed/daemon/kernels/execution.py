@@ -63,38 +63,53 @@ _END = _End()
 
 
 class Execution:
-    """Handle on one execution. Iterate it for IOPub messages; ``await reply()`` after.
+    """Handle on one execution. Iterate it for IOPub messages, or ``await wait(callback)``.
 
     Iteration ends after the kernel reports ``idle`` for this request. If the kernel dies,
     is restarted or shut down first, iteration raises KernelDiedError /
     ExecutionAbortedError after yielding every message that did arrive.
-    Iterate once: messages are consumed.
+    Consume it once, one way: messages are not kept.
     """
 
     def __init__(self, msg_id: str, reply: asyncio.Future[Message]) -> None:
         self.msg_id = msg_id
         self._reply = reply
         self._queue: asyncio.Queue[Message | _End | BaseException] = asyncio.Queue()
+        self._ended: asyncio.Future[None] = reply.get_loop().create_future()
+        self._listener: MessageCallback | None = None
         self.done = False
 
     def push(self, msg: Message) -> None:
         """Router side: one IOPub message for this execution."""
-        self._queue.put_nowait(msg)
+        listener = self._listener
+        if listener is None:
+            self._queue.put_nowait(msg)
+            return
+        try:
+            listener(msg)
+        except Exception as exc:  # surfaces from wait(); later messages are dropped
+            self._listener = None
+            self.fail(exc)
 
     def finish(self) -> None:
         """Router side: the kernel went idle for this execution."""
         if not self.done:
             self.done = True
             self._queue.put_nowait(_END)
+            if not self._ended.done():
+                self._ended.set_result(None)
 
     def fail(self, error: BaseException) -> None:
         """Router side: the execution cannot complete."""
         if not self.done:
             self.done = True
             self._queue.put_nowait(error)
+            if not self._ended.done():
+                self._ended.set_exception(error)
+                self._ended.exception()  # mark retrieved: callers may only iterate
         if not self._reply.done():
             self._reply.set_exception(error)
-            self._reply.exception()  # mark retrieved: callers may only iterate
+            self._reply.exception()
 
     async def __aiter__(self) -> AsyncIterator[Message]:
         while True:
@@ -110,8 +125,19 @@ class Execution:
         return ExecuteReply.from_message(await self._reply)
 
     async def wait(self, on_message: MessageCallback | None = None) -> ExecuteReply:
-        """Feed every IOPub message to ``on_message`` until idle, then return the reply."""
-        async for msg in self:
-            if on_message is not None:
-                on_message(msg)
+        """Feed every IOPub message to ``on_message`` until idle, then return the reply.
+
+        Messages go to ``on_message`` as the router receives them, with no task switch per
+        message: this task wakes once, when the execution ends.
+        """
+        callback: MessageCallback = on_message or (lambda msg: None)
+        while not self._queue.empty():  # what arrived before the caller got here
+            item = self._queue.get_nowait()
+            if isinstance(item, _End):
+                return await self.reply()
+            if isinstance(item, BaseException):
+                raise item
+            callback(item)
+        self._listener = callback
+        await self._ended
         return await self.reply()

@@ -16,7 +16,9 @@ from pycrdt import Doc, create_sync_message, create_update_message, handle_sync_
 
 from runtimed.daemon.rooms.peer import Peer
 from runtimed.daemon.rooms.room_store import RoomStore
+from runtimed.daemon.rooms.runtime_state import RuntimeState
 from runtimed.documents.notebook import NotebookDoc
+from runtimed.documents.runtime import RuntimeDoc
 from runtimed.errors import ProtocolError, RuntimedError
 from runtimed.protocol.notebook import FrameType, pack_json, parse_json, unpack
 
@@ -65,6 +67,8 @@ class NotebookRoom:
         self.on_empty = on_empty
         self.nb = NotebookDoc()
         self.runtime: Doc[Any] = Doc()
+        # Written only through runtime_state, which batches changes into few transactions.
+        self.runtime_state = RuntimeState(RuntimeDoc(self.runtime))
         self.peers: dict[int, Peer] = {}
         self.created_at = time.time()
         self.extensions: dict[str, Any] = {}  # kernel, outputs... attached by other parts
@@ -87,6 +91,7 @@ class NotebookRoom:
         self.write_meta()
         if notebook is not None:
             self.compact()  # the file's content becomes the first snapshot
+        self.store.open()
 
     def write_meta(self) -> None:
         self.store.write_meta(
@@ -115,6 +120,7 @@ class NotebookRoom:
             self.on_empty(self)
 
     def broadcast_event(self, event: dict[str, Any], exclude: Peer | None = None) -> None:
+        self.runtime_state.flush()  # peers see the state an event speaks of before it
         frame = pack_json(FrameType.EVENT, event)[1:]
         for peer in list(self.peers.values()):
             if peer is not exclude:
@@ -200,6 +206,7 @@ class NotebookRoom:
                 "error": f"internal error: {exc!r}",
                 "code": "internal",
             }
+        self.runtime_state.flush()  # a response never gets ahead of the state it reports
         peer.send(FrameType.RESPONSE, json.dumps(response, default=str).encode())
 
     # --- persistence ---------------------------------------------------------------
@@ -218,14 +225,21 @@ class NotebookRoom:
             self._compact_handle.cancel()
             self._compact_handle = None
         if self._snapshot_task is not None and not self._snapshot_task.done():
-            loop = asyncio.get_running_loop()  # one at a time: try again shortly
+            # one snapshot at a time: try again shortly
+            loop = asyncio.get_running_loop()
             self._compact_handle = loop.call_later(COMPACT_DELAY_SECS, self._compact_in_background)
             return
         state = self.nb.doc.get_update()
-        self.store.rotate()
+        covered = self.store.rotate()
         self._snapshot_task = asyncio.create_task(
-            asyncio.to_thread(self.store.write_snapshot, state)
+            asyncio.to_thread(self.store.write_snapshot, state, covered)
         )
+        self._snapshot_task.add_done_callback(self._snapshot_done)
+
+    def _snapshot_done(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            # The log it should have emptied keeps its updates; the next compaction retries.
+            log.error("cannot write the snapshot of %s: %s", self.notebook_id, task.exception())
 
     def compact(self) -> None:
         if self._compact_handle is not None:
@@ -282,6 +296,7 @@ class NotebookRoom:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._snapshot_task is not None:
             await asyncio.gather(self._snapshot_task, return_exceptions=True)
+        self.runtime_state.close()
         self.compact()
         self.store.close()
         self.peers.clear()

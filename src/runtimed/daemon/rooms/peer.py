@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import logging
 
-from runtimed.protocol.framing import encode_frame
 from runtimed.protocol.notebook import FrameType, pack
 from runtimed.protocol.stream import FramedStream
 
@@ -21,8 +19,8 @@ MAX_BUFFERED = 64 * 1024 * 1024
 class Peer:
     """Sends frames without awaiting: a slow reader never stalls the room.
 
-    Frames queued in one event-loop turn go out in one write: an execution produces a
-    handful of document and runtime updates at once, and one syscall beats ten.
+    Frames queued in one event-loop turn go out in one write (see FramedStream): an
+    execution produces a handful of document and runtime updates at once.
     """
 
     def __init__(self, stream: FramedStream, name: str | None = None) -> None:
@@ -31,7 +29,6 @@ class Peer:
         self.name = name or f"peer-{self.id}"
         self.closed = False
         self.awareness: bytes | None = None
-        self._pending: list[bytes] = []
 
     def send(self, frame_type: FrameType, payload: bytes) -> None:
         if self.closed:
@@ -47,18 +44,11 @@ class Peer:
             self.closed = True
             transport.abort()
             return
-        if not self._pending:
-            asyncio.get_running_loop().call_soon(self._flush)
-        self._pending.append(encode_frame(pack(frame_type, payload), self.stream.max_frame))
-
-    def _flush(self) -> None:
-        pending, self._pending = self._pending, []
-        if pending and not self.closed and not self.stream.writer.transport.is_closing():
-            self.stream.writer.write(b"".join(pending))
+        self.stream.write_frame_nowait(pack(frame_type, payload))
 
     async def drain(self) -> None:
         """Write what is queued and wait until the transport took it."""
-        self._flush()
+        self.stream.flush()
         await self.stream.writer.drain()
 
     def __repr__(self) -> str:

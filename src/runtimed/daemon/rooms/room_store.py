@@ -1,11 +1,13 @@
 """Durable room documents: a snapshot plus a write-ahead log of updates.
 
-Every update is appended to ``<key>.wal`` (one write, before it is broadcast) so a daemon
-killed with SIGKILL loses nothing it acknowledged. Compaction bounds the files' size in two
-steps: on the event loop the log is rotated (``.wal`` -> ``.wal.old``, new appends start a
-fresh ``.wal``); then, off the loop, the whole state is written to ``<key>.ydoc`` (temp +
-fsync + rename) and ``.wal.old`` is deleted. At every instant snapshot + old log + log hold
-every update (replaying one twice is harmless in a CRDT).
+Every update is appended to the active log (one write, before it is broadcast) so a
+daemon killed with SIGKILL loses nothing it acknowledged. There are two log files,
+``<key>.wal`` and ``<key>.wal.old``, both kept open: compaction swaps which one is
+active (on the event loop, no file-system metadata touched: creating or renaming a file
+there can wait behind another file's fsync for tens of ms), then, off the loop, writes
+the whole state to ``<key>.ydoc`` (temp + fsync + rename) and empties the other log. At
+every instant snapshot + both logs hold every update; replaying one twice, or out of
+order, is harmless in a CRDT.
 """
 
 from __future__ import annotations
@@ -46,7 +48,9 @@ class RoomStore:
         self.wal_path = docs_dir / f"{key}.wal"
         self.old_wal_path = docs_dir / f"{key}.wal.old"
         self.meta_path = docs_dir / f"{key}.json"
-        self._wal_fd: int | None = None
+        self._active: int | None = None  # fd appends go to
+        self._spare: int | None = None  # the other log: empty, or awaiting a snapshot
+        self._spare_empty = True
         self.wal_bytes = 0
 
     def load(self) -> StoredRoom | None:
@@ -83,44 +87,73 @@ class RoomStore:
         # Rewritten from the room on every open: atomic is enough, no fsync on this path.
         _atomic_write(self.meta_path, json.dumps(meta).encode(), sync=False)
 
+    def open(self) -> None:
+        """Open (creating) both logs. Appends go to ``.wal``; ``.wal.old`` keeps whatever a
+        previous daemon left in it until the next snapshot covers it."""
+        if self._active is not None:
+            return
+        self.docs_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
+        self._active = os.open(self.wal_path, flags, 0o600)
+        self._spare = os.open(self.old_wal_path, flags, 0o600)
+        self._spare_empty = os.fstat(self._spare).st_size == 0
+        self.wal_bytes = os.fstat(self._active).st_size
+
     def append(self, update: bytes) -> None:
         """Log one update; a single write(2), so a killed process leaves whole records."""
-        if self._wal_fd is None:
-            self.docs_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-            self._wal_fd = os.open(self.wal_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        if self._active is None:
+            self.open()
+        assert self._active is not None
         record = _LEN.pack(len(update)) + update
-        os.write(self._wal_fd, record)
+        os.write(self._active, record)
         self.wal_bytes += len(record)
 
-    def rotate(self) -> None:
-        """Start a fresh log; the current one becomes ``.wal.old`` until a snapshot that
-        covers it is written. Cheap: meant for the event loop."""
-        self.close()
-        if self.wal_path.exists():
-            if self.old_wal_path.exists():  # an earlier snapshot never finished: keep both
-                with self.old_wal_path.open("ab") as old:
-                    old.write(self.wal_path.read_bytes())
-                self.wal_path.unlink()
-            else:
-                os.replace(self.wal_path, self.old_wal_path)
-        self.wal_bytes = 0
+    def rotate(self) -> int:
+        """Make the spare (empty) log the active one; returns the log a snapshot taken now
+        must cover, for :meth:`write_snapshot`. Cheap: meant for the event loop.
 
-    def write_snapshot(self, full_state: bytes) -> None:
-        """Persist ``full_state`` (taken before the last ``rotate``) and drop the old log.
-        Blocking (fsync): run it in a thread."""
+        When the spare still holds updates (a previous snapshot failed, or a previous
+        daemon left them), nothing swaps: the snapshot taken now covers the spare."""
+        if self._active is None:
+            self.open()
+        assert self._active is not None and self._spare is not None
+        if not self._spare_empty:
+            return self._spare
+        covered, self._active, self._spare = self._active, self._spare, self._active
+        self._spare_empty = False
+        self.wal_bytes = 0
+        return covered
+
+    def write_snapshot(self, full_state: bytes, covered: int) -> None:
+        """Persist ``full_state`` (taken together with the ``rotate`` that returned
+        ``covered``), then empty that log. Blocking (fsync): run it in a thread."""
         self.docs_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         _atomic_write(self.snapshot_path, full_state)
-        self.old_wal_path.unlink(missing_ok=True)
+        if covered == self._spare:  # still ours (the store was not closed meanwhile)
+            with contextlib.suppress(OSError):
+                os.ftruncate(covered, 0)
+                self._spare_empty = True
 
     def compact(self, full_state: bytes) -> None:
-        """Both steps at once (startup and shutdown, where blocking is fine)."""
-        self.rotate()
-        self.write_snapshot(full_state)
+        """Snapshot and empty both logs (startup and shutdown, where blocking is fine)."""
+        self.docs_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _atomic_write(self.snapshot_path, full_state)
+        if self._active is None:
+            for path in (self.wal_path, self.old_wal_path):
+                path.unlink(missing_ok=True)
+            return
+        for fd in (self._active, self._spare):
+            if fd is not None:
+                os.ftruncate(fd, 0)
+        self._spare_empty = True
+        self.wal_bytes = 0
 
     def close(self) -> None:
-        if self._wal_fd is not None:
-            os.close(self._wal_fd)
-            self._wal_fd = None
+        for fd in (self._active, self._spare):
+            if fd is not None:
+                os.close(fd)
+        self._active = self._spare = None
+        self._spare_empty = True
 
     def delete(self) -> None:
         self.close()

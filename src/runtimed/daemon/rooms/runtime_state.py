@@ -1,0 +1,95 @@
+"""RuntimeState: the daemon's own copy of a room's runtime document, written in batches.
+
+A run of one cell changes the runtime document half a dozen times (queued, running,
+busy, idle, done, queue moves). Written one by one, each change is a transaction, an
+update frame to every peer and work for every client. Here changes land in a plain
+Python copy at once (so the daemon always reads its latest state) and reach the
+document together: a few ms later, or at once before the room sends a response or an
+event, so that no peer ever hears of a result before the state that goes with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from runtimed.documents.runtime import RuntimeDoc
+
+# Long enough that a quick cell goes from queued to done in one write; short enough that
+# no one can see a "running" state arrive late.
+FLUSH_DELAY_SECS = 0.02
+
+
+class RuntimeState:
+    """Kernel fields, queue and execution records of one room (see :class:`RuntimeDoc`)."""
+
+    def __init__(self, doc: RuntimeDoc, delay: float = FLUSH_DELAY_SECS) -> None:
+        self.doc = doc
+        self.delay = delay
+        self._kernel: dict[str, Any] = doc.kernel()
+        self._queue: dict[str, Any] = doc.queue()
+        self._kernel_dirty: dict[str, Any] = {}
+        self._queue_dirty = False
+        self._executions: dict[str, dict[str, Any]] = {}
+        self._handle: asyncio.TimerHandle | None = None
+
+    # --- reading (always current) ----------------------------------------------------
+
+    def kernel(self) -> dict[str, Any]:
+        return dict(self._kernel)
+
+    def queue(self) -> dict[str, Any]:
+        return {"executing": self._queue.get("executing"), "queued": self._queue.get("queued", [])}
+
+    # --- writing (batched) -----------------------------------------------------------
+
+    def set_kernel(self, **fields: Any) -> None:
+        for key, value in fields.items():
+            if key not in self._kernel or self._kernel[key] != value:
+                self._kernel[key] = value
+                self._kernel_dirty[key] = value
+        self._schedule()
+
+    def set_queue(self, executing: str | None, queued: list[str]) -> None:
+        new = {"executing": executing, "queued": list(queued)}
+        if new == self._queue:
+            return
+        self._queue = new
+        self._queue_dirty = True
+        self._schedule()
+
+    def set_execution(self, execution_id: str, record: dict[str, Any]) -> None:
+        self._executions[execution_id] = dict(record)
+        self._schedule()
+
+    def flush(self) -> None:
+        """Write every pending change into the document, in one transaction."""
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        if not (self._kernel_dirty or self._queue_dirty or self._executions):
+            return
+        kernel, self._kernel_dirty = self._kernel_dirty, {}
+        executions, self._executions = self._executions, {}
+        queue = self._queue if self._queue_dirty else None
+        self._queue_dirty = False
+        with self.doc.doc.transaction():
+            if kernel:
+                self.doc.set_kernel(**kernel)
+            if queue is not None:
+                self.doc.set_queue(queue["executing"], queue["queued"])
+            for execution_id, record in executions.items():
+                self.doc.set_execution(execution_id, record)
+
+    def _schedule(self) -> None:
+        if self._handle is not None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (set-up code): write now
+            self.flush()
+            return
+        self._handle = loop.call_later(self.delay, self.flush)
+
+    def close(self) -> None:
+        self.flush()
