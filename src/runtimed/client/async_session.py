@@ -261,6 +261,7 @@ class AsyncSession:
         for future in [*pending.values(), *waiters.values()]:
             if not future.done():
                 future.set_exception(error)
+                future.exception()  # a waiter may have given up: no "never retrieved" noise
 
     def add_listener(self, listener: EventListener) -> None:
         """Call ``listener(event)`` for each event the daemon sends to this room."""

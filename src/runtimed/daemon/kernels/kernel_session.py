@@ -16,9 +16,9 @@ import signal
 from collections.abc import Callable
 from typing import IO, Any
 
-import zmq
 from jupyter_client.manager import AsyncKernelManager
 
+from runtimed.daemon.kernels.channels import KernelChannels
 from runtimed.daemon.kernels.config import KernelConfig
 from runtimed.daemon.kernels.errors import (
     ExecutionAbortedError,
@@ -76,10 +76,10 @@ class KernelSession:
         self._listeners: list[StateListener] = []
         self._router = MessageRouter(on_unrouted)
         self._km: AsyncKernelManager | None = None
-        self._kc: Any = None
+        self._channels: KernelChannels | None = None
+        self._iopub_seen = asyncio.Event()
         self._workspace: KernelWorkspace | None = None
         self._log: IO[bytes] | None = None
-        self._tasks: list[asyncio.Task[None]] = []
         self._watcher: asyncio.Task[None] | None = None
         self.kernel_info: dict[str, Any] = {}
 
@@ -178,17 +178,19 @@ class KernelSession:
             raise KernelStartError(f"could not run {config.python_path}: {exc}") from exc
 
     async def _connect(self) -> None:
-        """New client channels, wait for kernel_info, check the language, start readers."""
+        """New channels, wait for kernel_info, check the language, watch the process."""
         assert self._km is not None and self._workspace is not None
         km, workspace = self._km, self._workspace
-        self._kc = km.client()
-        # The kernel binds its IPC sockets only once it has imported ipykernel; zmq retries
-        # a connect every 100 ms by default, so a late IOPub subscription (the slow-joiner)
-        # could cost a few hundred ms of every start.
-        self._kc.context.setsockopt(zmq.RECONNECT_IVL, 5)
-        self._kc.start_channels(shell=True, iopub=True, stdin=False, hb=False, control=True)
+        self._iopub_seen.clear()
+        self._channels = KernelChannels(
+            km.get_connection_info(), km.session, self._on_iopub, self._router.route_reply
+        )
         reply = await wait_until_ready(
-            self._kc, self._exit_code, self.config.startup_timeout, workspace.read_log_tail
+            self._request_kernel_info,
+            self._iopub_seen,
+            self._exit_code,
+            self.config.startup_timeout,
+            workspace.read_log_tail,
         )
         self.kernel_info = dict(reply.get("content") or {})
         language = str(self.kernel_info.get("language_info", {}).get("name", ""))
@@ -196,7 +198,11 @@ class KernelSession:
             check_language(language)
         except UnsupportedLanguageError as exc:
             raise KernelStartError(f"the kernel speaks {language!r}, not python") from exc
-        self._start_tasks()
+        self._watcher = asyncio.create_task(self._watch(), name="kernel-watch")
+
+    def _request_kernel_info(self) -> asyncio.Future[Message]:
+        assert self._channels is not None
+        return self._router.expect_reply(self._channels.send_shell("kernel_info_request", {}))
 
     async def _abandon_start(self, exc: BaseException) -> None:
         """Tear down whatever a failed start left behind; the session becomes dead."""
@@ -218,37 +224,15 @@ class KernelSession:
 
     # -- readers and the death watcher ---------------------------------------------------
 
-    def _start_tasks(self) -> None:
-        kc = self._kc
-        self._tasks = [
-            asyncio.create_task(self._read(kc.iopub_channel, self._on_iopub), name="iopub"),
-            asyncio.create_task(self._read(kc.shell_channel, self._router.route_reply)),
-            asyncio.create_task(self._read(kc.control_channel, self._router.route_reply)),
-        ]
-        self._watcher = asyncio.create_task(self._watch(), name="kernel-watch")
-
-    async def _stop_tasks(self) -> None:
-        tasks = [*self._tasks, *([self._watcher] if self._watcher else [])]
-        current = asyncio.current_task()
-        for task in tasks:
-            if task is not current:
-                task.cancel()
-        for task in tasks:
-            if task is not current:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
-        self._tasks, self._watcher = [], None
-
-    @staticmethod
-    async def _read(channel: Any, handle: Callable[[Message], object]) -> None:
-        while True:
-            msg = await channel.get_msg()
-            try:
-                handle(msg)
-            except Exception:
-                log.exception("failed to handle a kernel message")
+    async def _stop_watcher(self) -> None:
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None and watcher is not asyncio.current_task():
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await watcher
 
     def _on_iopub(self, msg: Message) -> None:
+        self._iopub_seen.set()
         if msg.get("msg_type") == "status":
             activity: Activity = (
                 "busy" if msg["content"].get("execution_state") == "busy" else "idle"
@@ -264,7 +248,7 @@ class KernelSession:
         exit_code = await self._exit_code()
         await asyncio.sleep(DEATH_DRAIN_SECONDS)  # let readers take what was sent before
         self._watcher = None
-        await self._stop_tasks()
+        self._close_channels()
         self._router.fail_all(KernelDiedError(exit_code))
         message = KernelDiedError(exit_code).message
         log.warning("%s (kernel log: %s)", message, self._workspace and self._workspace.log_file)
@@ -288,14 +272,16 @@ class KernelSession:
     ) -> Execution:
         """Send an execute_request now; iterate the returned Execution for its messages."""
         self._require_running()
-        msg_id = self._kc.execute(
-            code,
-            silent=silent,
-            store_history=store_history,
-            allow_stdin=False,
-            stop_on_error=stop_on_error,
-        )
-        return self._router.track(msg_id)
+        assert self._channels is not None
+        content = {
+            "code": code,
+            "silent": silent,
+            "store_history": store_history,
+            "user_expressions": {},
+            "allow_stdin": False,
+            "stop_on_error": stop_on_error,
+        }
+        return self._router.track(self._channels.send_shell("execute_request", content))
 
     async def execute(
         self, code: str, on_message: MessageCallback | None = None, **options: Any
@@ -310,7 +296,10 @@ class KernelSession:
     async def complete(self, code: str, cursor_pos: int, timeout: float = 10.0) -> CompleteResult:
         """Completions at ``cursor_pos`` (a character offset into ``code``)."""
         self._require_running()
-        msg_id = self._kc.complete(code, cursor_pos)
+        assert self._channels is not None
+        msg_id = self._channels.send_shell(
+            "complete_request", {"code": code, "cursor_pos": cursor_pos}
+        )
         reply = await self._await_reply(self._router.expect_reply(msg_id), msg_id, timeout)
         content = reply.get("content") or {}
         return CompleteResult(
@@ -343,10 +332,9 @@ class KernelSession:
         await self._km.signal_kernel(signal.SIGINT)
 
     async def _interrupt_msg(self) -> bool:
-        msg = self._kc.session.msg("interrupt_request", content={})
-        msg_id = msg["header"]["msg_id"]
+        assert self._channels is not None
+        msg_id = self._channels.send_control("interrupt_request", {})
         future = self._router.expect_reply(msg_id)
-        self._kc.control_channel.send(msg)
         try:
             await self._await_reply(future, msg_id, self.config.interrupt_reply_timeout)
         except KernelError:
@@ -377,11 +365,14 @@ class KernelSession:
         self._set_state(lifecycle=KernelLifecycle.RUNNING, activity="idle")
 
     async def _disconnect(self, reason: BaseException) -> None:
-        await self._stop_tasks()
+        await self._stop_watcher()
+        self._close_channels()
         self._router.fail_all(reason)
-        if self._kc is not None:
-            self._kc.stop_channels()
-            self._kc = None
+
+    def _close_channels(self) -> None:
+        channels, self._channels = self._channels, None
+        if channels is not None:
+            channels.close()
 
     async def shutdown(self, now: bool = False) -> None:
         """Stop the kernel (politely unless ``now``), delete its private dir. Idempotent."""

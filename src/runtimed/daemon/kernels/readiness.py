@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
-from queue import Empty
-from typing import Any
 
 from runtimed.daemon.kernels.errors import KernelStartError, describe_exit
 from runtimed.daemon.kernels.execution import Message
@@ -15,57 +15,48 @@ TICK = 0.05
 
 
 async def wait_until_ready(
-    client: Any,
+    request_info: Callable[[], asyncio.Future[Message]],
+    iopub_seen: asyncio.Event,
     exit_code: Callable[[], Awaitable[int | None]],
     timeout: float,
     log_tail: Callable[[], str],
 ) -> Message:
-    """Send kernel_info until the kernel replies on shell *and* IOPub is connected.
+    """Ask for kernel_info until the kernel replies on shell *and* IOPub is connected.
 
-    Returns the ``kernel_info_reply``. Raises KernelStartError, with the kernel's output,
-    when the process exits first or ``timeout`` passes. ``exit_code`` is None while the
-    process lives.
+    ``request_info()`` sends a kernel_info_request and returns a future for its reply;
+    ``iopub_seen`` is set by any IOPub message (the status of our request, or
+    iopub_welcome), which proves the subscription. A kernel answers a request it got
+    before IOPub was subscribed without IOPub seeing it, so the request is repeated
+    until both hold. Returns the ``kernel_info_reply``; raises KernelStartError, with the
+    kernel's output, when the process exits first or ``timeout`` passes.
     """
     deadline = time.monotonic() + timeout
+    replies: list[asyncio.Future[Message]] = []
     sent_at = 0.0
-    replied = False
-    reply: Message | None = None
-    while True:
-        now = time.monotonic()
-        if not replied and now - sent_at >= RESEND_INTERVAL:
-            client.kernel_info()
-            sent_at = now
-        if not replied:
-            reply = await _shell_reply(client)
-            replied = reply is not None
-        if replied and await _iopub_connected(client):
-            assert reply is not None
-            return reply
-        if replied:
-            replied = False  # IOPub not subscribed yet: ask again so the kernel publishes
-            sent_at = 0.0
-        code = await exit_code()
-        if code is not None:
-            raise KernelStartError(f"the kernel process exited ({describe_exit(code)})", log_tail())
-        if time.monotonic() > deadline:
-            raise KernelStartError(f"no reply from the kernel in {timeout:g} s", log_tail())
-
-
-async def _shell_reply(client: Any) -> Message | None:
-    """A kernel_info_reply (to any of our requests) if one arrives within one tick."""
     try:
-        msg: Message = await client.shell_channel.get_msg(timeout=TICK)
-    except Empty:
-        return None
-    if msg.get("msg_type") == "kernel_info_reply":
-        return msg
-    return None
-
-
-async def _iopub_connected(client: Any) -> bool:
-    """Any IOPub message (status of our request, iopub_welcome) proves the subscription."""
-    try:
-        await client.iopub_channel.get_msg(timeout=TICK)
-    except Empty:
-        return False
-    return True
+        while True:
+            now = time.monotonic()
+            if now - sent_at >= RESEND_INTERVAL:
+                replies.append(request_info())
+                sent_at = now
+            done, _ = await asyncio.wait(replies, timeout=TICK)
+            answered = [f for f in done if not f.cancelled() and f.exception() is None]
+            if answered:
+                if iopub_seen.is_set():
+                    return answered[0].result()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(iopub_seen.wait(), TICK)
+                if iopub_seen.is_set():
+                    return answered[0].result()
+                replies = [f for f in replies if not f.done()]
+                sent_at = 0.0  # ask again: this time IOPub will hear the kernel
+            code = await exit_code()
+            if code is not None:
+                raise KernelStartError(
+                    f"the kernel process exited ({describe_exit(code)})", log_tail()
+                )
+            if time.monotonic() > deadline:
+                raise KernelStartError(f"no reply from the kernel in {timeout:g} s", log_tail())
+    finally:
+        for future in replies:
+            future.cancel()
