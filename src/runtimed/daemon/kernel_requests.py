@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from runtimed.daemon.room_kernel import RoomKernel
@@ -55,7 +54,7 @@ def kernel_handlers(daemon: Daemon) -> dict[str, RequestHandler]:
             return {"execution_id": execution_id}
         # Answer when it ended, with the fields of its execution_done event: the answer
         # travels in the same write as the outputs and the event.
-        return {"event": "execution_done", **asdict(await kernel.wait_done(execution_id))}
+        return {"event": "execution_done", **(await kernel.wait_done(execution_id)).as_dict()}
 
     async def run_all_cells(room: NotebookRoom, peer: Peer, req: dict[str, Any]) -> Any:
         return {"execution_ids": kernel_of(room).enqueue_all()}
@@ -87,7 +86,7 @@ def kernel_handlers(daemon: Daemon) -> dict[str, RequestHandler]:
         record = kernel_of(room).record(_str(req, "execution_id"))
         if record is None:
             raise RuntimedError(f"execution {req.get('execution_id')} not found", "not_found")
-        return asdict(record)
+        return record.as_dict()
 
     async def kernel_info(room: NotebookRoom, peer: Peer, req: dict[str, Any]) -> Any:
         return kernel_of(room).info()

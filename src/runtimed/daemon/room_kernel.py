@@ -16,7 +16,7 @@ import logging
 import time
 import uuid
 from collections import deque
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -73,6 +73,10 @@ class ExecutionRecord:
     ended_at: float | None = None
     error: str | None = None
     batch: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """Its fields as a plain dict (they are all scalars: no deep copy needed)."""
+        return dict(vars(self))
 
 
 class RoomKernel:
@@ -236,9 +240,9 @@ class RoomKernel:
 
     def enqueue(self, cell_id: str, batch: str | None = None) -> str:
         """Queue a cell; a cell already waiting in the queue keeps its execution id."""
-        cell = self.room.nb.get_cell(cell_id)  # raises "not found"
-        if cell.cell_type != "code":
-            raise RuntimedError(f"cell {cell_id} is a {cell.cell_type} cell, not code", "not_code")
+        cell_type = self.room.nb.cell_type(cell_id)  # raises "not found"
+        if cell_type != "code":
+            raise RuntimedError(f"cell {cell_id} is a {cell_type} cell, not code", "not_code")
         for queued in self._queue:
             if queued.cell_id == cell_id:
                 return queued.execution_id
@@ -307,16 +311,22 @@ class RoomKernel:
         except RuntimedError:
             self._finish(record, "cancelled", error="the cell was deleted before it ran")
             return
+        self._began.clear()
+        # Send first, then do the bookkeeping while the kernel works: its messages are
+        # handled only once this coroutine yields, after the outputs were reset below.
+        try:
+            execution = session.submit(source)
+        except KernelError as exc:
+            self._finish(record, "error", error=exc.message)
+            return
+        self._msg_cells[execution.msg_id] = record.cell_id
         record = self._save(replace(record, status="running", started_at=time.time()))
         self._publish_queue(executing=record.execution_id)
         with self.room.nb.doc.transaction():
             self._apply_changes(self.store.begin(record.cell_id))
             self._set_execution_count(record.cell_id, None)
             self._flush()
-        self._began.clear()
         try:
-            execution = session.submit(source)
-            self._msg_cells[execution.msg_id] = record.cell_id
             reply = await execution.wait(lambda msg: self._on_message(record.cell_id, msg))
         except KernelDiedError as exc:
             self._kernel_died(record, exc)
@@ -328,9 +338,6 @@ class RoomKernel:
             self._finish(record, "error", error=exc.message)
             return
         count = reply.execution_count or self.store.cell(record.cell_id).execution_count
-        with self.room.nb.doc.transaction():
-            self._set_execution_count(record.cell_id, count)
-            self._flush()
         status = "done" if reply.success else "error"
         error = f"{reply.ename}: {reply.evalue}" if not reply.success else None
         self._finish(record, status, execution_count=count, success=reply.success, error=error)
@@ -360,12 +367,15 @@ class RoomKernel:
         for waiter in self._done_waiters.pop(record.execution_id, []):
             if not waiter.done():
                 waiter.set_result(final)
-        self._flush(final_cell=record.cell_id)  # outputs reach peers before the record says done
+        with self.room.nb.doc.transaction():  # outputs reach peers before the record says done
+            if "execution_count" in fields:
+                self._set_execution_count(record.cell_id, final.execution_count)
+            self._flush(final_cell=record.cell_id)
         self._save(final)
         if self._current is not None and self._current.execution_id == record.execution_id:
             self._current = None
             self._publish_queue()
-        self.room.broadcast_event({"event": "execution_done", **asdict(final)})
+        self.room.broadcast_event({"event": "execution_done", **final.as_dict()})
 
     async def wait_done(self, execution_id: str) -> ExecutionRecord:
         """The final record of an execution, once it has ended."""
@@ -395,7 +405,7 @@ class RoomKernel:
     def _save(self, record: ExecutionRecord) -> ExecutionRecord:
         self._records[record.execution_id] = record
         self.runtime.set_execution(
-            record.execution_id, {k: v for k, v in asdict(record).items() if k != "execution_id"}
+            record.execution_id, {k: v for k, v in vars(record).items() if k != "execution_id"}
         )
         return record
 

@@ -125,6 +125,9 @@ class NotebookDoc:
     def get_cells(self) -> list[Cell]:
         return [self._to_cell(c) for c in self.cells]
 
+    def cell_type(self, cell_id: str) -> str:
+        return str(self.ycell(cell_id).get("cell_type", "code"))
+
     def get_source(self, cell_id: str) -> str:
         return str(self.ycell(cell_id)["source"])
 
