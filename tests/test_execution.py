@@ -163,6 +163,38 @@ def test_second_launch_reports_running_kernel_and_cwd_is_notebook_dir(
     s.close()
 
 
+def test_answers_and_events_never_get_ahead_of_the_runtime_document(
+    exec_daemon: DaemonProcess,
+):
+    from runtimed.documents.runtime import RuntimeDoc
+
+    a, b = session(exec_daemon, "ordering"), session(exec_daemon, "ordering")
+    seen_by_b: list[str | None] = []
+
+    def on_event(event: dict) -> None:  # runs as the event arrives, before anything later
+        if event.get("event") == "execution_done":
+            record = RuntimeDoc(b.runtime_doc).execution(event["execution_id"])
+            seen_by_b.append(record and record["status"])
+
+    b.add_listener(on_event)
+    r = a.run("21 * 2")
+    record = RuntimeDoc(a.runtime_doc).execution(r.execution_id)
+    assert record is not None and record["status"] == "done" and record["execution_count"]
+    assert a.get_cell(r.cell_id).outputs[0]["data"]["text/plain"] == "42"
+    wait_until(lambda: seen_by_b, 5)
+    assert seen_by_b == ["done"]
+    # State with no answer to ride on (a cell that keeps running) still reaches peers.
+    eid = a.queue_cell(a.create_cell("import time; time.sleep(30)"))
+    wait_until(
+        lambda: (RuntimeDoc(b.runtime_doc).execution(eid) or {}).get("status") == "running", 5
+    )
+    wait_until(lambda: RuntimeDoc(b.runtime_doc).queue()["executing"] == eid, 5)
+    a.interrupt()
+    assert a.wait_for_execution(eid, timeout=10).status == "error"
+    for s in (a, b):
+        s.close()
+
+
 def test_executing_unknown_cell_is_not_found(exec_daemon: DaemonProcess):
     s = session(exec_daemon, "unknown")
     with pytest.raises(runtimed.RuntimedError, match="not found"):

@@ -405,3 +405,19 @@ def test_workspace_falls_back_to_short_path_for_ipc(tmp_path: Path) -> None:
     finally:
         workspace.remove()
     assert not workspace.dir.exists()
+
+
+def test_kernel_messages_are_checked_against_the_key() -> None:
+    from jupyter_client.session import Session as JupyterSession
+
+    from runtimed.daemon.kernels.channels import decode_message
+
+    signer = JupyterSession(key=b"secret")
+    parts = signer.serialize(signer.msg("status", {"execution_state": "idle"}))
+    msg = decode_message(signer, parts)
+    assert msg["msg_type"] == "status" and msg["content"] == {"execution_state": "idle"}
+    forged = [*parts[:-1], b'{"execution_state": "busy"}']
+    with pytest.raises(ValueError, match="signature"):
+        decode_message(signer, forged)
+    with pytest.raises(ValueError):
+        decode_message(JupyterSession(key=b"other"), parts)

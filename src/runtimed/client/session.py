@@ -15,6 +15,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
+from pycrdt import Doc
+
 from runtimed.client.async_session import AsyncSession, EventListener
 from runtimed.client.results import ExecutionResult
 from runtimed.documents.notebook import Cell, NotebookDoc
@@ -107,6 +109,11 @@ class Session:
     @property
     def document(self) -> NotebookDoc:
         return self._session.document
+
+    @property
+    def runtime_doc(self) -> Doc[Any]:
+        """The local replica of the room's runtime document (read it with RuntimeDoc)."""
+        return self._session.runtime_doc
 
     def __repr__(self) -> str:
         state = "connected" if self.is_connected else "disconnected"
