@@ -32,6 +32,7 @@ _json = msgspec.json.Decoder()
 # ipykernel is imported, so a late IOPub subscription (the slow joiner) would cost up to
 # that much of every start.
 RECONNECT_IVL_MS = 5
+DRAIN_BATCH = 64
 
 
 def channel_url(info: Mapping[str, Any], channel: str) -> str:
@@ -96,9 +97,13 @@ class KernelChannels:
         return sock
 
     def _drain(self, sock: zmq.Socket[Any]) -> None:
-        """Read every message waiting on ``sock`` (the FD is edge-triggered: all of them)."""
+        """Read the messages waiting on ``sock``. The FD only signals new arrivals, so
+        stopping early means coming back by ourselves: a kernel flooding output gets
+        DRAIN_BATCH messages per loop turn and everyone else their turn in between."""
         handler = self._handlers[sock]
-        while not self.closed:
+        for _ in range(DRAIN_BATCH):
+            if self.closed:
+                return
             try:
                 parts = sock.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
@@ -112,6 +117,7 @@ class KernelChannels:
                 handler(msg)
             except Exception:
                 log.exception("failed to handle a kernel message")
+        self._loop.call_soon(self._drain, sock)
 
     def send(self, sock: zmq.Socket[Any], msg_type: str, content: dict[str, Any]) -> str:
         """Send a request; returns its msg_id."""
