@@ -12,6 +12,7 @@ import pytest
 
 import runtimed
 from conftest import DaemonProcess, wait_until
+from runtimed.daemon.kernels.kernelspec import LAUNCHER_SCRIPT
 
 
 @pytest.fixture(scope="module")
@@ -236,7 +237,8 @@ def _kernel_pids(cache_dir: Path) -> list[int]:
             argv = (proc / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"ipykernel_launcher" in argv and argv[0].startswith(str(cache_dir).encode()):
+        launched = str(LAUNCHER_SCRIPT).encode() in argv
+        if launched and argv[0].startswith(str(cache_dir).encode()):
             pids.append(int(proc.name))
     return pids
 

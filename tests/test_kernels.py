@@ -30,7 +30,7 @@ from runtimed.daemon.kernels import (
     OutputStore,
     UnsupportedLanguageError,
 )
-from runtimed.daemon.kernels.kernelspec import check_language
+from runtimed.daemon.kernels.kernelspec import LAUNCHER_SCRIPT, check_language
 from runtimed.daemon.kernels.workspace import create_workspace
 from runtimed.daemon.pool.uv_builder import UvEnvBuilder
 
@@ -366,7 +366,7 @@ async def test_kernel_dies_with_sigkilled_parent(
     kernel_pid = int(line)
     tree = [kernel_pid, *(p.pid for p in psutil.Process(kernel_pid).children(recursive=True))]
     reap.extend(tree)
-    assert any("ipykernel_launcher" in " ".join(psutil.Process(p).cmdline()) for p in tree)
+    assert any(str(LAUNCHER_SCRIPT) in psutil.Process(p).cmdline() for p in tree)
 
     parent.send_signal(signal.SIGKILL)
     parent.wait(10)
@@ -421,3 +421,19 @@ def test_kernel_messages_are_checked_against_the_key() -> None:
         decode_message(signer, forged)
     with pytest.raises(ValueError):
         decode_message(JupyterSession(key=b"other"), parts)
+
+
+async def test_kernel_starts_without_the_debugger_and_behaves_like_ipykernel_launcher(
+    tmp_path: Path, kernel_env_path: Path
+) -> None:
+    (tmp_path / "cwd").mkdir(exist_ok=True)
+    (tmp_path / "cwd" / "notebook_helper.py").write_text("VALUE = 7\n")
+    async with make_session(tmp_path, kernel_env_path) as session:
+        _, outputs = await run(
+            session,
+            "import os, sys\n"
+            "print('debugpy' in sys.modules, sys.path[0] == os.getcwd())\n"
+            "import notebook_helper, debugpy\n"
+            "print(notebook_helper.VALUE, debugpy.__name__)",
+        )
+        assert outputs[0]["text"] == "False True\n7 debugpy\n"

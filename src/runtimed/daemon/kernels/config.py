@@ -14,7 +14,7 @@ from runtimed.protocol.messages import PooledEnv
 class KernelConfig:
     """Launch settings for one kernel.
 
-    - ``python_path``: the env's interpreter; the kernel runs ``-m ipykernel_launcher``.
+    - ``python_path``: the env's interpreter; the kernel runs ipykernel (see ``launcher``).
     - ``cwd``: the kernel's working directory (the notebook's directory).
     - ``runtime_dir``: parent of the kernel's private 0700 dir (connection file, IPC
       sockets, kernel.log). Falls back to a temp dir when too long for a Unix socket path.

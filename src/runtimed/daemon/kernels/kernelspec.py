@@ -18,6 +18,7 @@ from runtimed.daemon.kernels.errors import UnsupportedLanguageError
 
 SUPPORTED_LANGUAGES = frozenset({"python"})
 GUARD_SCRIPT = Path(__file__).parent.parent / "guard.py"
+LAUNCHER_SCRIPT = Path(__file__).parent / "launcher.py"
 
 
 def check_language(language: str | None) -> str:
@@ -34,12 +35,13 @@ def check_language(language: str | None) -> str:
 
 
 def kernel_argv(python_path: str, guard_parent_pid: int | None) -> list[str]:
-    """``<env python> -m ipykernel_launcher -f {connection_file}``, behind the death guard.
+    """``<env python> <launcher.py> -f {connection_file}``, behind the death guard.
 
-    With ``guard_parent_pid`` the same interpreter first runs :mod:`guard` (by path, the env
+    :mod:`launcher` is ``ipykernel_launcher`` minus the debugger's start-up cost. With
+    ``guard_parent_pid`` the same interpreter first runs :mod:`guard` (by path, the env
     does not have runtimed installed), which ties the kernel's life to that pid.
     """
-    kernel = [python_path, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    kernel = [python_path, str(LAUNCHER_SCRIPT), "-f", "{connection_file}"]
     if guard_parent_pid is None:
         return kernel
     guard = [python_path, "-I", "-S", str(GUARD_SCRIPT), str(guard_parent_pid), "--"]
