@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from conda_channel import build_channel  # noqa: E402
 from runtimed.client import DaemonClient  # noqa: E402
-from runtimed.daemon.pool.conda_builder import CondaEnvBuilder  # noqa: E402
+from runtimed.daemon.envs.conda_builder import CondaEnvBuilder  # noqa: E402
 
 
 def percentile(values: list[float], q: float) -> float:

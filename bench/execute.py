@@ -30,7 +30,7 @@ from jupyter_client.manager import AsyncKernelManager
 
 import runtimed
 from harness import BenchDaemon, percentile, verdict
-from runtimed.daemon.pool.uv_builder import uv_binary
+from runtimed.daemon.envs.uv_builder import uv_binary
 
 UV_ENV = {**os.environ, "UV_PYTHON_DOWNLOADS": "never"}
 STREAM_CODE = "import sys\nline = 'x' * 1023\nfor _ in range({n}): print(line)\n"

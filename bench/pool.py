@@ -24,7 +24,7 @@ import psutil
 
 from harness import BenchDaemon, percentile, verdict
 from runtimed.client import DaemonClient
-from runtimed.daemon.pool import UvEnvBuilder
+from runtimed.daemon.envs import UvEnvBuilder
 
 TARGETS = {"take_p99_ms": 5.0, "ratio": 300.0, "start_ms": 300.0, "rss_mb": 60.0}
 

@@ -21,9 +21,9 @@ import pytest
 
 from conda_channel import build_channel
 from conftest import DaemonProcess, wait_until
-from runtimed.daemon.pool.build_step import BuildFailure
-from runtimed.daemon.pool.conda_builder import CondaEnvBuilder
-from runtimed.protocol.messages import PooledEnv, PoolError
+from runtimed.daemon.envs.build_step import BuildFailure
+from runtimed.daemon.envs.conda_builder import CondaEnvBuilder
+from runtimed.protocol.control import PooledEnv, PoolError
 
 EXTRA_PACKAGES = [
     ("needs-new-python", "1.0", ["python >=99"]),

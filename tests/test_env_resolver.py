@@ -17,17 +17,17 @@ from typing import Any
 import pytest
 
 from conda_channel import build_channel
-from runtimed.daemon.env_resolver import (
+from runtimed.daemon.envs import EnvPool, PoolSettings, UvEnvBuilder
+from runtimed.daemon.envs.conda_builder import CondaEnvBuilder
+from runtimed.daemon.envs.env_record import READY_MARKER
+from runtimed.daemon.envs.resolver import (
     ENV_SOURCES,
     EnvResolver,
     ResolvedEnv,
     find_pyproject,
 )
-from runtimed.daemon.pool import EnvPool, PoolSettings, UvEnvBuilder
-from runtimed.daemon.pool.conda_builder import CondaEnvBuilder
-from runtimed.daemon.pool.env_record import READY_MARKER
 from runtimed.errors import RuntimedError
-from runtimed.protocol.messages import PooledEnv
+from runtimed.protocol.control import PooledEnv
 
 SIX = {"runt": {"uv": {"dependencies": ["six"]}}}
 

@@ -18,6 +18,7 @@ from typing import Any
 import psutil
 import pytest
 
+from runtimed.daemon.envs.uv_builder import UvEnvBuilder
 from runtimed.daemon.kernels import (
     ExecutionAbortedError,
     KernelConfig,
@@ -32,7 +33,6 @@ from runtimed.daemon.kernels import (
 )
 from runtimed.daemon.kernels.kernelspec import LAUNCHER_SCRIPT, check_language
 from runtimed.daemon.kernels.workspace import create_workspace
-from runtimed.daemon.pool.uv_builder import UvEnvBuilder
 
 ROOT = Path(__file__).resolve().parent.parent
 

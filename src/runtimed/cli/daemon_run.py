@@ -60,7 +60,7 @@ def start(**options: Any) -> None:
 
     from runtimed.daemon.app import run_daemon
     from runtimed.daemon.config import DaemonConfig
-    from runtimed.daemon.pool import PoolSettings
+    from runtimed.daemon.envs import PoolSettings
     from runtimed.errors import RuntimedError
     from runtimed.paths import RuntimePaths, default_config_dir
 

@@ -1,21 +1,19 @@
 """Clients of the blob channel: put blobs, get them back (cached by hash).
 
 ``BlobClient`` is blocking, ``AsyncBlobClient`` runs on asyncio; both speak the protocol
-described in ``runtimed.daemon.blobs.blob_channel``.
+described in ``runtimed.daemon.channels.blob``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
 from collections import OrderedDict
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Self
 
-from runtimed.client.connection import BlockingConnection, open_async_connection
-from runtimed.errors import ProtocolError, RuntimedError
-from runtimed.protocol.stream import FramedStream
+from runtimed.client.calls import BlobCalls
+from runtimed.client.channel import AsyncChannel, BlockingChannel
+from runtimed.protocol.blob import DEFAULT_MEDIA_TYPE
 
 CACHE_BYTES = 256 * 1024 * 1024
 
@@ -44,49 +42,28 @@ class BlobCache:
             self._size -= len(old)
 
 
-def _reply(frame: bytes | None) -> dict[str, Any]:
-    if frame is None:
-        raise ProtocolError("the daemon closed the blob connection")
-    reply = json.loads(frame)
-    if not isinstance(reply, dict):
-        raise ProtocolError(f"unexpected blob reply {reply!r}")
-    if not reply.get("ok"):
-        raise RuntimedError(str(reply.get("message", "blob request failed")), reply.get("code", ""))
-    return reply
-
-
-def _body(frame: bytes | None, reply: dict[str, Any]) -> bytes:
-    if frame is None:
-        raise ProtocolError("the daemon closed the blob connection before the blob bytes")
-    if len(frame) != reply.get("size"):
-        raise ProtocolError("blob size does not match its header")
-    return frame
-
-
 class BlobClient:
-    """A blocking blob-channel connection."""
+    """A blocking blob-channel connection, opened on first use and reopened after errors."""
 
-    def __init__(self, socket_path: str | Path | None = None, timeout: float = 60.0) -> None:
-        self._conn = BlockingConnection.open(socket_path, "blob", timeout=timeout)
+    def __init__(self, socket_path: str | Path | None = None, timeout: float | None = 60.0) -> None:
+        self._calls = BlobCalls(timeout)
+        self._channel = BlockingChannel(socket_path, "blob", timeout)
         self.cache = BlobCache()
 
-    def put(self, data: bytes, media_type: str = "application/octet-stream") -> str:
-        self._conn.write_frame(json.dumps({"media_type": media_type}).encode())
-        self._conn.write_frame(data)
-        return str(_reply(self._conn.read_frame())["hash"])
+    def put(self, data: bytes, media_type: str = DEFAULT_MEDIA_TYPE) -> str:
+        """Store ``data``; returns its SHA-256 hash."""
+        return self._channel.run(self._calls.put(data, media_type))
 
     def get(self, digest: str) -> bytes:
-        cached = self.cache.get(digest)
-        if cached is not None:
-            return cached
-        self._conn.write_frame(json.dumps({"get": digest}).encode())
-        reply = _reply(self._conn.read_frame())
-        data = _body(self._conn.read_frame(), reply)
-        self.cache.add(digest, data)
+        """A blob's bytes (cached by hash: content never changes)."""
+        data = self.cache.get(digest)
+        if data is None:
+            data = self._channel.run(self._calls.get(digest))
+            self.cache.add(digest, data)
         return data
 
     def close(self) -> None:
-        self._conn.close()
+        self._channel.close()
 
     def __enter__(self) -> Self:
         return self
@@ -98,47 +75,32 @@ class BlobClient:
 
 
 class AsyncBlobClient:
-    """An asyncio blob-channel connection, opened on first use and reopened after errors."""
+    """The asyncio twin of BlobClient."""
 
-    def __init__(self, socket_path: str | Path | None = None) -> None:
-        self.socket_path = socket_path
+    def __init__(self, socket_path: str | Path | None = None, timeout: float | None = 60.0) -> None:
+        self._calls = BlobCalls(timeout)
+        self._channel = AsyncChannel(socket_path, "blob", timeout)
         self.cache = BlobCache()
-        self._stream: FramedStream | None = None
-        self._lock = asyncio.Lock()
 
-    async def _connected(self) -> FramedStream:
-        if self._stream is None:
-            self._stream, _ = await open_async_connection(self.socket_path, "blob")
-        return self._stream
-
-    async def put(self, data: bytes, media_type: str = "application/octet-stream") -> str:
-        async with self._lock:
-            try:
-                stream = await self._connected()
-                await stream.write_frame(json.dumps({"media_type": media_type}).encode())
-                await stream.write_frame(data)
-                return str(_reply(await stream.read_frame())["hash"])
-            except (OSError, ProtocolError):
-                await self.close()
-                raise
+    async def put(self, data: bytes, media_type: str = DEFAULT_MEDIA_TYPE) -> str:
+        """Store ``data``; returns its SHA-256 hash."""
+        return await self._channel.run(self._calls.put(data, media_type))
 
     async def get(self, digest: str) -> bytes:
-        cached = self.cache.get(digest)
-        if cached is not None:
-            return cached
-        async with self._lock:
-            try:
-                stream = await self._connected()
-                await stream.write_frame(json.dumps({"get": digest}).encode())
-                reply = _reply(await stream.read_frame())
-                data = _body(await stream.read_frame(), reply)
-            except (OSError, ProtocolError):
-                await self.close()
-                raise
-        self.cache.add(digest, data)
+        """A blob's bytes (cached by hash: content never changes)."""
+        data = self.cache.get(digest)
+        if data is None:
+            data = await self._channel.run(self._calls.get(digest))
+            self.cache.add(digest, data)
         return data
 
     async def close(self) -> None:
-        stream, self._stream = self._stream, None
-        if stream is not None:
-            await stream.close()
+        await self._channel.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()

@@ -1,17 +1,25 @@
-"""The client protocol core, free of I/O: what to send on connect and how to read replies.
+"""The client protocol core, free of I/O: handshakes, and every request as a ``Call``.
 
-The blocking and asyncio connections below both drive it, so the two client flavours
-cannot drift apart.
+A ``Call`` holds the frames to send, how long to wait, and a ``receive`` function that
+is fed reply frames until it returns a result. The blocking and asyncio clients only
+move bytes (``BlockingChannel`` / ``AsyncChannel`` in ``channel.py``), so the two flavours
+of each client cannot drift apart: building requests, timeouts and decoding live here.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from runtimed.errors import ProtocolError, RuntimedError
-from runtimed.protocol.framing import PREAMBLE, Channel, encode_frame
-from runtimed.protocol.messages import ErrorReply, PoolResponse, decode_response
+from runtimed.protocol.codec import encode
+from runtimed.protocol.framing import PROTOCOL_VERSION, Channel
+from runtimed.protocol.handshake import encode_handshake
+
+T = TypeVar("T")
 
 CHANNEL_CAPS: dict[str, int] = {
     "pool": Channel.POOL,
@@ -22,10 +30,34 @@ CHANNEL_CAPS: dict[str, int] = {
 }
 
 
-def opening_bytes(channel: str, **params: Any) -> bytes:
-    """Preamble and handshake frame that open a connection on ``channel``."""
-    handshake = {"channel": channel, **{k: v for k, v in params.items() if v is not None}}
-    return PREAMBLE + encode_frame(json.dumps(handshake).encode(), Channel.POOL)
+class _More:
+    """``receive`` wants another frame."""
+
+
+MORE = _More()
+
+
+@dataclass(frozen=True)
+class Call(Generic[T]):
+    """One request/reply exchange on an open channel connection."""
+
+    frames: tuple[bytes, ...]
+    receive: Callable[[bytes], T | _More]
+    #: Seconds to wait for the whole reply; None waits as long as it takes.
+    timeout: float | None
+    what: str = "request"
+
+    def timed_out(self) -> RuntimedError:
+        return RuntimedError(f"{self.what} got no answer within {self.timeout} s", "timeout")
+
+
+def frame_cap(channel: str) -> int:
+    return CHANNEL_CAPS.get(channel, Channel.POOL)
+
+
+def handshake_frame(channel: str, **params: Any) -> bytes:
+    """The first frame of a connection on ``channel`` (after the transport's preamble)."""
+    return encode_handshake(channel, **params)
 
 
 def parse_handshake_reply(frame: bytes | None) -> dict[str, Any]:
@@ -40,18 +72,28 @@ def parse_handshake_reply(frame: bytes | None) -> dict[str, Any]:
         message = reply.get("message") or reply.get("error") if isinstance(reply, dict) else None
         code = reply.get("code", "error") if isinstance(reply, dict) else "error"
         raise RuntimedError(message or f"handshake refused: {reply!r}", code)
+    if reply.get("protocol_version", PROTOCOL_VERSION) != PROTOCOL_VERSION:
+        raise RuntimedError(
+            f"daemon speaks protocol {reply.get('protocol_version')}, this client "
+            f"{PROTOCOL_VERSION}; restart the daemon after upgrading runtimed",
+            "version_mismatch",
+        )
     return reply
 
 
-def parse_pool_reply(frame: bytes | None) -> PoolResponse:
-    """A pool-channel reply; an error reply becomes RuntimedError."""
-    if frame is None:
-        raise ProtocolError("the daemon closed the connection before replying")
-    reply = decode_response(frame)
-    if isinstance(reply, ErrorReply):
-        raise RuntimedError(reply.message, reply.code)
-    return reply
+def closed_before_reply() -> ProtocolError:
+    return ProtocolError("the daemon closed the connection before replying", "disconnected")
 
 
-def frame_cap(channel: str) -> int:
-    return CHANNEL_CAPS.get(channel, Channel.POOL)
+class RequestIds:
+    """Request ids of one connection (replies echo them)."""
+
+    def __init__(self) -> None:
+        self._ids = itertools.count(1)
+
+    def next(self) -> int:
+        return next(self._ids)
+
+
+def single(payload: Any) -> tuple[bytes, ...]:
+    return (encode(payload),)

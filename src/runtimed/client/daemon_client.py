@@ -1,176 +1,114 @@
-"""DaemonClient / AsyncDaemonClient: the pool channel (pools and daemon control)."""
+"""DaemonClient / AsyncDaemonClient: the pool channel (pools and daemon control).
+
+Both run the same ``PoolCalls``; they differ only in how bytes move.
+"""
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 from types import TracebackType
-from typing import Self, TypeVar
+from typing import Self
 
-from runtimed.client.connection import BlockingConnection, open_async_connection
-from runtimed.client.core import parse_pool_reply
-from runtimed.errors import RuntimedError
-from runtimed.protocol.framing import PROTOCOL_VERSION
-from runtimed.protocol.messages import (
-    DaemonInfo,
-    EmptyReply,
-    EnvRef,
-    EnvReply,
-    FlushPool,
-    GetDaemonInfo,
-    ListRooms,
-    OkReply,
-    Ping,
-    Pong,
-    PooledEnv,
-    PoolRequest,
-    PoolResponse,
-    Return,
-    RoomInfo,
-    RoomsReply,
-    Shutdown,
-    Status,
-    StatusReply,
-    Take,
-    encode,
-)
-from runtimed.protocol.stream import FramedStream
+from runtimed.client.calls import PoolCalls
+from runtimed.client.channel import AsyncChannel, BlockingChannel
+from runtimed.protocol.control import DaemonInfo, Pong, PooledEnv, RoomInfo, StatusReply
 
-T = TypeVar("T")
-
-
-def _expect(reply: PoolResponse, kind: type[T]) -> T:
-    if not isinstance(reply, kind):
-        raise RuntimedError(f"unexpected reply from the daemon: {reply!r}", "protocol_error")
-    return reply
-
-
-def _take_result(reply: PoolResponse) -> PooledEnv | None:
-    if isinstance(reply, EmptyReply):
-        return None
-    return _expect(reply, EnvReply).env
-
-
-def _check_pong(reply: PoolResponse) -> Pong:
-    pong = _expect(reply, Pong)
-    if pong.protocol_version != PROTOCOL_VERSION:
-        raise RuntimedError(
-            f"daemon speaks protocol {pong.protocol_version}, this client {PROTOCOL_VERSION}; "
-            "restart the daemon after upgrading runtimed",
-            "version_mismatch",
-        )
-    return pong
+DEFAULT_TIMEOUT = 90.0
 
 
 class DaemonClient:
     """Blocking client for the daemon's pool channel. ``close()`` never stops the daemon."""
 
-    def __init__(self, socket_path: str | Path | None = None, timeout: float = 90.0) -> None:
-        self._socket_path = socket_path
-        self._timeout = timeout
-        self._conn: BlockingConnection | None = None
-
-    def _call(self, request: PoolRequest) -> PoolResponse:
-        if self._conn is None:
-            self._conn = BlockingConnection.open(self._socket_path, "pool", self._timeout)
-        # A take may wait on the daemon side for longer than our socket timeout.
-        wait = getattr(request, "timeout_secs", None)
-        self._conn.settimeout(max(self._timeout, wait + 10) if wait else self._timeout)
-        self._conn.write_frame(encode(request))
-        return parse_pool_reply(self._conn.read_frame())
+    def __init__(
+        self, socket_path: str | Path | None = None, timeout: float | None = DEFAULT_TIMEOUT
+    ) -> None:
+        self._calls = PoolCalls(timeout)
+        self._channel = BlockingChannel(socket_path, "pool", timeout)
 
     def ping(self) -> Pong:
-        return _check_pong(self._call(Ping()))
+        return self._channel.run(self._calls.ping())
 
     def status(self) -> StatusReply:
-        return _expect(self._call(Status()), StatusReply)
+        return self._channel.run(self._calls.status())
 
     def take(self, env_type: str = "uv", timeout: float | None = None) -> PooledEnv | None:
         """A prewarmed env (now yours), or None if none became ready within ``timeout``."""
-        return _take_result(self._call(Take(env_type=env_type, timeout_secs=timeout)))  # type: ignore[arg-type]
+        return self._channel.run(self._calls.take(env_type, timeout))
 
     def return_env(self, venv_path: str) -> str:
         """Give an unused env back; ``"returned"`` or ``"deleted"``."""
-        return _expect(self._call(Return(EnvRef(venv_path=str(venv_path)))), OkReply).message
+        return self._channel.run(self._calls.return_env(venv_path))
 
     def flush_pool(self) -> None:
-        self._call(FlushPool())
+        self._channel.run(self._calls.flush_pool())
 
     def list_rooms(self) -> list[RoomInfo]:
-        return _expect(self._call(ListRooms()), RoomsReply).rooms
+        return self._channel.run(self._calls.list_rooms())
 
     def daemon_info(self) -> DaemonInfo:
-        return _expect(self._call(GetDaemonInfo()), DaemonInfo)
+        return self._channel.run(self._calls.daemon_info())
 
     def shutdown(self) -> None:
         """Ask the daemon to stop (kernels and in-flight builds stop with it)."""
-        self._call(Shutdown())
+        self._channel.run(self._calls.shutdown())
         self.close()
 
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        self._channel.close()
 
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
 
 class AsyncDaemonClient:
-    """The asyncio twin of DaemonClient."""
+    """The asyncio twin of DaemonClient: the same methods, as coroutines."""
 
-    def __init__(self, socket_path: str | Path | None = None) -> None:
-        self._socket_path = socket_path
-        self._stream: FramedStream | None = None
-
-    async def _call(self, request: PoolRequest) -> PoolResponse:
-        if self._stream is None:
-            self._stream, _ = await open_async_connection(self._socket_path, "pool")
-        await self._stream.write_frame(encode(request))
-        return parse_pool_reply(await self._stream.read_frame())
+    def __init__(
+        self, socket_path: str | Path | None = None, timeout: float | None = DEFAULT_TIMEOUT
+    ) -> None:
+        self._calls = PoolCalls(timeout)
+        self._channel = AsyncChannel(socket_path, "pool", timeout)
 
     async def ping(self) -> Pong:
-        return _check_pong(await self._call(Ping()))
+        return await self._channel.run(self._calls.ping())
 
     async def status(self) -> StatusReply:
-        return _expect(await self._call(Status()), StatusReply)
+        return await self._channel.run(self._calls.status())
 
     async def take(self, env_type: str = "uv", timeout: float | None = None) -> PooledEnv | None:
-        return _take_result(await self._call(Take(env_type=env_type, timeout_secs=timeout)))  # type: ignore[arg-type]
+        """A prewarmed env (now yours), or None if none became ready within ``timeout``."""
+        return await self._channel.run(self._calls.take(env_type, timeout))
 
     async def return_env(self, venv_path: str) -> str:
-        reply = await self._call(Return(EnvRef(venv_path=str(venv_path))))
-        return _expect(reply, OkReply).message
+        """Give an unused env back; ``"returned"`` or ``"deleted"``."""
+        return await self._channel.run(self._calls.return_env(venv_path))
 
     async def flush_pool(self) -> None:
-        await self._call(FlushPool())
+        await self._channel.run(self._calls.flush_pool())
 
     async def list_rooms(self) -> list[RoomInfo]:
-        return _expect(await self._call(ListRooms()), RoomsReply).rooms
+        return await self._channel.run(self._calls.list_rooms())
 
     async def daemon_info(self) -> DaemonInfo:
-        return _expect(await self._call(GetDaemonInfo()), DaemonInfo)
+        return await self._channel.run(self._calls.daemon_info())
 
     async def shutdown(self) -> None:
-        await self._call(Shutdown())
+        """Ask the daemon to stop (kernels and in-flight builds stop with it)."""
+        await self._channel.run(self._calls.shutdown())
         await self.close()
 
     async def close(self) -> None:
-        if self._stream is not None:
-            with contextlib.suppress(Exception):
-                await self._stream.close()
-            self._stream = None
+        await self._channel.close()
 
     async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.close()

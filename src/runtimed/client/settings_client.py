@@ -1,66 +1,79 @@
-"""SettingsClient: read and change the daemon's settings over the settings channel."""
+"""SettingsClient / AsyncSettingsClient: read and change the daemon's settings.
+
+Keys are dotted (``uv.pool_size``). Both run the same ``SettingsCalls``.
+"""
 
 from __future__ import annotations
 
-import itertools
 from pathlib import Path
+from types import TracebackType
 from typing import Any, Self
 
-from runtimed.client.connection import BlockingConnection
-from runtimed.errors import ProtocolError, RuntimedError
-from runtimed.protocol.notebook import FrameType, pack_json, parse_json, unpack
+from runtimed.client.calls import SettingsCalls
+from runtimed.client.channel import AsyncChannel, BlockingChannel
+
+DEFAULT_TIMEOUT = 30.0
 
 
 class SettingsClient:
-    """Blocking client for `get` / `set` of settings (dotted keys like ``uv.pool_size``)."""
+    """Blocking client for `get` / `set` of settings."""
 
-    def __init__(self, socket_path: str | Path | None = None, timeout: float = 30.0) -> None:
-        self._socket_path = socket_path
-        self._timeout = timeout
-        self._conn: BlockingConnection | None = None
-        self._ids = itertools.count(1)
-
-    def _request(self, kind: str, **params: Any) -> Any:
-        if self._conn is None:
-            self._conn = BlockingConnection.open(self._socket_path, "settings_sync", self._timeout)
-        request_id = next(self._ids)
-        self._conn.write_frame(
-            pack_json(FrameType.REQUEST, {"id": request_id, "type": kind, **params})
-        )
-        while True:
-            frame = self._conn.read_frame()
-            if frame is None:
-                raise ProtocolError("the daemon closed the settings connection")
-            frame_type, payload = unpack(frame)
-            if frame_type is not FrameType.RESPONSE:
-                continue  # document sync and events are for live replicas, not this client
-            response = parse_json(payload, "response")
-            if response.get("id") != request_id:
-                continue
-            if not response.get("ok"):
-                raise RuntimedError(
-                    response.get("error", "settings request failed"), response.get("code", "error")
-                )
-            return response.get("result")
+    def __init__(
+        self, socket_path: str | Path | None = None, timeout: float | None = DEFAULT_TIMEOUT
+    ) -> None:
+        self._calls = SettingsCalls(timeout)
+        self._channel = BlockingChannel(socket_path, "settings_sync", timeout)
 
     def get_all(self) -> dict[str, Any]:
-        result: dict[str, Any] = self._request("get")
-        return result
+        """Every effective setting."""
+        return self._channel.run(self._calls.get_all())
 
     def get(self, key: str) -> Any:
-        return self._request("get", key=key)
+        return self._channel.run(self._calls.get(key))
 
     def set(self, key: str, value: Any) -> Any:
         """Validate and apply ``key = value``; returns the stored (normalised) value."""
-        return self._request("set", key=key, value=value)["value"]
+        return self._channel.run(self._calls.set(key, value))
 
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        self._channel.close()
 
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
+
+
+class AsyncSettingsClient:
+    """The asyncio twin of SettingsClient."""
+
+    def __init__(
+        self, socket_path: str | Path | None = None, timeout: float | None = DEFAULT_TIMEOUT
+    ) -> None:
+        self._calls = SettingsCalls(timeout)
+        self._channel = AsyncChannel(socket_path, "settings_sync", timeout)
+
+    async def get_all(self) -> dict[str, Any]:
+        """Every effective setting."""
+        return await self._channel.run(self._calls.get_all())
+
+    async def get(self, key: str) -> Any:
+        return await self._channel.run(self._calls.get(key))
+
+    async def set(self, key: str, value: Any) -> Any:
+        """Validate and apply ``key = value``; returns the stored (normalised) value."""
+        return await self._channel.run(self._calls.set(key, value))
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()

@@ -13,34 +13,32 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from runtimed import __version__
 from runtimed.daemon.blobs import BlobStore, hashes_in
-from runtimed.daemon.blobs.blob_channel import BlobChannel
+from runtimed.daemon.channels.blob import BlobChannel
+from runtimed.daemon.channels.control import ControlChannel, DaemonControl
 from runtimed.daemon.config import DaemonConfig
-from runtimed.daemon.pool import EnvPool, UvEnvBuilder
-from runtimed.daemon.pool.conda_builder import CondaEnvBuilder
-from runtimed.daemon.pool_channel import PoolChannel
-from runtimed.daemon.server import SocketServer, handshake_ok
-from runtimed.daemon.settings_service import SettingsService
+from runtimed.daemon.envs import EnvPool, UvEnvBuilder
+from runtimed.daemon.envs.conda_builder import CondaEnvBuilder
+from runtimed.daemon.settings.settings_service import SettingsService
 from runtimed.daemon.singleton import DaemonLock, write_daemon_info
-from runtimed.errors import RuntimedError
+from runtimed.protocol.connection import FrameConnection
+from runtimed.protocol.control import DaemonInfo, RoomInfo, StatusReply
 from runtimed.protocol.framing import PROTOCOL_VERSION
-from runtimed.protocol.messages import DaemonInfo, Handshake, RoomInfo, StatusReply
-from runtimed.protocol.stream import FramedStream
+from runtimed.protocol.handshake import Handshake
+from runtimed.transport.unix_server import UnixSocketServer
 
 if TYPE_CHECKING:
     from runtimed.daemon.blobs.http_server import BlobHttpServer
-    from runtimed.daemon.env_resolver import EnvResolver
-    from runtimed.daemon.rooms.notebook_room import NotebookRoom, RequestHandler
+    from runtimed.daemon.channels.notebook import NotebookChannel
+    from runtimed.daemon.channels.settings import SettingsChannel
+    from runtimed.daemon.envs.resolver import EnvResolver
     from runtimed.daemon.rooms.room_registry import RoomRegistry
 
 log = logging.getLogger("runtimed")
-
-RoomHook = Callable[["NotebookRoom"], Awaitable[None]]
 
 BLOB_GC_INTERVAL_SECS = float(os.environ.get("RUNTIMED_BLOB_GC_INTERVAL", "600"))
 
@@ -69,16 +67,23 @@ class Daemon:
                 replace(config.pool, target=int(effective["conda"]["pool_size"])),
             ),
         }
-        self.evict_hooks: list[RoomHook] = []
-        self.room_requests: dict[str, RequestHandler] = {}
         self._rooms: RoomRegistry | None = None
+        self._notebook_channel: NotebookChannel | None = None
+        self._settings_channel: SettingsChannel | None = None
         self._env_resolver: EnvResolver | None = None
         self.blobs = BlobStore(self.paths.blobs_dir, int(effective["blob_max_bytes"]))
         self.blob_http: BlobHttpServer | None = None
-        self.server = SocketServer(
+        control = DaemonControl(
+            pools=self.pools,
+            status=self.status,
+            info=self.info,
+            list_rooms=self.list_rooms,
+            request_stop=self.request_stop,
+        )
+        self.server = UnixSocketServer(
             self.paths.socket_path,
             {
-                "pool": PoolChannel(self).serve,
+                "pool": ControlChannel(control).serve,
                 "notebook_sync": self._serve_notebook,
                 "open_notebook": self._serve_notebook,
                 "settings_sync": self._serve_settings,
@@ -116,35 +121,40 @@ class Daemon:
     # --- channels -----------------------------------------------------------------------
 
     @property
-    def rooms(self) -> RoomRegistry:
-        if self._rooms is None:
-            from runtimed.daemon.kernel_requests import close_room_kernel, kernel_handlers
-            from runtimed.daemon.notebook_channel import ROOM_REQUESTS
+    def notebook_channel(self) -> NotebookChannel:
+        """Rooms, their kernels and the notebook channel, made on first use (pycrdt,
+        jupyter_client and friends load then)."""
+        if self._notebook_channel is None:
+            from runtimed.daemon.channels.notebook import NotebookChannel
+            from runtimed.daemon.channels.room_requests import RoomRequests, close_room_kernel
+            from runtimed.daemon.execution.room_kernel import RoomKernelDeps
+            from runtimed.daemon.kernels.provider import LocalKernelProvider
             from runtimed.daemon.rooms.room_registry import RoomRegistry
+            from runtimed.daemon.rooms.room_store import room_key
 
-            save = ROOM_REQUESTS["save"]
-
-            async def save_inlined(room: NotebookRoom, peer: Any, request: dict[str, Any]) -> Any:
-                room.extensions["blob_fetch"] = self.blobs.get  # .ipynb files get the content
-                return await save(room, peer, request)
-
-            self.room_requests.setdefault("save", save_inlined)
-            for kind, handler in {**ROOM_REQUESTS, **kernel_handlers(self)}.items():
-                self.room_requests.setdefault(kind, handler)
-            self.evict_hooks.append(close_room_kernel)
+            cache = self.paths.cache_dir
+            kernels = RoomKernelDeps(
+                provider=LocalKernelProvider(
+                    self.env_resolver, runtime_dir=cache / "kernels", ipython_dir=cache / "ipython"
+                ),
+                untitled_cwd=lambda notebook_id: cache / "untitled" / room_key(notebook_id),
+                blobs=self.blobs,
+                blob_threshold=lambda: int(self.settings.get("output_blob_threshold")),
+            )
             self._rooms = RoomRegistry(
                 self.paths.notebook_docs_dir,
-                self.room_requests,
                 keep_alive_secs=lambda: float(self.settings.get("keep_alive_secs")),
-                on_evict=self._on_room_evicted,
+                on_evict=close_room_kernel,
             )
-        return self._rooms
+            requests = RoomRequests(kernels, blob_fetch=self.blobs.get)
+            self._notebook_channel = NotebookChannel(self._rooms, requests)
+        return self._notebook_channel
 
     @property
     def env_resolver(self) -> EnvResolver:
         """Turns a room's env_source into a ready env (pool, inline, pyproject)."""
         if self._env_resolver is None:
-            from runtimed.daemon.env_resolver import EnvResolver
+            from runtimed.daemon.envs.resolver import EnvResolver
 
             self._env_resolver = EnvResolver(
                 self.pools,
@@ -157,29 +167,17 @@ class Daemon:
             )
         return self._env_resolver
 
-    async def _serve_notebook(self, stream: FramedStream, handshake: Handshake) -> None:
-        from runtimed.daemon.notebook_channel import NotebookChannel
+    async def _serve_notebook(self, stream: FrameConnection, handshake: Handshake) -> None:
+        await self.notebook_channel.serve(stream, handshake)
 
-        self.rooms  # noqa: B018 - makes the registry (and its request table) on first use
-        await NotebookChannel(self).serve(stream, handshake)
+    async def _serve_settings(self, stream: FrameConnection, handshake: Handshake) -> None:
+        if self._settings_channel is None:
+            from runtimed.daemon.channels.settings import SettingsChannel
 
-    async def _serve_settings(self, stream: FramedStream, handshake: Handshake) -> None:
-        await self.settings.serve(stream, handshake, self.handshake_reply())
+            self._settings_channel = SettingsChannel(self.settings)
+        await self._settings_channel.serve(stream, handshake)
 
-    async def _on_room_evicted(self, room: NotebookRoom) -> None:
-        for hook in self.evict_hooks:
-            await hook(room)
-
-    # --- used by channels ---------------------------------------------------------------
-
-    def handshake_reply(self, **extra: Any) -> bytes:
-        return handshake_ok(**extra)
-
-    def pool(self, env_type: str) -> EnvPool:
-        pool = self.pools.get(env_type)
-        if pool is None:
-            raise RuntimedError(f"unknown env type {env_type!r}: use uv or conda", "invalid_env")
-        return pool
+    # --- what the control channel sees ---------------------------------------------------
 
     def status(self) -> StatusReply:
         pools = {name: pool.status() for name, pool in self.pools.items()}
@@ -272,9 +270,6 @@ class Daemon:
     def list_rooms(self) -> list[RoomInfo]:
         return self._rooms.list() if self._rooms is not None else []
 
-    async def flush_pools(self) -> None:
-        await asyncio.gather(*(pool.flush() for pool in self.pools.values()))
-
     def request_stop(self, reason: str) -> None:
         self._stop_reason = reason
         self._stop.set()
@@ -317,9 +312,9 @@ def _preload_notebook_modules() -> None:
     import importlib
 
     for name in (
-        "runtimed.daemon.notebook_channel",
-        "runtimed.daemon.kernel_requests",
-        "runtimed.daemon.env_resolver",
+        "runtimed.daemon.channels.notebook",
+        "runtimed.daemon.channels.room_requests",
+        "runtimed.daemon.kernels.provider",
         "anyio._backends._asyncio",  # pycrdt's Doc() loads it on first use in a loop
         "nbformat",
     ):

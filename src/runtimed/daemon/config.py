@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runtimed.daemon.pool import PoolSettings
+from runtimed.daemon.envs import PoolSettings
 from runtimed.paths import RuntimePaths, default_config_dir
 
 

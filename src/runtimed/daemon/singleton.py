@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from runtimed.errors import RuntimedError
+from runtimed.files import atomic_write
 
 
 class AlreadyRunningError(RuntimedError):
@@ -68,11 +69,7 @@ def _read_pid(fd: int) -> int | None:
 
 def write_daemon_info(path: Path, info: dict[str, Any]) -> None:
     """daemon.json is informational (clients ask the socket); written atomically, 0600."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(info, fh, indent=2)
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(info, indent=2).encode(), sync=False)
 
 
 def read_daemon_info(path: Path) -> dict[str, Any] | None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from runtimed.errors import RuntimedError
+from runtimed.files import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -78,9 +79,9 @@ class BlobStore:
             os.utime(dest)  # referenced again: a fresh grace period
             return digest
         dest.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        _atomic_write(dest, data)
+        atomic_write(dest, data)
         meta = {"media_type": media_type, "size": len(data), "created_at": time.time()}
-        _atomic_write(self._meta_path(digest), json.dumps(meta).encode())
+        atomic_write(self._meta_path(digest), json.dumps(meta).encode())
         return digest
 
     def has(self, digest: str) -> bool:
@@ -154,17 +155,6 @@ class BlobStore:
         if removed:
             log.info("blob gc removed %d unreferenced blob(s)", len(removed))
         return removed
-
-
-def _atomic_write(dest: Path, data: bytes) -> None:
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, dest)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 HASHES_IN_TEXT = re.compile(rb"[0-9a-f]{64}")

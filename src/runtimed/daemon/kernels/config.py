@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runtimed.protocol.messages import PooledEnv
+from runtimed.protocol.control import PooledEnv
 
 
 @dataclass(frozen=True)

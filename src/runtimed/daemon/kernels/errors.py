@@ -14,7 +14,7 @@ class UnsupportedLanguageError(KernelError):
 
     def __init__(self, language: str) -> None:
         super().__init__(
-            f"no kernel for language {language!r}: runtimed launches Python kernels only; "
+            f"unknown kernel language {language!r}: runtimed runs python kernels; "
             "change the notebook's kernelspec/language_info to python",
             code="unsupported_language",
         )

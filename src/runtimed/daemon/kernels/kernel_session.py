@@ -100,6 +100,11 @@ class KernelSession:
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener)
 
+    def set_unrouted_handler(self, callback: MessageCallback | None) -> None:
+        """Where IOPub messages of no pending execution go from now on (a kernel started
+        before its owner was known gets its owner's handler here)."""
+        self._router.set_unrouted_handler(callback)
+
     @property
     def is_alive(self) -> bool:
         """True while the kernel is running and its process has not exited."""

@@ -23,6 +23,9 @@ class MessageRouter:
         self._replies: dict[str, asyncio.Future[Message]] = {}
         self._on_unrouted = on_unrouted
 
+    def set_unrouted_handler(self, callback: Callable[[Message], object] | None) -> None:
+        self._on_unrouted = callback
+
     def expect_reply(self, msg_id: str) -> asyncio.Future[Message]:
         """A future resolved with the reply to ``msg_id``."""
         future: asyncio.Future[Message] = asyncio.get_running_loop().create_future()

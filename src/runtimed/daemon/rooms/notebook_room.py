@@ -1,48 +1,32 @@
-"""NotebookRoom: one shared notebook document, its peers, persistence and requests."""
+"""NotebookRoom: one shared notebook document, its peers and its persistence."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
 import pycrdt
-from pycrdt import Doc, create_sync_message, create_update_message, handle_sync_message
+from pycrdt import Doc, create_sync_message, create_update_message
 
 from runtimed.daemon.rooms.peer import Peer
 from runtimed.daemon.rooms.room_store import RoomStore
 from runtimed.daemon.rooms.runtime_state import RuntimeState
 from runtimed.documents.notebook import NotebookDoc
 from runtimed.documents.runtime import RuntimeDoc
+from runtimed.documents.sync import apply_sync_frame, check_sync_frame
 from runtimed.errors import ProtocolError, RuntimedError
-from runtimed.protocol.notebook import FrameType, pack_json, parse_json, unpack
+from runtimed.files import atomic_write
+from runtimed.protocol.frames import FrameType, pack_json
 
 log = logging.getLogger(__name__)
 
-RequestHandler = Callable[["NotebookRoom", Peer, dict[str, Any]], Awaitable[Any]]
-
 COMPACT_AFTER_BYTES = 4 * 1024 * 1024
 COMPACT_DELAY_SECS = 2.0
-
-
-def _apply_sync(payload: bytes, doc: Doc[Any]) -> bytes | None:
-    """handle_sync_message, with every way garbage can fail turned into ProtocolError
-    (pycrdt surfaces Rust panics as BaseException subclasses)."""
-    if not payload or payload[0] not in (0, 1, 2):
-        raise ProtocolError(
-            "unknown Yjs sync message type (expected step1, step2 or update)", "malformed_frame"
-        )
-    try:
-        return handle_sync_message(payload, doc)
-    except (KeyboardInterrupt, SystemExit, asyncio.CancelledError):
-        raise
-    except BaseException as exc:
-        raise ProtocolError(f"invalid Yjs sync message: {exc}", "malformed_frame") from None
 
 
 class NotebookRoom:
@@ -55,7 +39,6 @@ class NotebookRoom:
         store: RoomStore,
         epoch: str,
         path: str | None,
-        handlers: dict[str, RequestHandler],
         on_empty: Callable[[NotebookRoom], None],
     ) -> None:
         self.notebook_id = notebook_id
@@ -63,7 +46,6 @@ class NotebookRoom:
         self.epoch = epoch
         self.path = path
         self.file_hash: str | None = None
-        self.handlers = handlers
         self.on_empty = on_empty
         self.nb = NotebookDoc()
         self.runtime: Doc[Any] = Doc()
@@ -71,7 +53,7 @@ class NotebookRoom:
         self.runtime_state = RuntimeState(RuntimeDoc(self.runtime))
         self.peers: dict[int, Peer] = {}
         self.created_at = time.time()
-        self.extensions: dict[str, Any] = {}  # kernel, outputs... attached by other parts
+        self.extensions: dict[str, Any] = {}  # the kernel, attached by the requests
         self._origin: Peer | None = None
         self._compact_handle: asyncio.TimerHandle | None = None
         self._snapshot_task: asyncio.Task[None] | None = None
@@ -128,17 +110,12 @@ class NotebookRoom:
 
     # --- frames --------------------------------------------------------------------
 
-    def handle_frame(self, peer: Peer, frame: bytes) -> None:
-        frame_type, payload = unpack(frame)
+    def handle_frame(self, peer: Peer, frame_type: FrameType, payload: bytes) -> None:
+        """A document, runtime or awareness frame (requests are the channel's)."""
         if frame_type is FrameType.NOTEBOOK_SYNC:
             self._handle_notebook_sync(peer, payload)
         elif frame_type is FrameType.RUNTIME_SYNC:
             self._handle_runtime_sync(peer, payload)
-        elif frame_type is FrameType.REQUEST:
-            request = parse_json(payload, "request")
-            task = asyncio.create_task(self._run_request(peer, request))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
         elif frame_type is FrameType.AWARENESS:
             peer.awareness = payload
             for other in list(self.peers.values()):
@@ -147,12 +124,16 @@ class NotebookRoom:
         else:
             raise ProtocolError(f"clients may not send {frame_type.name} frames", "malformed_frame")
 
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` (a request) as a task of the room: cancelled when the room closes."""
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     def _handle_notebook_sync(self, peer: Peer, payload: bytes) -> None:
-        if len(payload) < 2 or payload[0] != 0:
-            raise ProtocolError("notebook sync frame is not a Yjs sync message", "malformed_frame")
         self._origin = peer
         try:
-            reply = _apply_sync(payload[1:], self.nb.doc)
+            reply = apply_sync_frame(payload, self.nb.doc, "notebook")
         finally:
             self._origin = None
         if reply is not None:
@@ -160,11 +141,10 @@ class NotebookRoom:
         self.nb.remove_duplicate_cells()  # concurrent moves can leave two copies
 
     def _handle_runtime_sync(self, peer: Peer, payload: bytes) -> None:
-        if len(payload) < 2 or payload[0] != 0:
-            raise ProtocolError("runtime sync frame is not a Yjs sync message", "malformed_frame")
+        check_sync_frame(payload, "runtime")
         if payload[1] != 0:
             return  # the runtime doc is written only by the daemon; client writes are dropped
-        reply = _apply_sync(payload[1:], self.runtime)
+        reply = apply_sync_frame(payload, self.runtime, "runtime")
         if reply is not None:
             peer.send(FrameType.RUNTIME_SYNC, reply)
 
@@ -181,33 +161,6 @@ class NotebookRoom:
         message = create_update_message(event.update)
         for peer in list(self.peers.values()):
             peer.send(FrameType.RUNTIME_SYNC, message)
-
-    # --- requests ------------------------------------------------------------------
-
-    async def _run_request(self, peer: Peer, request: dict[str, Any]) -> None:
-        request_id = request.get("id")
-        kind = request.get("type")
-        handler = self.handlers.get(str(kind))
-        try:
-            if handler is None:
-                raise RuntimedError(
-                    f"unknown request type {kind!r}; known: {', '.join(sorted(self.handlers))}",
-                    "unknown_request",
-                )
-            result = await handler(self, peer, request)
-            response: dict[str, Any] = {"id": request_id, "ok": True, "result": result}
-        except RuntimedError as exc:
-            response = {"id": request_id, "ok": False, "error": exc.message, "code": exc.code}
-        except Exception as exc:
-            log.exception("request %s failed", kind)
-            response = {
-                "id": request_id,
-                "ok": False,
-                "error": f"internal error: {exc!r}",
-                "code": "internal",
-            }
-        self.runtime_state.flush()  # a response never gets ahead of the state it reports
-        peer.send(FrameType.RESPONSE, json.dumps(response, default=str).encode())
 
     # --- persistence ---------------------------------------------------------------
 
@@ -247,7 +200,7 @@ class NotebookRoom:
             self._compact_handle = None
         self.store.compact(self.nb.doc.get_update())
 
-    def save_ipynb(self, path: str | None) -> str:
+    def save_ipynb(self, path: str | None, blob_fetch: Callable[[str], bytes] | None = None) -> str:
         """Write the notebook as nbformat-valid .ipynb, atomically (temp + rename)."""
         import nbformat
 
@@ -257,13 +210,12 @@ class NotebookRoom:
         if not os.path.isabs(target):
             raise RuntimedError(f"save path must be absolute: {target!r}", "invalid_path")
         nb_dict = self.nb.to_nbformat()
-        fetch = self.extensions.get("blob_fetch")
-        if fetch is not None:  # outputs hold blob references: the file gets the content
+        if blob_fetch is not None:  # outputs hold blob references: the file gets the content
             from runtimed.documents.blob_refs import resolve_output
 
             for cell in nb_dict["cells"]:
                 if "outputs" in cell:
-                    cell["outputs"] = [resolve_output(o, fetch) for o in cell["outputs"]]
+                    cell["outputs"] = [resolve_output(o, blob_fetch) for o in cell["outputs"]]
         nb = nbformat.from_dict(nb_dict)  # type: ignore[no-untyped-call]
         try:
             nbformat.validate(nb)
@@ -272,13 +224,9 @@ class NotebookRoom:
                 f"the notebook is not valid nbformat: {exc.message}", "invalid_notebook"
             ) from exc
         text = nbformat.writes(nb)  # type: ignore[no-untyped-call]
-        dest = Path(target)
-        tmp = dest.with_name(f".{dest.name}.runtimed-{os.getpid()}.tmp")
         try:
-            tmp.write_text(text, encoding="utf-8")
-            os.replace(tmp, dest)
+            atomic_write(Path(target), text.encode("utf-8"), sync=False)
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
             raise RuntimedError(f"cannot write {target}: {exc.strerror}", "io_error") from exc
         from runtimed.daemon.rooms.notebook_file import text_hash
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import itertools
 import logging
 
-from runtimed.protocol.notebook import FrameType, pack
-from runtimed.protocol.stream import FramedStream
+from runtimed.protocol.connection import FrameConnection
+from runtimed.protocol.frames import FrameType, pack
 
 log = logging.getLogger(__name__)
 
@@ -19,11 +19,11 @@ MAX_BUFFERED = 64 * 1024 * 1024
 class Peer:
     """Sends frames without awaiting: a slow reader never stalls the room.
 
-    Frames queued in one event-loop turn go out in one write (see FramedStream): an
+    Frames queued in one event-loop turn go out in one write (see FrameConnection): an
     execution produces a handful of document and runtime updates at once.
     """
 
-    def __init__(self, stream: FramedStream, name: str | None = None) -> None:
+    def __init__(self, stream: FrameConnection, name: str | None = None) -> None:
         self.stream = stream
         self.id = next(_ids)
         self.name = name or f"peer-{self.id}"
@@ -31,25 +31,26 @@ class Peer:
         self.awareness: bytes | None = None
 
     def send(self, frame_type: FrameType, payload: bytes) -> None:
+        self.send_frame(pack(frame_type, payload))
+
+    def send_frame(self, frame: bytes) -> None:
+        """Queue a frame that already starts with its type byte."""
         if self.closed:
             return
-        transport = self.stream.writer.transport
-        if transport.is_closing():
+        stream = self.stream
+        if stream.closing:
             self.closed = True
             return
-        if transport.get_write_buffer_size() > MAX_BUFFERED:
-            log.warning(
-                "dropping %s: %d bytes unread", self.name, transport.get_write_buffer_size()
-            )
+        if stream.buffered > MAX_BUFFERED:
+            log.warning("dropping %s: %d bytes unread", self.name, stream.buffered)
             self.closed = True
-            transport.abort()
+            stream.abort()
             return
-        self.stream.write_frame_nowait(pack(frame_type, payload))
+        stream.send(frame)
 
     async def drain(self) -> None:
         """Write what is queued and wait until the transport took it."""
-        self.stream.flush()
-        await self.stream.writer.drain()
+        await self.stream.drain()
 
     def __repr__(self) -> str:
         return f"<Peer {self.name}>"

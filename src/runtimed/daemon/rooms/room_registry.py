@@ -10,10 +10,11 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from runtimed.daemon.rooms.notebook_file import read_ipynb, text_hash
-from runtimed.daemon.rooms.notebook_room import NotebookRoom, RequestHandler
+from runtimed.daemon.rooms.notebook_room import NotebookRoom
 from runtimed.daemon.rooms.room_store import RoomStore
 from runtimed.errors import RuntimedError
-from runtimed.protocol.messages import Handshake, RoomInfo
+from runtimed.protocol.control import RoomInfo
+from runtimed.protocol.handshake import Handshake
 
 log = logging.getLogger(__name__)
 
@@ -39,12 +40,10 @@ class RoomRegistry:
     def __init__(
         self,
         docs_dir: Path,
-        handlers: dict[str, RequestHandler],
         keep_alive_secs: Callable[[], float],
         on_evict: Callable[[NotebookRoom], Awaitable[None]] | None = None,
     ) -> None:
         self.docs_dir = docs_dir
-        self.handlers = handlers
         self.keep_alive_secs = keep_alive_secs
         self.on_evict = on_evict
         self.rooms: dict[str, NotebookRoom] = {}
@@ -91,7 +90,7 @@ class RoomRegistry:
                 log.info("%s changed on disk since it was last open; reloading it", path)
                 store.delete()
             epoch = new_epoch()
-        room = NotebookRoom(notebook_id, store, epoch, path, self.handlers, self._on_empty)
+        room = NotebookRoom(notebook_id, store, epoch, path, self._on_empty)
         room.file_hash = file_hash
         room.start(updates, nb_dict)
         self.rooms[notebook_id] = room

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from runtimed.files import atomic_write
+
 log = logging.getLogger(__name__)
 
 _LEN = struct.Struct(">I")
@@ -85,7 +87,7 @@ class RoomStore:
     def write_meta(self, meta: dict[str, Any]) -> None:
         self.docs_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         # Rewritten from the room on every open: atomic is enough, no fsync on this path.
-        _atomic_write(self.meta_path, json.dumps(meta).encode(), sync=False)
+        atomic_write(self.meta_path, json.dumps(meta).encode(), sync=False)
 
     def open(self) -> None:
         """Open (creating) both logs. Appends go to ``.wal``; ``.wal.old`` keeps whatever a
@@ -128,7 +130,7 @@ class RoomStore:
         """Persist ``full_state`` (taken together with the ``rotate`` that returned
         ``covered``), then empty that log. Blocking (fsync): run it in a thread."""
         self.docs_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        _atomic_write(self.snapshot_path, full_state)
+        atomic_write(self.snapshot_path, full_state)
         if covered == self._spare:  # still ours (the store was not closed meanwhile)
             with contextlib.suppress(OSError):
                 os.ftruncate(covered, 0)
@@ -137,7 +139,7 @@ class RoomStore:
     def compact(self, full_state: bytes) -> None:
         """Snapshot and empty both logs (startup and shutdown, where blocking is fine)."""
         self.docs_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        _atomic_write(self.snapshot_path, full_state)
+        atomic_write(self.snapshot_path, full_state)
         if self._active is None:
             for path in (self.wal_path, self.old_wal_path):
                 path.unlink(missing_ok=True)
@@ -159,17 +161,3 @@ class RoomStore:
         self.close()
         for path in (self.snapshot_path, self.wal_path, self.old_wal_path, self.meta_path):
             path.unlink(missing_ok=True)
-
-
-def _atomic_write(path: Path, data: bytes, sync: bool = True) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        if sync:
-            os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)

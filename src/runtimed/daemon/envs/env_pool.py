@@ -15,9 +15,9 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from runtimed.daemon.pool.build_step import BuildFailure
-from runtimed.daemon.pool.builder import EnvBuilder
-from runtimed.daemon.pool.env_record import (
+from runtimed.daemon.envs.build_step import BuildFailure
+from runtimed.daemon.envs.builder import EnvBuilder
+from runtimed.daemon.envs.env_record import (
     clear_taken,
     env_dir_name,
     mark_taken,
@@ -29,7 +29,7 @@ from runtimed.daemon.pool.env_record import (
     write_ready_marker,
 )
 from runtimed.errors import RuntimedError
-from runtimed.protocol.messages import PooledEnv, PoolError, PoolStatus
+from runtimed.protocol.control import PooledEnv, PoolError, PoolStatus
 
 log = logging.getLogger(__name__)
 

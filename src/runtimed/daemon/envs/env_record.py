@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import secrets
 import shutil
 import time
@@ -15,8 +14,9 @@ from pathlib import Path
 
 import msgspec
 
+from runtimed.files import atomic_write
 from runtimed.paths import is_valid_env_id
-from runtimed.protocol.messages import EnvType, PooledEnv
+from runtimed.protocol.control import EnvType, PooledEnv
 
 READY_MARKER = ".runtimed-ready.json"
 TAKEN_MARKER = ".runtimed-taken.json"
@@ -49,7 +49,7 @@ def package_hash(env_type: EnvType, interpreter: str, packages: list[str], extra
 
 
 def write_ready_marker(env: PooledEnv) -> None:
-    _atomic_write(Path(env.venv_path) / READY_MARKER, msgspec.json.encode(env))
+    atomic_write(Path(env.venv_path) / READY_MARKER, msgspec.json.encode(env))
 
 
 def read_ready_marker(prefix: Path) -> PooledEnv | None:
@@ -60,7 +60,7 @@ def read_ready_marker(prefix: Path) -> PooledEnv | None:
 
 
 def mark_taken(prefix: Path) -> None:
-    _atomic_write(prefix / TAKEN_MARKER, json.dumps({"taken_at": time.time()}).encode())
+    atomic_write(prefix / TAKEN_MARKER, json.dumps({"taken_at": time.time()}).encode())
 
 
 def clear_taken(prefix: Path) -> None:
@@ -80,9 +80,3 @@ def remove_env_dir(prefix: Path) -> None:
     """Delete an env; the ready marker goes first so a crash mid-delete leaves it unusable."""
     (prefix / READY_MARKER).unlink(missing_ok=True)
     shutil.rmtree(prefix, ignore_errors=True)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)

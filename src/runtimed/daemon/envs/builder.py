@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
-from runtimed.protocol.messages import EnvType, PooledEnv
+from runtimed.protocol.control import EnvType, PooledEnv
 
 
 class EnvBuilder(Protocol):

@@ -1,4 +1,5 @@
-"""Framed connections over asyncio streams, used by the daemon and the async client."""
+"""FramedStream: the FrameConnection over an asyncio stream pair (the Unix socket), used
+by the daemon and the asyncio clients."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ READ_CHUNK = 256 * 1024
 class FramedStream:
     """Reads and writes length-prefixed frames on one asyncio stream pair.
 
-    Frames queued with :meth:`write_frame_nowait` during one event-loop turn go out in one
+    Frames queued with :meth:`send` during one event-loop turn go out in one
     write (one syscall, one wake-up of the reader instead of several); :meth:`write_frame`
     sends whatever is queued before its own frame, so order is always kept.
     """
@@ -71,7 +72,7 @@ class FramedStream:
         self.flush()
         await self.writer.drain()
 
-    def write_frame_nowait(self, payload: bytes) -> None:
+    def send(self, payload: bytes) -> None:
         """Queue a frame without waiting for the peer to drain it (sent at the end of this
         loop turn, together with any other frame queued meanwhile)."""
         if not self._outbox:
@@ -91,6 +92,21 @@ class FramedStream:
         self._outbox = []
         if not self.writer.transport.is_closing():
             self.writer.write(data)
+
+    async def drain(self) -> None:
+        self.flush()
+        await self.writer.drain()
+
+    @property
+    def buffered(self) -> int:
+        return self.writer.transport.get_write_buffer_size()
+
+    @property
+    def closing(self) -> bool:
+        return self.writer.transport.is_closing()
+
+    def abort(self) -> None:
+        self.writer.transport.abort()
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import uv
 
-from runtimed.daemon.pool.build_step import BuildFailure, run_build_step
-from runtimed.daemon.pool.env_record import package_hash
-from runtimed.protocol.messages import EnvType, PooledEnv
+from runtimed.daemon.envs.build_step import BuildFailure, run_build_step
+from runtimed.daemon.envs.env_record import package_hash
+from runtimed.protocol.control import EnvType, PooledEnv
 
 BASE_PACKAGES = ("ipykernel", "ipywidgets")
 

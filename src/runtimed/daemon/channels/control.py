@@ -1,21 +1,25 @@
-"""The pool channel: request/response JSON for pools and daemon control."""
+"""The pool (control) channel: request/response JSON for pools and daemon control."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 from runtimed import __version__
+from runtimed.daemon.envs import EnvPool
 from runtimed.errors import ProtocolError, RuntimedError
-from runtimed.protocol.framing import PROTOCOL_VERSION, Channel
-from runtimed.protocol.messages import (
+from runtimed.protocol.codec import encode
+from runtimed.protocol.connection import FrameConnection
+from runtimed.protocol.control import (
+    DaemonInfo,
     EmptyReply,
     EnvReply,
     EnvType,
     ErrorReply,
     FlushPool,
     GetDaemonInfo,
-    Handshake,
     ListRooms,
     OkReply,
     Ping,
@@ -23,30 +27,49 @@ from runtimed.protocol.messages import (
     PoolRequest,
     PoolResponse,
     Return,
+    RoomInfo,
     RoomsReply,
     Shutdown,
     Status,
+    StatusReply,
     Take,
     decode_request,
-    encode,
 )
-from runtimed.protocol.stream import FramedStream
-
-if TYPE_CHECKING:
-    from runtimed.daemon.app import Daemon
+from runtimed.protocol.framing import PROTOCOL_VERSION, Channel
+from runtimed.protocol.handshake import Handshake, handshake_ok
 
 log = logging.getLogger(__name__)
 
 
-class PoolChannel:
+@dataclass(frozen=True)
+class DaemonControl:
+    """What the control channel may see and do of the daemon."""
+
+    pools: Mapping[str, EnvPool]
+    status: Callable[[], StatusReply]
+    info: Callable[[], DaemonInfo]
+    list_rooms: Callable[[], list[RoomInfo]]
+    request_stop: Callable[[str], None]
+
+    def pool(self, env_type: str) -> EnvPool:
+        pool = self.pools.get(env_type)
+        if pool is None:
+            raise RuntimedError(f"unknown env type {env_type!r}: use uv or conda", "invalid_env")
+        return pool
+
+    async def flush_pools(self) -> None:
+        await asyncio.gather(*(pool.flush() for pool in self.pools.values()))
+
+
+class ControlChannel:
     """Serves one pool-channel connection after its handshake."""
 
-    def __init__(self, daemon: Daemon) -> None:
+    def __init__(self, daemon: DaemonControl) -> None:
         self.daemon = daemon
 
-    async def serve(self, stream: FramedStream, handshake: Handshake) -> None:
+    async def serve(self, stream: FrameConnection, handshake: Handshake) -> None:
         stream.set_max_frame(Channel.POOL)
-        await stream.write_frame(self.daemon.handshake_reply())
+        await stream.write_frame(handshake_ok())
         while True:
             frame = await stream.read_frame()
             if frame is None:
@@ -66,7 +89,7 @@ class PoolChannel:
                 self.daemon.request_stop("shutdown requested by a client")
                 return
 
-    async def handle(self, request: PoolRequest, stream: FramedStream) -> PoolResponse:
+    async def handle(self, request: PoolRequest, stream: FrameConnection) -> PoolResponse:
         daemon = self.daemon
         match request:
             case Ping():
@@ -79,7 +102,7 @@ class PoolChannel:
                     return EmptyReply(
                         env_type, f"no {env_type} env became ready in time; see `runt pool status`"
                     )
-                if stream.writer.is_closing():  # the caller left while waiting
+                if stream.closing:  # the caller left while waiting
                     await daemon.pool(env_type).give_back(env.venv_path)
                     raise ConnectionResetError
                 return EnvReply(env)

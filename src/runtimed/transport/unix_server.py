@@ -1,4 +1,4 @@
-"""The Unix socket server: preamble, handshake, then hand the stream to a channel."""
+"""The Unix socket server: preamble, handshake, then hand the connection to a channel."""
 
 from __future__ import annotations
 
@@ -10,28 +10,19 @@ import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from runtimed import __version__
 from runtimed.errors import ProtocolError, RuntimedError
-from runtimed.protocol.framing import HANDSHAKE_MAX_FRAME, PROTOCOL_VERSION
-from runtimed.protocol.messages import Handshake, decode_handshake, encode
-from runtimed.protocol.stream import FramedStream
+from runtimed.protocol.connection import FrameConnection
+from runtimed.protocol.framing import HANDSHAKE_MAX_FRAME
+from runtimed.protocol.handshake import Handshake, decode_handshake, error_frame
+from runtimed.transport.stream import FramedStream
 
 log = logging.getLogger(__name__)
 
-ChannelHandler = Callable[[FramedStream, Handshake], Awaitable[None]]
+#: Serves one connection of a channel after its handshake (it sends the handshake reply).
+ChannelHandler = Callable[[FrameConnection, Handshake], Awaitable[None]]
 
 
-def error_frame(message: str, code: str) -> bytes:
-    return encode({"ok": False, "type": "error", "message": message, "code": code})
-
-
-def handshake_ok(**extra: object) -> bytes:
-    return encode(
-        {"ok": True, "protocol_version": PROTOCOL_VERSION, "daemon_version": __version__, **extra}
-    )
-
-
-class SocketServer:
+class UnixSocketServer:
     """Accepts connections and routes each, after its handshake, to a channel handler.
 
     Whatever one connection sends, only that connection is affected: protocol errors

@@ -1,41 +1,15 @@
-"""JSON messages of the handshake and the pool channel, as msgspec Structs."""
+"""The pool (control) channel: requests and replies as msgspec tagged unions."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 import msgspec
 
-from runtimed.errors import ProtocolError
+from runtimed.protocol.codec import decode
 
 EnvType = Literal["uv", "conda"]
 ENV_TYPES: tuple[EnvType, ...] = ("uv", "conda")
-
-
-# --- handshake -------------------------------------------------------------------------
-
-
-class Handshake(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
-    """First frame of every connection: which channel, and its parameters."""
-
-    channel: Literal["pool", "settings_sync", "notebook_sync", "open_notebook", "blob"]
-    notebook_id: str | None = None
-    path: str | None = None
-    protocol: int | None = None
-    #: The room epoch the client's local history belongs to (None: no history).
-    epoch: str | None = None
-    #: A name for the peer, shown in presence and logs.
-    client: str | None = None
-
-
-class HandshakeReply(msgspec.Struct, frozen=True, omit_defaults=True):
-    ok: bool
-    protocol_version: int | None = None
-    daemon_version: str | None = None
-    notebook_id: str | None = None
-    error: str | None = None
-    code: str | None = None
-    extra: dict[str, Any] | None = None
 
 
 # --- pool channel: requests ------------------------------------------------------------
@@ -173,48 +147,13 @@ PoolResponse = (
     Pong | StatusReply | EnvReply | EmptyReply | OkReply | RoomsReply | DaemonInfo | ErrorReply
 )
 
-_json_encoder = msgspec.json.Encoder()
-_handshake_decoder = msgspec.json.Decoder(Handshake)
 _request_decoder = msgspec.json.Decoder(PoolRequest)
 _response_decoder = msgspec.json.Decoder(PoolResponse)
 
 
-def encode(msg: msgspec.Struct | dict[str, Any]) -> bytes:
-    return _json_encoder.encode(msg)
-
-
-def _decode(decoder: msgspec.json.Decoder[Any], data: bytes, what: str) -> Any:
-    try:
-        return decoder.decode(data)
-    except msgspec.ValidationError as exc:
-        if "`$.channel`" in str(exc):
-            raise ProtocolError(
-                f"unknown channel ({exc}); known: pool, settings_sync, notebook_sync, "
-                "open_notebook, blob",
-                code="unknown_channel",
-            ) from exc
-        if "`$.type`" in str(exc):
-            raise ProtocolError(
-                f"unknown {what} type ({exc}); known: {', '.join(_known_types(decoder))}",
-                code="unknown_request",
-            ) from exc
-        raise ProtocolError(f"invalid {what}: {exc}", code="invalid_request") from exc
-    except msgspec.DecodeError as exc:
-        raise ProtocolError(f"invalid JSON in {what}: {exc}", code="invalid_json") from exc
-
-
-def _known_types(decoder: msgspec.json.Decoder[Any]) -> list[str]:
-    union = PoolRequest if decoder is _request_decoder else PoolResponse
-    return [t.__struct_config__.tag for t in union.__args__]  # type: ignore[attr-defined,misc]
-
-
-def decode_handshake(data: bytes) -> Handshake:
-    return _decode(_handshake_decoder, data, "handshake")  # type: ignore[no-any-return]
-
-
 def decode_request(data: bytes) -> PoolRequest:
-    return _decode(_request_decoder, data, "pool request")  # type: ignore[no-any-return]
+    return decode(_request_decoder, data, "pool request", PoolRequest)  # type: ignore[no-any-return]
 
 
 def decode_response(data: bytes) -> PoolResponse:
-    return _decode(_response_decoder, data, "pool response")  # type: ignore[no-any-return]
+    return decode(_response_decoder, data, "pool response", PoolResponse)  # type: ignore[no-any-return]

@@ -9,18 +9,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runtimed.daemon.rooms.peer import Peer
 from runtimed.documents.settings import get_path, normalize, set_path, validate_value
-from runtimed.errors import ProtocolError, RuntimedError
-from runtimed.protocol.framing import Channel
-from runtimed.protocol.messages import Handshake
-from runtimed.protocol.notebook import FrameType, pack_json, parse_json, unpack
-from runtimed.protocol.stream import FramedStream
+from runtimed.errors import RuntimedError
+from runtimed.files import atomic_write
 
 if TYPE_CHECKING:
     import pycrdt
@@ -33,14 +28,16 @@ SettingsListener = Callable[[dict[str, Any], dict[str, Any]], None]
 
 
 class SettingsService:
+    """The effective settings, their file, and the shared settings document."""
+
     def __init__(self, config_dir: Path, overrides: dict[str, Any]) -> None:
         self.file = config_dir / "settings.json"
         self.file_values = self._read_file()
         self.overrides = overrides
         self.effective = self._compute()
         self._doc: Doc[Any] | None = None
-        self._peers: dict[int, Peer] = {}
         self._listeners: list[SettingsListener] = []
+        self._doc_listeners: list[Callable[[bytes], None]] = []
 
     @property
     def doc(self) -> Doc[Any]:
@@ -107,9 +104,8 @@ class SettingsService:
 
     def _persist(self) -> None:
         self.file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = self.file.with_name(f".{self.file.name}.tmp")
-        tmp.write_text(json.dumps(self.file_values, indent=2, sort_keys=True))
-        os.replace(tmp, self.file)
+        data = json.dumps(self.file_values, indent=2, sort_keys=True).encode()
+        atomic_write(self.file, data, sync=False)
 
     def _apply(self, new: dict[str, Any]) -> None:
         old, self.effective = self.effective, new
@@ -118,23 +114,24 @@ class SettingsService:
             for listener in self._listeners:
                 listener(old, new)
 
-    # --- sync -------------------------------------------------------------------------
+    # --- the shared document ----------------------------------------------------------
+
+    def on_doc_update(self, listener: Callable[[bytes], None]) -> None:
+        """Call ``listener(update)`` for every change of the settings document."""
+        self._doc_listeners.append(listener)
 
     def _on_update(self, event: pycrdt.TransactionEvent) -> None:
-        from pycrdt import create_update_message
+        for listener in list(self._doc_listeners):
+            listener(event.update)
 
-        message = create_update_message(event.update)
-        for peer in list(self._peers.values()):
-            peer.send(FrameType.NOTEBOOK_SYNC, message)
-
-    def _accept_doc_edits(self, peer: Peer) -> None:
-        """A client wrote the doc directly: keep valid values, revert the rest."""
+    def accept_doc_edits(self) -> list[str]:
+        """A client wrote the doc directly: keep valid values, revert the rest; returns
+        why each rejected value was rejected."""
         current = {key: _plain(self.map.get(key)) for key in list(self.map.keys())}
         proposed = {k: v for k, v in current.items() if self.effective.get(k) != v}
         errors = []
         for top, value in proposed.items():
-            flat = _flatten(top, value)
-            for key, val in flat.items():
+            for key, val in _flatten(top, value).items():
                 try:
                     self.file_values = set_path(self.file_values, key, validate_value(key, val))
                 except RuntimedError as exc:
@@ -142,78 +139,7 @@ class SettingsService:
         if proposed and not errors:
             self._persist()
         self._apply(self._compute())  # also rewrites rejected values back
-        for message in errors:
-            event = {"event": "error", "message": message, "code": "invalid_setting"}
-            peer.send(FrameType.EVENT, pack_json(FrameType.EVENT, event)[1:])
-
-    async def serve(self, stream: FramedStream, handshake: Handshake, reply: bytes) -> None:
-        from pycrdt import create_sync_message
-
-        stream.set_max_frame(Channel.SETTINGS)
-        await stream.write_frame(reply)
-        peer = Peer(stream, handshake.client)
-        self._peers[peer.id] = peer
-        peer.send(FrameType.NOTEBOOK_SYNC, create_sync_message(self.doc))
-        try:
-            while (frame := await stream.read_frame()) is not None:
-                self._handle_frame(peer, frame)
-        except ProtocolError as exc:
-            event = {"event": "error", "message": exc.message, "code": exc.code}
-            peer.send(FrameType.EVENT, pack_json(FrameType.EVENT, event)[1:])
-            await peer.drain()
-        finally:
-            self._peers.pop(peer.id, None)
-
-    def _handle_frame(self, peer: Peer, frame: bytes) -> None:
-        frame_type, payload = unpack(frame)
-        if frame_type is FrameType.NOTEBOOK_SYNC:
-            if len(payload) < 2 or payload[0] != 0:
-                raise ProtocolError(
-                    "settings sync frame is not a Yjs sync message", "malformed_frame"
-                )
-            from pycrdt import handle_sync_message
-
-            try:
-                reply = handle_sync_message(payload[1:], self.doc)
-            except (KeyboardInterrupt, SystemExit):
-                raise
-            except BaseException as exc:
-                raise ProtocolError(f"invalid Yjs sync message: {exc}", "malformed_frame") from None
-            if reply is not None:
-                peer.send(FrameType.NOTEBOOK_SYNC, reply)
-            elif payload[1] != 0:
-                self._accept_doc_edits(peer)
-            return
-        if frame_type is not FrameType.REQUEST:
-            raise ProtocolError(
-                f"clients may not send {frame_type.name} frames here", "malformed_frame"
-            )
-        request = parse_json(payload, "request")
-        response: dict[str, Any] = {"id": request.get("id"), "ok": True}
-        try:
-            response["result"] = self._request(request)
-        except RuntimedError as exc:
-            response = {
-                "id": request.get("id"),
-                "ok": False,
-                "error": exc.message,
-                "code": exc.code,
-            }
-        peer.send(FrameType.RESPONSE, json.dumps(response).encode())
-
-    def _request(self, request: dict[str, Any]) -> Any:
-        kind = request.get("type")
-        if kind == "get":
-            key = request.get("key")
-            return self.effective if key is None else self.get(str(key))
-        if kind == "set":
-            return {
-                "key": request.get("key"),
-                "value": self.set(str(request.get("key")), request.get("value")),
-            }
-        raise RuntimedError(
-            f"unknown settings request {kind!r}; known: get, set", "unknown_request"
-        )
+        return errors
 
 
 def _plain(value: Any) -> Any:

@@ -18,9 +18,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from runtimed.daemon.pool.build_step import BuildFailure, run_build_step
-from runtimed.daemon.pool.env_record import package_hash
-from runtimed.protocol.messages import EnvType, PooledEnv
+from runtimed.daemon.envs.build_step import BuildFailure, run_build_step
+from runtimed.daemon.envs.env_record import package_hash
+from runtimed.protocol.control import EnvType, PooledEnv
 
 if TYPE_CHECKING:
     from rattler import Gateway

@@ -31,19 +31,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from runtimed.daemon.pool.build_step import BuildFailure
-from runtimed.daemon.pool.builder import EnvBuilder
-from runtimed.daemon.pool.conda_builder import CondaEnvBuilder
-from runtimed.daemon.pool.env_pool import EnvPool
-from runtimed.daemon.pool.env_record import (
+from runtimed.daemon.envs.build_step import BuildFailure
+from runtimed.daemon.envs.builder import EnvBuilder
+from runtimed.daemon.envs.conda_builder import CondaEnvBuilder
+from runtimed.daemon.envs.env_pool import EnvPool
+from runtimed.daemon.envs.env_record import (
     package_hash,
     read_ready_marker,
     remove_env_dir,
     write_ready_marker,
 )
-from runtimed.daemon.pool.uv_builder import UvEnvBuilder
+from runtimed.daemon.envs.uv_builder import UvEnvBuilder
 from runtimed.errors import RuntimedError
-from runtimed.protocol.messages import PooledEnv
+from runtimed.protocol.control import PooledEnv
 
 log = logging.getLogger(__name__)
 

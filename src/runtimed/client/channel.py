@@ -1,0 +1,157 @@
+"""Run ``Call``s over one channel connection: blocking or asyncio, nothing else differs.
+
+Both open the connection on first use and drop it after any connection or protocol
+error, so the next call reconnects (a restarted daemon is picked up by itself).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+from typing import Any, TypeVar
+
+from runtimed.client.core import (
+    MORE,
+    Call,
+    closed_before_reply,
+    frame_cap,
+    handshake_frame,
+    parse_handshake_reply,
+)
+from runtimed.errors import ProtocolError
+from runtimed.paths import default_socket_path
+from runtimed.protocol.connection import FrameConnection
+from runtimed.protocol.framing import PREAMBLE
+from runtimed.transport.unix_client import BlockingFrameSocket, connect_unix
+
+T = TypeVar("T")
+
+
+def resolve_socket(socket_path: str | Path | None) -> Path:
+    return Path(socket_path).expanduser().absolute() if socket_path else default_socket_path()
+
+
+def open_blocking(
+    socket_path: str | Path | None, channel: str, timeout: float | None, **params: Any
+) -> tuple[BlockingFrameSocket, dict[str, Any]]:
+    """A blocking connection on ``channel``, after its handshake; and the reply."""
+    path = resolve_socket(socket_path)
+    conn = BlockingFrameSocket.connect(path, frame_cap(channel), timeout, PREAMBLE)
+    try:
+        conn.write_frame(handshake_frame(channel, **params))
+        return conn, parse_handshake_reply(conn.read_frame())
+    except BaseException:
+        conn.close()
+        raise
+
+
+async def open_async(
+    socket_path: str | Path | None, channel: str, timeout: float | None = 30.0, **params: Any
+) -> tuple[FrameConnection, dict[str, Any]]:
+    """An asyncio connection on ``channel``, after its handshake; and the reply."""
+    stream = await connect_unix(resolve_socket(socket_path), frame_cap(channel), PREAMBLE)
+    try:
+        stream.send(handshake_frame(channel, **params))
+        async with asyncio.timeout(timeout):
+            reply = parse_handshake_reply(await stream.read_frame())
+    except BaseException:
+        await stream.close()
+        raise
+    return stream, reply
+
+
+class BlockingChannel:
+    """One blocking connection to a channel, (re)opened on demand."""
+
+    def __init__(
+        self, socket_path: str | Path | None, channel: str, timeout: float | None, **params: Any
+    ) -> None:
+        self.socket_path = socket_path
+        self.channel = channel
+        self.timeout = timeout
+        self.params = params
+        self._conn: BlockingFrameSocket | None = None
+        self.handshake: dict[str, Any] = {}
+
+    def connect(self) -> BlockingFrameSocket:
+        if self._conn is None:
+            self._conn, self.handshake = open_blocking(
+                self.socket_path, self.channel, self.timeout, **self.params
+            )
+        return self._conn
+
+    def run(self, call: Call[T]) -> T:
+        conn = self.connect()
+        try:
+            conn.settimeout(call.timeout)
+            for frame in call.frames:
+                conn.write_frame(frame)
+            while True:
+                reply = conn.read_frame()
+                if reply is None:
+                    raise closed_before_reply()
+                result = call.receive(reply)
+                if result is not MORE:
+                    return result  # type: ignore[return-value]
+        except TimeoutError:
+            self.close()
+            raise call.timed_out() from None
+        except (OSError, ProtocolError):
+            self.close()
+            raise
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+
+class AsyncChannel:
+    """One asyncio connection to a channel, (re)opened on demand; calls take turns."""
+
+    def __init__(
+        self, socket_path: str | Path | None, channel: str, timeout: float | None, **params: Any
+    ) -> None:
+        self.socket_path = socket_path
+        self.channel = channel
+        self.timeout = timeout
+        self.params = params
+        self._conn: FrameConnection | None = None
+        self._lock = asyncio.Lock()
+        self.handshake: dict[str, Any] = {}
+
+    async def connect(self) -> FrameConnection:
+        if self._conn is None:
+            self._conn, self.handshake = await open_async(
+                self.socket_path, self.channel, self.timeout, **self.params
+            )
+        return self._conn
+
+    async def run(self, call: Call[T]) -> T:
+        async with self._lock:
+            try:
+                conn = await self.connect()
+                async with asyncio.timeout(call.timeout):
+                    for frame in call.frames:
+                        conn.send(frame)
+                    await conn.drain()
+                    while True:
+                        reply = await conn.read_frame()
+                        if reply is None:
+                            raise closed_before_reply()
+                        result = call.receive(reply)
+                        if result is not MORE:
+                            return result  # type: ignore[return-value]
+            except TimeoutError:
+                await self.close()
+                raise call.timed_out() from None
+            except (OSError, ProtocolError):
+                await self.close()
+                raise
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.close()

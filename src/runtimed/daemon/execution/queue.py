@@ -1,0 +1,331 @@
+"""ExecutionQueue: one room's FIFO of cell executions, document-first.
+
+A cell is queued by id; its source is read from the document when it starts; its
+outputs go back into the document through the OutputWriter. Every state change of an
+execution is saved to the runtime state (what peers see) and to the ExecutionLog.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+import msgspec
+
+from runtimed.daemon.execution.output_writer import OutputWriter
+from runtimed.daemon.execution.records import ExecutionLog, ExecutionRecord
+from runtimed.daemon.kernels import (
+    ExecuteReply,
+    ExecutionAbortedError,
+    KernelDiedError,
+    KernelError,
+    KernelLifecycle,
+    Message,
+)
+from runtimed.daemon.rooms.runtime_state import RuntimeState
+from runtimed.documents.notebook import NotebookDoc
+from runtimed.documents.runtime import FINAL_STATUSES
+from runtimed.errors import RuntimedError
+
+log = logging.getLogger(__name__)
+
+
+class RunningExecution(Protocol):
+    """An execute_request in flight (``runtimed.daemon.kernels.Execution``)."""
+
+    msg_id: str
+
+    async def wait(self, callback: Callable[[Message], object]) -> ExecuteReply: ...
+
+
+class ExecutingKernel(Protocol):
+    """What the queue needs of a kernel (``KernelSession`` is one)."""
+
+    @property
+    def lifecycle(self) -> KernelLifecycle: ...
+
+    def submit(self, code: str) -> RunningExecution: ...
+
+    async def interrupt(self) -> None: ...
+
+
+#: Returns a running kernel for the next cell (starting one if none runs), or raises
+#: RuntimedError with the reason the cell cannot run.
+KernelGate = Callable[[], Awaitable[ExecutingKernel]]
+EventSink = Callable[[dict[str, Any]], None]
+
+
+class ExecutionQueue:
+    """FIFO per room. A cell already waiting keeps its execution id; in a run-all batch
+    an error cancels the cells behind it."""
+
+    def __init__(
+        self,
+        nb: NotebookDoc,
+        runtime: RuntimeState,
+        writer: OutputWriter,
+        execution_log: ExecutionLog,
+        kernel: KernelGate,
+        broadcast: EventSink,
+        name: str = "queue",
+    ) -> None:
+        self.nb = nb
+        self.runtime = runtime
+        self.writer = writer
+        self.log = execution_log
+        self.kernel = kernel
+        self.broadcast = broadcast
+        self.name = name
+        self._queue: deque[ExecutionRecord] = deque()
+        self._current: ExecutionRecord | None = None
+        # Set when the kernel really begins the current cell (its execute_input): an
+        # interrupt that arrives before that is lost by the kernel.
+        self._began = asyncio.Event()
+        self._interrupts: set[asyncio.Task[None]] = set()
+        self._done_waiters: dict[str, list[asyncio.Future[ExecutionRecord]]] = {}
+        self._msg_cells: dict[str, str] = {}
+        # Records not yet ended (the log may be slow to read; these are read often).
+        self._live: dict[str, ExecutionRecord] = {}
+        self._wake = asyncio.Event()
+        self._worker: asyncio.Task[None] | None = None
+        self._closed = False
+        self.runtime.set_queue(None, [])
+
+    # --- queueing ------------------------------------------------------------------------
+
+    def enqueue(self, cell_id: str, batch: str | None = None) -> str:
+        """Queue a cell; a cell already waiting in the queue keeps its execution id."""
+        cell_type = self.nb.cell_type(cell_id)  # raises "not found"
+        if cell_type != "code":
+            raise RuntimedError(f"cell {cell_id} is a {cell_type} cell, not code", "not_code")
+        for queued in self._queue:
+            if queued.cell_id == cell_id:
+                return queued.execution_id
+        record = ExecutionRecord(
+            f"exec-{uuid.uuid4().hex[:16]}", cell_id, queued_at=time.time(), batch=batch
+        )
+        self._queue.append(record)
+        self._save(record)
+        self._publish()
+        self.start()
+        self._wake.set()
+        return record.execution_id
+
+    def enqueue_all(self) -> list[str]:
+        """Queue every code cell in order; an error cancels the rest of this batch."""
+        batch = f"batch-{uuid.uuid4().hex[:8]}"
+        return [self.enqueue(c.id, batch) for c in self.nb.get_cells() if c.cell_type == "code"]
+
+    def cancel_queued(self, batch: str | None = None, reason: str = "cancelled") -> int:
+        """Cancel waiting executions (of one batch, or all); returns how many."""
+        keep: deque[ExecutionRecord] = deque()
+        cancelled = 0
+        while self._queue:
+            record = self._queue.popleft()
+            if batch is not None and record.batch != batch:
+                keep.append(record)
+                continue
+            cancelled += 1
+            self._finish(record, "cancelled", success=False, error=reason)
+        self._queue = keep
+        self._publish()
+        return cancelled
+
+    def record(self, execution_id: str) -> ExecutionRecord | None:
+        return self._live.get(execution_id) or self.log.get(execution_id)
+
+    def cell_of(self, msg_id: str) -> str | None:
+        """The cell whose execute_request had this msg_id (for late output)."""
+        return self._msg_cells.get(msg_id)
+
+    async def wait_done(self, execution_id: str) -> ExecutionRecord:
+        """The final record of an execution, once it has ended."""
+        record = self.record(execution_id)
+        if record is None:
+            raise RuntimedError(f"execution {execution_id} not found", "not_found")
+        if record.status in FINAL_STATUSES:
+            return record
+        waiter: asyncio.Future[ExecutionRecord] = asyncio.get_running_loop().create_future()
+        self._done_waiters.setdefault(execution_id, []).append(waiter)
+        return await waiter
+
+    # --- the worker ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.create_task(self._work(), name=self.name)
+
+    async def _work(self) -> None:
+        while not self._closed:
+            if not self._queue:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            record = self._queue.popleft()
+            self._current = record
+            try:
+                await self._run(record)
+            except Exception:  # one bad execution must not stop the queue
+                log.exception("execution %s failed unexpectedly", record.execution_id)
+                self._finish(record, "error", error="internal error (see runtimed.log)")
+            finally:
+                if self._current is not None:
+                    self._current = None
+                    self._publish()
+
+    async def _run(self, record: ExecutionRecord) -> None:
+        try:
+            kernel = await self.kernel()
+        except RuntimedError as exc:
+            self._finish(record, "error", error=exc.message)
+            return
+        try:
+            source = self.nb.get_source(record.cell_id)
+        except RuntimedError:
+            self._finish(record, "cancelled", error="the cell was deleted before it ran")
+            return
+        self._began.clear()
+        # Send first, then do the bookkeeping while the kernel works: its messages are
+        # handled only once this coroutine yields, after the outputs were reset below.
+        try:
+            execution = kernel.submit(source)
+        except KernelError as exc:
+            self._finish(record, "error", error=exc.message)
+            return
+        cell_id = record.cell_id
+        self._msg_cells[execution.msg_id] = cell_id
+        record = self._save(
+            msgspec.structs.replace(record, status="running", started_at=time.time())
+        )
+        self._publish(executing=record.execution_id)
+        self.writer.begin(cell_id)
+        try:
+            reply = await execution.wait(lambda msg: self._on_message(cell_id, msg))
+        except KernelDiedError as exc:
+            self._kernel_died(record, exc)
+            return
+        except ExecutionAbortedError as exc:
+            self._finish(record, "cancelled", error=exc.message)
+            return
+        except KernelError as exc:
+            self._finish(record, "error", error=exc.message)
+            return
+        count = reply.execution_count or self.writer.execution_count(cell_id)
+        status = "done" if reply.success else "error"
+        error = f"{reply.ename}: {reply.evalue}" if not reply.success else None
+        self._finish(record, status, execution_count=count, success=reply.success, error=error)
+        if not reply.success and record.batch:
+            self.cancel_queued(batch=record.batch, reason="an earlier cell of run-all failed")
+
+    def _on_message(self, cell_id: str, msg: Message) -> None:
+        if msg.get("msg_type") == "execute_input":
+            self._began.set()
+        self.writer.on_message(cell_id, msg)
+
+    def _kernel_died(self, record: ExecutionRecord, exc: KernelDiedError) -> None:
+        message = (
+            f"the kernel died while running this cell (exit code {exc.exit_code}); "
+            "restart it with restart_kernel()"
+        )
+        self.writer.add(
+            record.cell_id,
+            {
+                "output_type": "error",
+                "ename": "KernelDied",
+                "evalue": message,
+                "traceback": [message],
+            },
+        )
+        self._finish(record, "error", success=False, error=message)
+        self.cancel_queued(reason="the kernel died")
+
+    def _finish(self, record: ExecutionRecord, status: str, **fields: Any) -> None:
+        success = fields.pop("success", status == "done")
+        final = msgspec.structs.replace(
+            record, status=status, success=success, ended_at=time.time(), **fields
+        )
+        # Waiters first: their answers then join the frames below in one write to a peer
+        # (their tasks run before the write that the first frame schedules).
+        for waiter in self._done_waiters.pop(record.execution_id, []):
+            if not waiter.done():
+                waiter.set_result(final)
+        # Outputs reach peers before the record says done.
+        self.writer.finish(record.cell_id, final.execution_count, "execution_count" in fields)
+        self._save(final)
+        if self._current is not None and self._current.execution_id == record.execution_id:
+            self._current = None
+            self._publish()
+        self.broadcast({"event": "execution_done", **final.as_dict()})
+
+    def _save(self, record: ExecutionRecord) -> ExecutionRecord:
+        fields = record.as_dict()
+        del fields["execution_id"]
+        self.runtime.set_execution(record.execution_id, fields)
+        if record.status in FINAL_STATUSES:
+            self._live.pop(record.execution_id, None)
+        else:
+            self._live[record.execution_id] = record
+        self.log.record(record)
+        return record
+
+    def _publish(self, executing: str | None = None) -> None:
+        current = executing or (self._current.execution_id if self._current else None)
+        if current is not None:
+            record = self._live.get(current)
+            if record is None or record.status != "running":
+                current = None
+        self.runtime.set_queue(current, [r.execution_id for r in self._queue])
+
+    # --- interrupt -----------------------------------------------------------------------
+
+    async def interrupt(self, kernel: ExecutingKernel) -> int:
+        """Interrupt the running cell and clear the queue; returns how many were cancelled."""
+        cancelled = self.cancel_queued(reason="interrupted")
+        if self._current is not None and not self._began.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._began.wait(), timeout=2)
+        current = self._current
+        await kernel.interrupt()
+        if current is not None:
+            task = asyncio.create_task(self._interrupt_until_done(kernel, current.execution_id))
+            self._interrupts.add(task)
+            task.add_done_callback(self._interrupts.discard)
+        return cancelled
+
+    async def _interrupt_until_done(self, kernel: ExecutingKernel, execution_id: str) -> None:
+        """A kernel can miss an interrupt that lands at an awkward moment: ask again, as a
+        person would, until the cell ends (at most three more times)."""
+        for _ in range(3):
+            for _ in range(15):  # up to 0.75 s for the cell to end
+                if self._current is None or self._current.execution_id != execution_id:
+                    return
+                await asyncio.sleep(0.05)
+            if kernel.lifecycle is not KernelLifecycle.RUNNING:
+                return
+            log.info("interrupting %s again: the cell is still running", execution_id)
+            with contextlib.suppress(KernelError):
+                await kernel.interrupt()
+
+    # --- teardown ------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Stop the worker; whoever still waits for an execution gets an error."""
+        self._closed = True
+        self._wake.set()
+        if self._worker is not None:
+            self._worker.cancel()
+            with contextlib.suppress(BaseException):
+                await self._worker
+        for task in list(self._interrupts):
+            task.cancel()
+
+    def fail_waiters(self, error: RuntimedError) -> None:
+        waiters, self._done_waiters = self._done_waiters, {}
+        for waiter in (w for ws in waiters.values() for w in ws if not w.done()):
+            waiter.set_exception(error)

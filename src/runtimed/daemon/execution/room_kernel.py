@@ -1,0 +1,264 @@
+"""RoomKernel: the one kernel of a room, its state in the runtime document, and control.
+
+The kernel comes from a ``KernelProvider``; cells run through the room's
+``ExecutionQueue``, whose outputs the ``OutputWriter`` puts into the notebook document.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from runtimed.daemon.execution.output_writer import BlobSink, OutputWriter
+from runtimed.daemon.execution.queue import ExecutionQueue
+from runtimed.daemon.execution.records import ExecutionLog, ExecutionRecord, MemoryExecutionLog
+from runtimed.daemon.kernels import KernelError, KernelLifecycle, KernelSession, KernelState
+from runtimed.daemon.kernels.kernelspec import check_language
+from runtimed.daemon.kernels.provider import AcquiredKernel, KernelProvider, KernelRequest
+from runtimed.daemon.rooms.notebook_room import NotebookRoom
+from runtimed.errors import RuntimedError
+from runtimed.protocol.room import Completions, KernelDetails
+
+log = logging.getLogger(__name__)
+
+_LIVE = (KernelLifecycle.RUNNING, KernelLifecycle.LAUNCHING, KernelLifecycle.RESTARTING)
+
+
+@dataclass(frozen=True)
+class RoomKernelDeps:
+    """What every room's kernel shares: where kernels come from, blobs, settings."""
+
+    provider: KernelProvider
+    #: The working directory of an untitled notebook's kernel, by notebook id.
+    untitled_cwd: Callable[[str], Path]
+    blobs: BlobSink | None = None
+    blob_threshold: Callable[[], int] = lambda: 1024
+    execution_log: Callable[[str], ExecutionLog] = lambda notebook_id: MemoryExecutionLog()
+
+
+class RoomKernel:
+    """The kernel of one room. Created on the first kernel request of the room."""
+
+    def __init__(self, room: NotebookRoom, deps: RoomKernelDeps) -> None:
+        self.room = room
+        self.deps = deps
+        self.runtime = room.runtime_state
+        self.kernel: AcquiredKernel | None = None
+        self.writer = OutputWriter(room.nb, deps.blobs, deps.blob_threshold)
+        self.queue = ExecutionQueue(
+            room.nb,
+            room.runtime_state,
+            self.writer,
+            deps.execution_log(room.notebook_id),
+            self._ready_session,
+            room.broadcast_event,
+            name=f"queue-{room.notebook_id}",
+        )
+        self._launch_lock = asyncio.Lock()
+        self.runtime.set_kernel(
+            lifecycle="not_started",
+            activity="idle",
+            env_source=None,
+            name=None,
+            language=None,
+            error=None,
+        )
+
+    # --- state -------------------------------------------------------------------------
+
+    @property
+    def session(self) -> KernelSession | None:
+        return self.kernel.session if self.kernel is not None else None
+
+    @property
+    def lifecycle(self) -> str:
+        return str(self.runtime.kernel().get("lifecycle", "not_started"))
+
+    @property
+    def status(self) -> str:
+        """For `list_rooms`: lifecycle, plus activity while running."""
+        kernel = self.runtime.kernel()
+        lifecycle = kernel.get("lifecycle", "not_started")
+        return f"{lifecycle}/{kernel.get('activity')}" if lifecycle == "running" else lifecycle
+
+    def info(self) -> KernelDetails:
+        kernel = self.runtime.kernel()
+        return KernelDetails(
+            lifecycle=str(kernel.get("lifecycle") or "not_started"),
+            activity=kernel.get("activity"),
+            env_source=kernel.get("env_source"),
+            name=kernel.get("name"),
+            language=kernel.get("language"),
+            error=kernel.get("error"),
+            python_path=self.kernel.env.env.python_path if self.kernel else None,
+            pid=self.session.pid if self.session else None,
+        )
+
+    def _on_state(self, state: KernelState) -> None:
+        self.runtime.set_kernel(
+            lifecycle=state.lifecycle.value, activity=state.activity, error=state.error
+        )
+
+    # --- launch ------------------------------------------------------------------------
+
+    def _running(self) -> bool:
+        return self.session is not None and self.session.lifecycle in _LIVE
+
+    async def launch(
+        self,
+        kernel_type: str = "python",
+        env_source: str = "auto",
+        notebook_path: str | None = None,
+    ) -> KernelDetails:
+        """Start the kernel (a no-op reporting the running one when it already runs)."""
+        async with self._launch_lock:
+            if self._running():
+                return self.info()
+            language = self._language(kernel_type)
+            self.runtime.set_kernel(
+                lifecycle="preparing_env",
+                activity="unknown",
+                env_source=env_source,
+                language=language,
+                error=None,
+            )
+            try:
+                self.kernel = await self.deps.provider.acquire(
+                    self._request(env_source, notebook_path, language)
+                )
+            except RuntimedError as exc:
+                self.runtime.set_kernel(lifecycle="dead", error=exc.message)
+                raise
+            self._on_state(self.kernel.session.state)
+            self.queue.start()
+            log.info(
+                "kernel for %s running (%s, pid %s)",
+                self.room.notebook_id,
+                self.kernel.env.env_source,
+                self.kernel.session.pid,
+            )
+            return self.info()
+
+    def _request(self, env_source: str, notebook_path: str | None, language: str) -> KernelRequest:
+        def launching(env: Any) -> None:
+            self.runtime.set_kernel(
+                lifecycle="launching",
+                env_source=env.env_source,
+                name=f"{language} ({env.env_source})",
+            )
+
+        path = notebook_path or self.room.path
+        return KernelRequest(
+            env_source=env_source,
+            metadata=self.room.nb.metadata(),
+            notebook_path=path,
+            cwd=Path(self.room.path).parent
+            if self.room.path
+            else self.deps.untitled_cwd(self.room.notebook_id),
+            on_unrouted=self._on_unrouted,
+            on_launching=launching,
+            on_state=self._on_state,
+        )
+
+    def _language(self, kernel_type: str) -> str:
+        metadata = self.room.nb.metadata()
+        declared = (metadata.get("kernelspec") or {}).get("language") or (
+            metadata.get("language_info") or {}
+        ).get("name")
+        check_language(declared)
+        return check_language(kernel_type)
+
+    async def _ready_session(self) -> KernelSession:
+        """The queue's gate: a running kernel, started on demand."""
+        if self.session is None or self.session.lifecycle in (
+            KernelLifecycle.NOT_STARTED,
+            KernelLifecycle.SHUTDOWN,
+        ):
+            try:
+                await self.launch()
+            except RuntimedError as exc:
+                raise RuntimedError(
+                    f"the kernel could not start: {exc.message}", exc.code
+                ) from None
+        session = self.session
+        assert session is not None
+        if session.lifecycle is not KernelLifecycle.RUNNING:
+            raise RuntimedError(
+                f"the kernel is {session.lifecycle.value}; restart it with restart_kernel()",
+                "kernel_not_running",
+            )
+        return session
+
+    def _on_unrouted(self, msg: dict[str, Any]) -> None:
+        parent = (msg.get("parent_header") or {}).get("msg_id")
+        cell_id = self.queue.cell_of(str(parent))
+        if cell_id is not None:
+            self.writer.on_message(cell_id, msg)
+
+    # --- execution ---------------------------------------------------------------------
+
+    def enqueue(self, cell_id: str) -> str:
+        return self.queue.enqueue(cell_id)
+
+    def enqueue_all(self) -> list[str]:
+        return self.queue.enqueue_all()
+
+    async def wait_done(self, execution_id: str) -> ExecutionRecord:
+        return await self.queue.wait_done(execution_id)
+
+    def record(self, execution_id: str) -> ExecutionRecord | None:
+        return self.queue.record(execution_id)
+
+    def clear_outputs(self, cell_id: str) -> None:
+        self.writer.clear(cell_id)
+
+    # --- control -----------------------------------------------------------------------
+
+    def _require_session(self) -> KernelSession:
+        if self.session is None or self.session.lifecycle is KernelLifecycle.SHUTDOWN:
+            raise RuntimedError(
+                "no kernel is running in this notebook; start one with start_kernel()", "no_kernel"
+            )
+        return self.session
+
+    async def interrupt(self) -> int:
+        """Interrupt the running cell and clear the queue; returns how many were cancelled."""
+        return await self.queue.interrupt(self._require_session())
+
+    async def restart(self) -> KernelDetails:
+        session = self._require_session()
+        self.queue.cancel_queued(reason="the kernel restarted")
+        await session.restart()
+        self.queue.start()
+        return self.info()
+
+    async def complete(self, code: str, cursor_pos: int) -> Completions:
+        result = await self._require_session().complete(code, cursor_pos)
+        return Completions(
+            matches=list(result.matches),
+            cursor_start=result.cursor_start,
+            cursor_end=result.cursor_end,
+            metadata=dict(result.metadata),
+        )
+
+    async def shutdown(self) -> None:
+        """Stop the kernel and give its env back (pool envs are deleted)."""
+        self.queue.cancel_queued(reason="the kernel was shut down")
+        kernel, self.kernel = self.kernel, None
+        if kernel is not None:
+            try:
+                await self.deps.provider.release(kernel)
+            except KernelError:
+                log.exception("shutting down the kernel of %s failed", self.room.notebook_id)
+        self.runtime.set_kernel(lifecycle="shutdown", activity="idle")
+
+    async def close(self) -> None:
+        """The room is going away: stop the queue, the kernel, and release the env."""
+        await self.queue.close()
+        await self.shutdown()
+        self.writer.close()
+        self.queue.fail_waiters(RuntimedError("the notebook was closed", "closed"))

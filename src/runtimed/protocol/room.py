@@ -1,0 +1,220 @@
+"""Notebook-channel requests (0x01 frames) and their replies (0x02), as tagged unions.
+
+A request is ``{"id": n, "type": ..., <fields>}``; its reply is ``{"id": n, "ok": true,
+"result": {"type": ..., <fields>}}`` or ``{"id": n, "ok": false, "error", "code"}``.
+The daemon decodes a request once, where the frame arrives, and dispatches on its type;
+the clients build the same Structs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from runtimed.protocol.codec import decode_request, encode
+
+RequestId = int | str | None
+
+
+class _Request(msgspec.Struct, frozen=True, tag_field="type", kw_only=True):
+    id: RequestId = None
+
+
+# --- requests: the document ------------------------------------------------------------
+
+
+class SyncRequest(_Request, frozen=True, tag="sync"):
+    """A round trip: every frame sent before it has been applied and logged."""
+
+
+class SaveRequest(_Request, frozen=True, tag="save"):
+    #: Absolute path of the .ipynb to write; None: the notebook's own file.
+    path: str | None = None
+
+
+class GetInfoRequest(_Request, frozen=True, tag="get_info"):
+    pass
+
+
+# --- requests: the kernel --------------------------------------------------------------
+
+
+class LaunchKernelRequest(_Request, frozen=True, tag="launch_kernel"):
+    kernel_type: str = "python"
+    env_source: str = "auto"
+    notebook_path: str | None = None
+
+
+class ExecuteCellRequest(_Request, frozen=True, tag="execute_cell"):
+    cell_id: str
+    #: Answer when the cell has run (with its record), not when it is queued.
+    wait: bool = False
+
+
+class RunAllCellsRequest(_Request, frozen=True, tag="run_all_cells"):
+    pass
+
+
+class InterruptRequest(_Request, frozen=True, tag="interrupt"):
+    pass
+
+
+class RestartKernelRequest(_Request, frozen=True, tag="restart_kernel"):
+    pass
+
+
+class ShutdownKernelRequest(_Request, frozen=True, tag="shutdown_kernel"):
+    pass
+
+
+class ClearOutputsRequest(_Request, frozen=True, tag="clear_outputs"):
+    cell_id: str
+
+
+class CompleteRequest(_Request, frozen=True, tag="complete"):
+    code: str = ""
+    #: None: the end of ``code``.
+    cursor_pos: int | None = None
+
+
+class GetExecutionRequest(_Request, frozen=True, tag="get_execution"):
+    execution_id: str
+
+
+class KernelInfoRequest(_Request, frozen=True, tag="kernel_info"):
+    pass
+
+
+RoomRequest = (
+    SyncRequest
+    | SaveRequest
+    | GetInfoRequest
+    | LaunchKernelRequest
+    | ExecuteCellRequest
+    | RunAllCellsRequest
+    | InterruptRequest
+    | RestartKernelRequest
+    | ShutdownKernelRequest
+    | ClearOutputsRequest
+    | CompleteRequest
+    | GetExecutionRequest
+    | KernelInfoRequest
+)
+
+REQUEST_TYPES: dict[str, type[RoomRequest]] = {
+    t.__struct_config__.tag: t  # type: ignore[misc]
+    for t in RoomRequest.__args__  # type: ignore[attr-defined]
+}
+
+
+# --- results ---------------------------------------------------------------------------
+
+
+class Synced(msgspec.Struct, frozen=True, tag="synced", tag_field="type"):
+    cells: int
+
+
+class Saved(msgspec.Struct, frozen=True, tag="saved", tag_field="type"):
+    path: str
+
+
+class RoomDetails(msgspec.Struct, frozen=True, tag="room_info", tag_field="type"):
+    notebook_id: str
+    path: str | None
+    epoch: str
+    peers: int
+    cells: int
+
+
+class KernelDetails(msgspec.Struct, frozen=True, tag="kernel_info", tag_field="type"):
+    """The room kernel's state (as in the runtime document) plus its process."""
+
+    lifecycle: str = "not_started"
+    activity: str | None = None
+    env_source: str | None = None
+    name: str | None = None
+    language: str | None = None
+    error: str | None = None
+    python_path: str | None = None
+    pid: int | None = None
+
+
+class ExecutionRecord(msgspec.Struct, frozen=True, tag="execution", tag_field="type"):
+    """One run of one cell: queued, then running, then done / error / cancelled."""
+
+    execution_id: str
+    cell_id: str
+    status: str = "queued"
+    execution_count: int | None = None
+    success: bool | None = None
+    queued_at: float = 0.0
+    started_at: float | None = None
+    ended_at: float | None = None
+    error: str | None = None
+    batch: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """Its fields as a plain dict (all scalars), as in events and the runtime doc."""
+        return {f: getattr(self, f) for f in self.__struct_fields__}
+
+
+class ExecutionQueued(msgspec.Struct, frozen=True, tag="queued", tag_field="type"):
+    execution_id: str
+
+
+class BatchQueued(msgspec.Struct, frozen=True, tag="batch_queued", tag_field="type"):
+    execution_ids: list[str]
+
+
+class Cancelled(msgspec.Struct, frozen=True, tag="cancelled", tag_field="type"):
+    cancelled: int
+
+
+class Completions(msgspec.Struct, frozen=True, tag="completions", tag_field="type"):
+    matches: list[str]
+    cursor_start: int
+    cursor_end: int
+    metadata: dict[str, Any] = {}
+
+
+class Done(msgspec.Struct, frozen=True, tag="done", tag_field="type"):
+    pass
+
+
+RoomResult = (
+    Synced
+    | Saved
+    | RoomDetails
+    | KernelDetails
+    | ExecutionRecord
+    | ExecutionQueued
+    | BatchQueued
+    | Cancelled
+    | Completions
+    | Done
+)
+
+
+class RoomReply(msgspec.Struct, frozen=True, omit_defaults=True):
+    id: RequestId
+    ok: bool
+    result: RoomResult | None = None
+    error: str | None = None
+    code: str | None = None
+
+
+_request_decoder = msgspec.json.Decoder(RoomRequest)
+_reply_decoder = msgspec.json.Decoder(RoomReply)
+
+
+def decode_room_request(data: bytes) -> RoomRequest:
+    """Raises ProtocolError (not a JSON object) or RequestError (answer it, keep going)."""
+    return decode_request(_request_decoder, data, "room request", RoomRequest)  # type: ignore[no-any-return]
+
+
+def decode_room_reply(data: bytes) -> RoomReply:
+    return _reply_decoder.decode(data)
+
+
+__all__ = ["encode"]
