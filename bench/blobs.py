@@ -26,7 +26,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import runtimed
-from harness import BenchDaemon, percentile, verdict
+from harness import bench_daemon, percentile, verdict
 
 TARGETS = {"rss_mb": 250.0, "edit_p99_ms": 20.0}
 LINE = "x" * 99 + "\n"
@@ -128,14 +128,14 @@ def main() -> int:
     os.environ["IPYTHONDIR"] = str(tmp / "ipython")
     os.environ["JUPYTER_RUNTIME_DIR"] = str(tmp / "jupyter-runtime")
     os.environ.pop("RUNTIMED_SOCKET_PATH", None)
-    d = BenchDaemon(tmp / "cache", "--uv-pool-size", "1", "--conda-pool-size", "0")
+    d = bench_daemon(tmp / "cache", "--uv-pool-size", "1", "--conda-pool-size", "0")
     try:
         print(
             f"runtimed blob bench ({'smoke' if args.smoke else 'full'}), python "
             f"{sys.version.split()[0]}, {os.cpu_count()} cpus"
         )
         d.start()
-        d.wait_pool("uv", 1)
+        d.wait_pool("uv", 1, timeout=600, settled=True)
         assert d.proc is not None
         pid = d.proc.pid
 

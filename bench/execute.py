@@ -29,7 +29,7 @@ from typing import Any
 from jupyter_client.manager import AsyncKernelManager
 
 import runtimed
-from harness import BenchDaemon, percentile, verdict
+from harness import DaemonProcess, bench_daemon, percentile, verdict
 from runtimed.daemon.envs.uv_builder import uv_binary
 
 UV_ENV = {**os.environ, "UV_PYTHON_DOWNLOADS": "never"}
@@ -119,7 +119,7 @@ def timed_ms(run: Any) -> float:
 class PeakRss:
     """Samples a process's RSS in a thread; ``peak`` in MB."""
 
-    def __init__(self, daemon: BenchDaemon) -> None:
+    def __init__(self, daemon: DaemonProcess) -> None:
         self.process = daemon.process
         self.peak = 0.0
         self._stop = threading.Event()
@@ -146,11 +146,11 @@ def main() -> int:
     runs, mb = (50, 2) if args.smoke else (500, 50)
     base = Path(tempfile.mkdtemp(prefix="runtimed-bench-exec-"))
     os.environ.setdefault("UV_CACHE_DIR", str(base / "uv-cache"))
-    daemon = BenchDaemon(base / "cache", "--uv-pool-size", "2", "--conda-pool-size", "0")
+    daemon = bench_daemon(base / "cache", "--uv-pool-size", "2", "--conda-pool-size", "0")
     ok = True
     try:
         daemon.start()
-        daemon.wait_pool("uv", 2)
+        daemon.wait_pool("uv", 2, timeout=600, settled=True)
         time.sleep(1.0)  # let the daemon's background preload finish: a warm daemon
         _ = runtimed.Session  # import the client outside the timed region, as a script has
 

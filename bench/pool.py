@@ -22,7 +22,7 @@ from pathlib import Path
 
 import psutil
 
-from harness import BenchDaemon, percentile, verdict
+from harness import DaemonProcess, bench_daemon, percentile, verdict
 from runtimed.client import DaemonClient
 from runtimed.daemon.envs import UvEnvBuilder
 
@@ -66,7 +66,7 @@ def main() -> int:
     os.environ["UV_CACHE_DIR"] = args.uv_cache or str(tmp / "uv-cache")
     os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")
     os.environ.pop("RUNTIMED_SOCKET_PATH", None)
-    daemons: list[BenchDaemon] = []
+    daemons: list[DaemonProcess] = []
     try:
         print(
             f"runtimed pool bench ({'smoke' if args.smoke else 'full'}), python "
@@ -80,22 +80,22 @@ def main() -> int:
         # 2. start to first pong (median of several fresh daemons, no pools)
         starts = []
         for i in range(n_starts):
-            d = BenchDaemon(tmp / f"start-{i}", "--uv-pool-size", "0", "--conda-pool-size", "0")
+            d = bench_daemon(tmp / f"start-{i}", "--uv-pool-size", "0", "--conda-pool-size", "0")
             daemons.append(d)
-            starts.append(d.start())
+            starts.append(d.start().start_secs)
             d.stop()
         start_ms = statistics.median(starts) * 1000
 
         # 3. a warm pool: take latency over n takes, each env returned at once
-        d = BenchDaemon(tmp / "cache", "--uv-pool-size", "1", "--conda-pool-size", "0")
+        d = bench_daemon(tmp / "cache", "--uv-pool-size", "1", "--conda-pool-size", "0")
         daemons.append(d)
         d.start()
-        d.wait_pool("uv", 1)
+        d.wait_pool("uv", 1, timeout=600, settled=True)
         latencies, warming = take_latencies(d.socket, n_takes)
         p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
 
         # 4. idle RSS of the daemon holding a warm pool
-        d.wait_pool("uv", 1)
+        d.wait_pool("uv", 1, timeout=600, settled=True)
         time.sleep(0.5)  # let it settle into idle
         assert d.proc is not None
         rss_mb = psutil.Process(d.proc.pid).memory_info().rss / 2**20

@@ -42,7 +42,7 @@ from typing import Any
 
 from pycrdt import Doc, Text
 
-from harness import BenchDaemon, percentile, verdict
+from harness import bench_daemon, percentile, verdict
 from runtimed.client.async_session import AsyncSession
 from runtimed.documents.notebook import NotebookDoc
 
@@ -468,7 +468,7 @@ def main() -> int:
     n_edits = args.edits or (100 if args.smoke else 1000)
     tmp = Path(tempfile.mkdtemp(prefix="runtimed-bench-sync-"))
     os.environ.pop("RUNTIMED_SOCKET_PATH", None)
-    daemon = BenchDaemon(tmp / "cache", "--uv-pool-size", "0", "--conda-pool-size", "0")
+    daemon = bench_daemon(tmp / "cache", "--uv-pool-size", "0", "--conda-pool-size", "0")
     server = BaselineServer(tmp)
     try:
         print(

@@ -16,7 +16,7 @@ import psutil
 import pytest
 
 import runtimed
-from conftest import DaemonProcess, wait_until
+from helpers import DaemonProcess, wait_until
 from runtimed.client.blobs import BlobClient
 from runtimed.daemon.blobs import BlobStore, BlobTooLargeError
 from runtimed.documents.blob_refs import is_ref

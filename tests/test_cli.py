@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DaemonProcess, wait_until
+from helpers import DaemonProcess, wait_until
 
 BIN = Path(sys.executable).parent
 
@@ -152,11 +152,11 @@ def test_fast_run_parser_mirrors_the_typer_command() -> None:
     options with the same defaults. Add a new `run` option to both."""
     import inspect
 
-    from runtimed.cli import daemon_cli, daemon_run
+    from runtimed.cli import daemon_cli, daemon_start
 
     typer_defaults = {n: p.default for n, p in inspect.signature(daemon_cli.run).parameters.items()}
     fast_defaults = {
-        a.dest: a.default for a in daemon_run.build_parser()._actions if a.dest != "help"
+        a.dest: a.default for a in daemon_start.build_parser()._actions if a.dest != "help"
     }
     assert fast_defaults == typer_defaults
 

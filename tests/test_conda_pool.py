@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from conda_channel import build_channel
-from conftest import DaemonProcess, wait_until
+from helpers import DaemonProcess, wait_until
 from runtimed.daemon.envs.build_step import BuildFailure
 from runtimed.daemon.envs.conda_builder import CondaEnvBuilder
 from runtimed.protocol.control import PooledEnv, PoolError

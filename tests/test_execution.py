@@ -11,7 +11,7 @@ import nbformat
 import pytest
 
 import runtimed
-from conftest import DaemonProcess, wait_until
+from helpers import DaemonProcess, wait_until
 from runtimed.daemon.kernels.kernelspec import LAUNCHER_SCRIPT
 
 

@@ -2,40 +2,18 @@
 
 from __future__ import annotations
 
-import itertools
 from pathlib import Path
 from typing import Any
 
 import nbformat
 import pytest
 
+from helpers import iopub_message
 from runtimed.daemon.kernels.outputs import OutputChange, OutputStore
 from runtimed.daemon.kernels.terminal import TerminalBuffer
 from test_kernels import kernel_env_path, make_session  # noqa: F401 - shared helpers
 
-_ids = itertools.count()
-
-
-def msg(msg_type: str, content: dict[str, Any], parent: str = "exec-1") -> dict[str, Any]:
-    """A message dict shaped like jupyter_client's ``Session.deserialize`` output."""
-    msg_id = f"m-{next(_ids)}"
-    header = {
-        "msg_id": msg_id,
-        "msg_type": msg_type,
-        "session": "s",
-        "username": "u",
-        "version": "5.3",
-        "date": "2025-01-01T00:00:00Z",
-    }
-    return {
-        "header": header,
-        "msg_id": msg_id,
-        "msg_type": msg_type,
-        "parent_header": {"msg_id": parent, "msg_type": "execute_request"},
-        "metadata": {},
-        "content": content,
-        "buffers": [],
-    }
+msg = iopub_message
 
 
 def stream(text: str, name: str = "stdout") -> dict[str, Any]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DaemonProcess, wait_until
+from helpers import DaemonProcess, wait_until
 from runtimed.client import AsyncDaemonClient
 from runtimed.errors import RuntimedError
 

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import DaemonProcess
+from helpers import DaemonProcess
 from runtimed.protocol.framing import PREAMBLE, Channel
 
 HANDSHAKE_POOL = json.dumps({"channel": "pool"}).encode()

@@ -14,7 +14,7 @@ import nbformat
 import pytest
 
 import runtimed
-from conftest import ROOT, DaemonProcess, wait_until
+from helpers import ROOT, DaemonProcess, wait_until
 from runtimed.protocol.framing import PREAMBLE, encode_frame
 
 EDITOR = ROOT / "tests" / "clients" / "editor.py"

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from conftest import DaemonProcess, wait_until
+from helpers import DaemonProcess, wait_until
 
 # No env builds are needed here: keep both pools empty so the daemons start in a blink.
 NO_POOLS = ("--uv-pool-size", "0", "--conda-pool-size", "0")

@@ -1,4 +1,4 @@
-from conftest import DaemonProcess
+from helpers import DaemonProcess
 
 
 def test_ping_reports_versions(daemon: DaemonProcess) -> None:

@@ -49,9 +49,9 @@ def run(
     backoff_base: Annotated[float, typer.Option(help="First retry delay after a failed build")] = 2,
 ) -> None:
     """Run the daemon in the foreground (logs to stderr and runtimed.log)."""
-    # `runtimed run` normally never gets here: daemon_run parses it without typer (start
+    # `runtimed run` normally never gets here: daemon_start parses it without typer (start
     # time). This is the same start, for `runtimed run` invoked through the typer app.
-    from runtimed.cli.daemon_run import start
+    from runtimed.cli.daemon_start import start
 
     start(**locals())
 

@@ -205,7 +205,11 @@ class Session:
         return self._call(self._session.request, kind, timeout, **params)
 
     def add_listener(self, listener: EventListener) -> None:
+        """Call ``listener(event)`` (on the session's thread) for each room event."""
         self._session.add_listener(listener)
+
+    def remove_listener(self, listener: EventListener) -> None:
+        self._session.remove_listener(listener)
 
     # --- kernel and execution API ------------------------------------------------------
 

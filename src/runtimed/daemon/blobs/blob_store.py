@@ -79,9 +79,9 @@ class BlobStore:
             os.utime(dest)  # referenced again: a fresh grace period
             return digest
         dest.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        atomic_write(dest, data)
+        atomic_write(dest, data, sync=False)
         meta = {"media_type": media_type, "size": len(data), "created_at": time.time()}
-        atomic_write(self._meta_path(digest), json.dumps(meta).encode())
+        atomic_write(self._meta_path(digest), json.dumps(meta).encode(), sync=False)
         return digest
 
     def has(self, digest: str) -> bool:

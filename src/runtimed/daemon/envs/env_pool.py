@@ -23,6 +23,7 @@ from runtimed.daemon.envs.env_record import (
     mark_taken,
     new_env_id,
     parse_env_dir_name,
+    python_runs,
     read_ready_marker,
     remove_env_dir,
     taken_at,
@@ -356,7 +357,7 @@ class EnvPool:
             elif verdict == "remove":
                 log.info("removing %s (half-built, orphaned or too old)", prefix.name)
                 await asyncio.to_thread(remove_env_dir, prefix)
-        runs = await asyncio.gather(*(_python_runs(env.python_path) for _, env in candidates))
+        runs = await asyncio.gather(*(python_runs(env.python_path) for _, env in candidates))
         for (prefix, env), ok in zip(candidates, runs, strict=True):
             if ok:
                 self._available.append(env)
@@ -390,17 +391,3 @@ class EnvPool:
         if env.package_hash != self.builder.package_hash:
             return "stale"
         return env
-
-
-async def _python_runs(python: str) -> bool:
-    try:
-        proc = await asyncio.create_subprocess_exec(
-            python,
-            "-c",
-            "pass",
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
-        return await asyncio.wait_for(proc.wait(), timeout=30) == 0
-    except (OSError, TimeoutError):
-        return False

@@ -5,6 +5,8 @@ The ready marker is written last in a build, so an env without one is half-built
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import json
 import secrets
@@ -49,7 +51,7 @@ def package_hash(env_type: EnvType, interpreter: str, packages: list[str], extra
 
 
 def write_ready_marker(env: PooledEnv) -> None:
-    atomic_write(Path(env.venv_path) / READY_MARKER, msgspec.json.encode(env))
+    atomic_write(Path(env.venv_path) / READY_MARKER, msgspec.json.encode(env), sync=False)
 
 
 def read_ready_marker(prefix: Path) -> PooledEnv | None:
@@ -60,7 +62,7 @@ def read_ready_marker(prefix: Path) -> PooledEnv | None:
 
 
 def mark_taken(prefix: Path) -> None:
-    atomic_write(prefix / TAKEN_MARKER, json.dumps({"taken_at": time.time()}).encode())
+    atomic_write(prefix / TAKEN_MARKER, json.dumps({"taken_at": time.time()}).encode(), sync=False)
 
 
 def clear_taken(prefix: Path) -> None:
@@ -80,3 +82,27 @@ def remove_env_dir(prefix: Path) -> None:
     """Delete an env; the ready marker goes first so a crash mid-delete leaves it unusable."""
     (prefix / READY_MARKER).unlink(missing_ok=True)
     shutil.rmtree(prefix, ignore_errors=True)
+
+
+async def python_runs(python: str, timeout: float = 30.0) -> bool:
+    """Whether an env's interpreter starts at all (``python -c pass``), within ``timeout``."""
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            python,
+            "-c",
+            "pass",
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+    except OSError:
+        return False
+    try:
+        return await asyncio.wait_for(proc.wait(), timeout=timeout) == 0
+    except TimeoutError:
+        return False
+    finally:
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()

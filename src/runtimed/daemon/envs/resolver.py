@@ -37,6 +37,7 @@ from runtimed.daemon.envs.conda_builder import CondaEnvBuilder
 from runtimed.daemon.envs.env_pool import EnvPool
 from runtimed.daemon.envs.env_record import (
     package_hash,
+    python_runs,
     read_ready_marker,
     remove_env_dir,
     write_ready_marker,
@@ -218,7 +219,7 @@ class EnvResolver:
     async def _reuse(self, prefix: Path, name: str) -> PooledEnv | None:
         """The ready env at ``prefix``; a half-built or broken dir is removed."""
         env = await asyncio.to_thread(_ready_env, prefix)
-        if env is not None and (name in self._verified or await _python_runs(env.python_path)):
+        if env is not None and (name in self._verified or await python_runs(env.python_path)):
             self._verified.add(name)
             return env
         self._verified.discard(name)
@@ -350,26 +351,3 @@ def _build_message(source: str, builder: EnvBuilder, failure: BuildFailure) -> s
         f"could not build the {source} env ({builder.describe()}): "
         f"step '{failure.step}' failed{what}: {failure.message}"
     )
-
-
-async def _python_runs(python: str) -> bool:
-    try:
-        proc = await asyncio.create_subprocess_exec(
-            python,
-            "-c",
-            "pass",
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
-    except OSError:
-        return False
-    try:
-        return await asyncio.wait_for(proc.wait(), timeout=30) == 0
-    except TimeoutError:
-        return False
-    finally:
-        if proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await proc.wait()

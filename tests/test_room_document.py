@@ -1,0 +1,135 @@
+"""NotebookRoom in-process: peers on in-memory connections, Yjs sync, logging before
+broadcast, the read-only runtime document, duplicate ids, malformed frames. No daemon."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+from pycrdt import Doc, Map, create_sync_message, create_update_message, handle_sync_message
+
+from helpers import MemoryConnection
+from runtimed.daemon.rooms.notebook_room import NotebookRoom
+from runtimed.daemon.rooms.peer import Peer
+from runtimed.daemon.rooms.room_store import RoomStore
+from runtimed.documents.notebook import NotebookDoc
+from runtimed.errors import ProtocolError
+from runtimed.protocol.frames import FrameType, unpack
+
+
+def open_room(docs: Path, notebook_id: str = "nb") -> NotebookRoom:
+    store = RoomStore(docs, notebook_id)
+    stored = store.load()
+    room = NotebookRoom(notebook_id, store, "epoch-1", None, on_empty=lambda room: None)
+    room.start(stored.updates if stored else [], None)
+    return room
+
+
+class Client:
+    """A peer's replica, synced through the room like a real client."""
+
+    def __init__(self, room: NotebookRoom) -> None:
+        self.room = room
+        self.conn = MemoryConnection()
+        self.peer = Peer(self.conn)  # type: ignore[arg-type]
+        self.nb = NotebookDoc()
+        self.runtime: Doc[Any] = Doc()
+        self._outbox: list[bytes] = []
+        self.nb.doc.observe(lambda e: self._outbox.append(create_update_message(e.update)))
+        room.join(self.peer)
+        self.pump()
+        self.send(FrameType.NOTEBOOK_SYNC, create_sync_message(self.nb.doc))
+        self.pump()
+
+    def send(self, frame_type: FrameType, payload: bytes) -> None:
+        self.room.handle_frame(self.peer, frame_type, payload)
+
+    def push(self) -> None:
+        """Ship local edits to the room."""
+        outbox, self._outbox = self._outbox, []
+        for message in outbox:
+            self.send(FrameType.NOTEBOOK_SYNC, message)
+
+    def pump(self) -> None:
+        """Apply what the room sent us."""
+        frames, self.conn.sent = self.conn.sent, []
+        for frame in frames:
+            frame_type, payload = unpack(frame)
+            doc = {FrameType.NOTEBOOK_SYNC: self.nb.doc, FrameType.RUNTIME_SYNC: self.runtime}
+            if frame_type in doc:
+                reply = handle_sync_message(payload[1:], doc[frame_type])
+                if reply is not None:
+                    self.send(frame_type, reply)
+        self._outbox.clear()  # remote changes are not ours to send back
+
+
+async def test_an_edit_reaches_the_other_peers_and_the_log(tmp_path: Path) -> None:
+    room = open_room(tmp_path)
+    alice, bob = Client(room), Client(room)
+    cell = alice.nb.insert_cell(None, "x = 1")
+    alice.push()
+    bob.pump()
+    assert [c.source for c in bob.nb.get_cells()] == ["x = 1"]
+    assert room.nb.get_cell(cell).source == "x = 1"
+    alice.pump()
+    assert [c.id for c in alice.nb.get_cells()] == [cell]  # no echo, no duplicate
+    await room.close()
+    reopened = open_room(tmp_path)  # the log holds it: acknowledged means durable
+    assert reopened.nb.get_cell(cell).source == "x = 1"
+    await reopened.close()
+
+
+async def test_clients_cannot_write_the_runtime_document(tmp_path: Path) -> None:
+    room = open_room(tmp_path)
+    mallory = Client(room)
+    forged: Doc[Any] = Doc()
+    updates: list[bytes] = []
+    forged.observe(lambda e: updates.append(e.update))
+
+    forged.get("kernel", type=Map)["lifecycle"] = "hacked"
+    mallory.send(FrameType.RUNTIME_SYNC, create_update_message(updates[0]))
+    room.runtime_state.flush()
+    assert room.runtime_state.kernel().get("lifecycle") != "hacked"
+    assert room.runtime.get("kernel", type=Map).get("lifecycle") != "hacked"
+    await room.close()
+
+
+async def test_concurrent_inserts_of_one_id_leave_one_cell(tmp_path: Path) -> None:
+    room = open_room(tmp_path)
+    alice, bob = Client(room), Client(room)
+    alice.nb.insert_cell(None, "a", cell_id="cell-same")
+    bob.nb.insert_cell(None, "b", cell_id="cell-same")
+    alice.push()
+    bob.push()
+    alice.pump()
+    bob.pump()
+    assert room.nb.cell_ids() == ["cell-same"]
+    assert alice.nb.cell_ids() == bob.nb.cell_ids() == ["cell-same"]
+    await room.close()
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [b"", b"\x07\x00", b"\x00\x09garbage", b"\x00\x02\xff\xff\xff\xff\xff"],
+)
+async def test_malformed_sync_frames_raise_protocol_errors(tmp_path: Path, payload: bytes) -> None:
+    room = open_room(tmp_path)
+    client = Client(room)
+    with pytest.raises(ProtocolError):
+        client.send(FrameType.NOTEBOOK_SYNC, payload)
+    assert room.nb.cell_ids() == []  # and the document is untouched
+    await room.close()
+
+
+async def test_save_writes_valid_nbformat(tmp_path: Path) -> None:
+    room = open_room(tmp_path / "docs")
+    room.nb.insert_cell(None, "print('hi')")
+    room.nb.insert_cell(None, "# Title", "markdown")
+    target = tmp_path / "out.ipynb"
+    assert room.save_ipynb(str(target)) == str(target)
+    nb = nbformat.read(target, as_version=4)
+    nbformat.validate(nb)
+    assert [c.cell_type for c in nb.cells] == ["code", "markdown"]
+    await room.close()
