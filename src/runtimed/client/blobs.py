@@ -1,18 +1,16 @@
 """Clients of the blob channel: put blobs, get them back (cached by hash).
 
-``BlobClient`` is blocking, ``AsyncBlobClient`` runs on asyncio; both speak the protocol
-described in ``runtimed.daemon.channels.blob``.
+``BlobClient`` is blocking, ``AsyncBlobClient`` runs on asyncio; both run ``BlobCalls``
+(the messages are in ``runtimed.protocol.blob``).
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
 from runtimed.client.calls import BlobCalls
-from runtimed.client.channel import AsyncChannel, BlockingChannel
+from runtimed.client.channel import AsyncChannel, AsyncClient, BlockingChannel, BlockingClient
 from runtimed.protocol.blob import DEFAULT_MEDIA_TYPE
 
 CACHE_BYTES = 256 * 1024 * 1024
@@ -42,7 +40,7 @@ class BlobCache:
             self._size -= len(old)
 
 
-class BlobClient:
+class BlobClient(BlockingClient):
     """A blocking blob-channel connection, opened on first use and reopened after errors."""
 
     def __init__(self, socket_path: str | Path | None = None, timeout: float | None = 60.0) -> None:
@@ -62,19 +60,8 @@ class BlobClient:
             self.cache.add(digest, data)
         return data
 
-    def close(self) -> None:
-        self._channel.close()
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-
-class AsyncBlobClient:
+class AsyncBlobClient(AsyncClient):
     """The asyncio twin of BlobClient."""
 
     def __init__(self, socket_path: str | Path | None = None, timeout: float | None = 60.0) -> None:
@@ -93,14 +80,3 @@ class AsyncBlobClient:
             data = await self._channel.run(self._calls.get(digest))
             self.cache.add(digest, data)
         return data
-
-    async def close(self) -> None:
-        await self._channel.close()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()

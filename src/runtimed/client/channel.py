@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from pathlib import Path
-from typing import Any, TypeVar
+from types import TracebackType
+from typing import Any, Self, TypeVar
 
 from runtimed.client.core import (
     MORE,
@@ -61,9 +62,7 @@ async def open_async(
     return stream, reply
 
 
-class BlockingChannel:
-    """One blocking connection to a channel, (re)opened on demand."""
-
+class _ChannelTarget:
     def __init__(
         self, socket_path: str | Path | None, channel: str, timeout: float | None, **params: Any
     ) -> None:
@@ -71,8 +70,13 @@ class BlockingChannel:
         self.channel = channel
         self.timeout = timeout
         self.params = params
-        self._conn: BlockingFrameSocket | None = None
         self.handshake: dict[str, Any] = {}
+
+
+class BlockingChannel(_ChannelTarget):
+    """One blocking connection to a channel, (re)opened on demand."""
+
+    _conn: BlockingFrameSocket | None = None
 
     def connect(self) -> BlockingFrameSocket:
         if self._conn is None:
@@ -107,19 +111,16 @@ class BlockingChannel:
             conn.close()
 
 
-class AsyncChannel:
+class AsyncChannel(_ChannelTarget):
     """One asyncio connection to a channel, (re)opened on demand; calls take turns."""
+
+    _conn: FrameConnection | None = None
 
     def __init__(
         self, socket_path: str | Path | None, channel: str, timeout: float | None, **params: Any
     ) -> None:
-        self.socket_path = socket_path
-        self.channel = channel
-        self.timeout = timeout
-        self.params = params
-        self._conn: FrameConnection | None = None
+        super().__init__(socket_path, channel, timeout, **params)
         self._lock = asyncio.Lock()
-        self.handshake: dict[str, Any] = {}
 
     async def connect(self) -> FrameConnection:
         if self._conn is None:
@@ -155,3 +156,37 @@ class AsyncChannel:
         if conn is not None:
             with contextlib.suppress(Exception):
                 await conn.close()
+
+
+class BlockingClient:
+    """Closing and ``with`` for the blocking clients (``close()`` never stops the daemon)."""
+
+    _channel: BlockingChannel
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class AsyncClient:
+    """Closing and ``async with`` for the asyncio clients."""
+
+    _channel: AsyncChannel
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()

@@ -6,17 +6,15 @@ Both run the same ``PoolCalls``; they differ only in how bytes move.
 from __future__ import annotations
 
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
 from runtimed.client.calls import PoolCalls
-from runtimed.client.channel import AsyncChannel, BlockingChannel
+from runtimed.client.channel import AsyncChannel, AsyncClient, BlockingChannel, BlockingClient
 from runtimed.protocol.control import DaemonInfo, Pong, PooledEnv, RoomInfo, StatusReply
 
 DEFAULT_TIMEOUT = 90.0
 
 
-class DaemonClient:
+class DaemonClient(BlockingClient):
     """Blocking client for the daemon's pool channel. ``close()`` never stops the daemon."""
 
     def __init__(
@@ -53,19 +51,8 @@ class DaemonClient:
         self._channel.run(self._calls.shutdown())
         self.close()
 
-    def close(self) -> None:
-        self._channel.close()
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-
-class AsyncDaemonClient:
+class AsyncDaemonClient(AsyncClient):
     """The asyncio twin of DaemonClient: the same methods, as coroutines."""
 
     def __init__(
@@ -100,15 +87,4 @@ class AsyncDaemonClient:
     async def shutdown(self) -> None:
         """Ask the daemon to stop (kernels and in-flight builds stop with it)."""
         await self._channel.run(self._calls.shutdown())
-        await self.close()
-
-    async def close(self) -> None:
-        await self._channel.close()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
         await self.close()

@@ -6,16 +6,15 @@ Keys are dotted (``uv.pool_size``). Both run the same ``SettingsCalls``.
 from __future__ import annotations
 
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from runtimed.client.calls import SettingsCalls
-from runtimed.client.channel import AsyncChannel, BlockingChannel
+from runtimed.client.channel import AsyncChannel, AsyncClient, BlockingChannel, BlockingClient
 
 DEFAULT_TIMEOUT = 30.0
 
 
-class SettingsClient:
+class SettingsClient(BlockingClient):
     """Blocking client for `get` / `set` of settings."""
 
     def __init__(
@@ -35,19 +34,8 @@ class SettingsClient:
         """Validate and apply ``key = value``; returns the stored (normalised) value."""
         return self._channel.run(self._calls.set(key, value))
 
-    def close(self) -> None:
-        self._channel.close()
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-
-class AsyncSettingsClient:
+class AsyncSettingsClient(AsyncClient):
     """The asyncio twin of SettingsClient."""
 
     def __init__(
@@ -66,14 +54,3 @@ class AsyncSettingsClient:
     async def set(self, key: str, value: Any) -> Any:
         """Validate and apply ``key = value``; returns the stored (normalised) value."""
         return await self._channel.run(self._calls.set(key, value))
-
-    async def close(self) -> None:
-        await self._channel.close()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
