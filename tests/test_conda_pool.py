@@ -23,6 +23,7 @@ from conda_channel import build_channel
 from helpers import DaemonProcess, wait_until
 from runtimed.daemon.envs.build_step import BuildFailure
 from runtimed.daemon.envs.conda_builder import CondaEnvBuilder
+from runtimed.errors import RuntimedError
 from runtimed.protocol.control import PooledEnv, PoolError
 
 EXTRA_PACKAGES = [
@@ -223,7 +224,9 @@ def test_unsatisfiable_spec_shows_solve_error_and_uv_keeps_serving(
     with d.client() as c:
         env = c.take("uv")
         assert env is not None and c.status().pools["uv"].error is None
-        assert c.take("conda", timeout=0.2) is None
+        with pytest.raises(RuntimedError) as failing:  # at once, with the reason
+            c.take("conda", timeout=60)
+        assert failing.value.code == "pool_failing" and "python >=99" in failing.value.message
         assert c.status().pools["conda"].available == 0
     status = [sys.executable, "-m", "runtimed", "status", "--socket", str(d.socket_path)]
     out = subprocess.run(status, capture_output=True, text=True, timeout=30)

@@ -155,9 +155,9 @@ async def test_empty_pool_times_out_with_its_error(tmp_path: Path) -> None:
             await resolver.resolve("uv:prewarmed", {}, None)
         assert time.monotonic() - started < 5
         message = info.value.message
-        assert "no env ready" in message and "runt pool status" in message
+        assert "cannot build envs" in message and "runt pool status" in message
         assert "'venv'" in message and "no-such-python" in message
-        assert info.value.code == "pool_empty"
+        assert info.value.code == "pool_failing"
         with pytest.raises(RuntimedError, match="no conda pool"):
             await resolver.resolve("conda:prewarmed", {}, None)
     finally:

@@ -269,9 +269,16 @@ def test_failing_build_backs_off_and_reports(
         assert error.step == "install"
         assert "runtimed-no-such-package-xyz" in error.message
         assert error.retry_at > time.time() - 60
-        # the daemon keeps serving while its pool fails
+        # the daemon keeps serving while its pool fails, and a take says why at once
+        # instead of waiting out its timeout
         c.ping()
-        assert c.take("uv", timeout=0.2) is None
+        started = time.monotonic()
+        with pytest.raises(RuntimedError) as failing:
+            c.take("uv", timeout=60)
+        assert failing.value.code == "pool_failing"
+        assert "runtimed-no-such-package-xyz" in failing.value.message
+        assert "install" in failing.value.message
+        assert time.monotonic() - started < 30
     wait_until(lambda: attempts_reach(3), timeout=120, interval=0.05, what="three attempts")
     # retries back off: later gaps between retry times grow (0.5 s, 1 s, 2 s ... + build)
     if {1, 2, 3} <= seen.keys():

@@ -25,8 +25,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from runtimed.client import AsyncDaemonClient, AsyncSession, DaemonClient, Session
-    from runtimed.client.results import ExecutionResult, Output
-    from runtimed.documents.notebook import Cell
+    from runtimed.client.results import Cell, ExecutionResult, Output
     from runtimed.errors import RuntimedError
 
 
@@ -36,13 +35,11 @@ def __getattr__(name: str) -> Any:
         from runtimed import client
 
         return getattr(client, name)
-    if name in ("ExecutionResult", "Output"):
+    if name in ("Cell", "ExecutionResult", "Output"):
         from runtimed.client import results
 
         return getattr(results, name)
     if name == "Cell":
-        from runtimed.documents.notebook import Cell
-
         return Cell
     if name == "RuntimedError":
         from runtimed.errors import RuntimedError

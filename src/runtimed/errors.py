@@ -30,3 +30,13 @@ class ProtocolError(RuntimedError):
 
     def __init__(self, message: str, code: str = "protocol_error") -> None:
         super().__init__(message, code)
+
+
+def short_message(message: str, width: int = 60) -> str:
+    """The last non-empty line of a (tool's) message, cut at a word to ``width``."""
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    line = lines[-1] if lines else ""
+    if len(line) <= width:
+        return line
+    cut = line[: width - 1].rsplit(" ", 1)[0] or line[: width - 1]
+    return cut.rstrip(" ,;:") + "…"

@@ -10,7 +10,9 @@ from typing import Annotated, Any, NoReturn
 import msgspec
 import typer
 
-from runtimed.errors import RuntimedError
+from runtimed.errors import RuntimedError, short_message
+
+one_line = short_message
 
 SocketOption = Annotated[
     str | None,
@@ -36,3 +38,18 @@ def reporting_errors() -> Iterator[None]:
 
 def print_json(value: Any) -> None:
     sys.stdout.write(msgspec.json.format(msgspec.json.encode(value), indent=2).decode() + "\n")
+
+
+def version_callback(prog: str) -> Any:
+    """A ``--version`` option for a typer app: prints ``<prog> <version>`` and exits."""
+
+    def show(value: bool) -> None:
+        if value:
+            from runtimed import __version__
+
+            typer.echo(f"{prog} {__version__}")
+            raise typer.Exit()
+
+    return typer.Option(
+        "--version", callback=show, is_eager=True, help="Print the version and exit."
+    )

@@ -7,9 +7,21 @@ from typing import Annotated
 
 import typer
 
-from runtimed.cli.common import SocketOption, fail, print_json, reporting_errors
+from runtimed.cli.common import (
+    SocketOption,
+    fail,
+    one_line,
+    print_json,
+    reporting_errors,
+    version_callback,
+)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="The runtimed daemon.")
+
+
+@app.callback()
+def _main(version: Annotated[bool, version_callback("runtimed")] = False) -> None:
+    """The runtimed daemon: run it, ask its status, stop it."""
 
 
 @app.command()
@@ -60,7 +72,17 @@ def run(
 def status(socket: SocketOption = None, json: bool = typer.Option(False, "--json")) -> None:
     """Show whether the daemon runs, its pid, version, socket and pools."""
     from runtimed.client import DaemonClient
+    from runtimed.errors import DaemonNotRunningError
 
+    if json:
+        try:
+            with DaemonClient(socket) as client:
+                info, pools = client.daemon_info(), client.status()
+        except DaemonNotRunningError as exc:
+            print_json({"running": False, "error": exc.message, "code": exc.code})
+            raise typer.Exit(2) from None
+        print_json({"running": True, "daemon": info, "status": pools})
+        return
     with reporting_errors(), DaemonClient(socket) as client:
         info = client.daemon_info()
         pools = client.status()
@@ -76,7 +98,7 @@ def status(socket: SocketOption = None, json: bool = typer.Option(False, "--json
         line = f"{name} pool:   {pool.available} ready, {pool.warming} warming"
         line += f", target {pool.target}"
         if pool.error:
-            line += f"  (error: {pool.error.message.strip().splitlines()[-1]})"
+            line += f"  (error: {one_line(pool.error.message, 80)})"
         typer.echo(line)
 
 

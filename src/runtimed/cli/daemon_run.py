@@ -8,6 +8,11 @@ import sys
 
 def main() -> None:
     argv = sys.argv[1:]
+    if argv == ["--version"]:  # answered without typer, like `run`
+        from runtimed import __version__
+
+        print(f"runtimed {__version__}")
+        return
     if argv[:1] == ["run"] and not {"-h", "--help"} & set(argv[1:]):
         from runtimed.cli.daemon_start import build_parser, start
 

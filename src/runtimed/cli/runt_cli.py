@@ -7,9 +7,23 @@ from typing import Annotated
 
 import typer
 
-from runtimed.cli.common import SocketOption, fail, print_json, reporting_errors
+from runtimed.cli.common import (
+    SocketOption,
+    fail,
+    one_line,
+    print_json,
+    reporting_errors,
+    version_callback,
+)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Drive the runtimed daemon.")
+
+
+@app.callback()
+def _main(version: Annotated[bool, version_callback("runt")] = False) -> None:
+    """Drive the runtimed daemon: pools, rooms, settings."""
+
+
 pool_app = typer.Typer(no_args_is_help=True, help="Prewarmed environment pools.")
 app.add_typer(pool_app, name="pool")
 config_app = typer.Typer(no_args_is_help=True, help="Daemon settings (synced to every client).")
@@ -47,18 +61,20 @@ def pool_status(
     from rich.console import Console
     from rich.table import Table
 
+    # The error column shows one short line; `--json` has the whole message.
     table = Table("pool", "available", "warming", "target", "error")
     for name, pool in status.pools.items():
         error = ""
         if pool.error is not None:
             retry = max(pool.error.retry_at - time.time(), 0)
-            last_line = pool.error.message.strip().splitlines()[-1][:90]
             error = (
-                f"[red]{pool.error.kind} at {pool.error.step}[/red]: {last_line} "
-                f"(attempt {pool.error.attempts}, retry in {retry:.0f} s)"
+                f"[red]{pool.error.kind}[/red]: {one_line(pool.error.message, 48)} "
+                f"(try {pool.error.attempts}, next in {retry:.0f} s)"
             )
         table.add_row(name, str(pool.available), str(pool.warming), str(pool.target), error)
     Console().print(table)
+    if any(pool.error is not None for pool in status.pools.values()):
+        typer.echo("full errors: runt pool status --json")
 
 
 @pool_app.command("take")
@@ -130,7 +146,9 @@ def rooms(
     from rich.console import Console
     from rich.table import Table
 
+    # Ids and paths wrap rather than being cut: two rooms must never look the same.
     table = Table("notebook", "path", "peers", "kernel")
+    table.columns[0].overflow = table.columns[1].overflow = "fold"
     for room in found:
         kernel = (room.kernel_status or "yes") if room.has_kernel else "-"
         table.add_row(room.notebook_id, room.path or "-", str(room.active_peers), kernel)
@@ -157,7 +175,7 @@ def config_get(key: str, socket: SocketOption = None) -> None:
         print_json(client.get(key))
 
 
-@config_app.command("set")
+@config_app.command("set", context_settings={"ignore_unknown_options": True})
 def config_set(
     key: str,
     value: Annotated[str, typer.Argument(help='JSON (5, true, ["numpy"]) or plain text')],

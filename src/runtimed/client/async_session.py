@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from runtimed.client.blobs import AsyncBlobClient
-from runtimed.client.results import ExecutionResult
+from runtimed.client.results import Cell, ExecutionResult
 from runtimed.client.room_calls import execution_event
 from runtimed.client.room_connection import (
     CONNECT_TIMEOUT,
@@ -23,7 +23,7 @@ from runtimed.client.room_connection import (
     RoomConnection,
 )
 from runtimed.documents.blob_refs import output_refs, resolve_output
-from runtimed.documents.notebook import Cell
+from runtimed.documents.notebook import CellData
 from runtimed.documents.runtime import RuntimeDoc
 from runtimed.errors import RuntimedError
 from runtimed.protocol.room import ExecutionRecord
@@ -49,11 +49,17 @@ class AsyncSession(RoomConnection):
         return cell_id
 
     async def get_cell(self, cell_id: str) -> Cell:
-        return self._nb.get_cell(cell_id)
+        """One cell; its outputs are ``Output``s with blob references resolved."""
+        await self._ensure_connected()
+        cell = self._nb.get_cell(cell_id)
+        return Cell.from_data(cell, await self._prefetch(cell.outputs))
 
     async def get_cells(self) -> list[Cell]:
-        """Every cell, in document order."""
-        return self._nb.get_cells()
+        """Every cell, in document order (outputs as in ``get_cell``)."""
+        await self._ensure_connected()
+        cells = self._nb.get_cells()
+        fetch = await self._prefetch([o for c in cells for o in c.outputs])
+        return [Cell.from_data(c, fetch) for c in cells]
 
     async def set_source(self, cell_id: str, text: str) -> None:
         await self._ensure_connected()
@@ -89,16 +95,19 @@ class AsyncSession(RoomConnection):
         await self._confirm()
 
     async def get_metadata(self, key: str) -> Any:
+        await self._ensure_connected()
         return self._nb.get_metadata(key)
 
     async def sync(self) -> None:
         """Wait until the daemon has applied everything this session sent."""
         await self._confirm()
 
-    async def save(self, path: str | Path | None = None) -> str:
-        """Write the notebook as .ipynb (to its own file when ``path`` is None)."""
+    async def save(self, path: str | Path | None = None, force: bool = False) -> str:
+        """Write the notebook as .ipynb (to its own file when ``path`` is None); returns
+        the path written. Its own file is not overwritten when it changed on disk since
+        it was opened (error ``file_changed``) unless ``force``."""
         target = os.path.abspath(path) if path is not None else None
-        result = await self.request("save", path=target)
+        result = await self.request("save", path=target, force=force)
         return str(result["path"])
 
     # --- kernel and execution API ------------------------------------------------------
@@ -170,9 +179,12 @@ class AsyncSession(RoomConnection):
         cell_id = self._nb.insert_cell(None, code)
         return await self.execute_cell(cell_id, timeout)
 
-    async def run_all(self, timeout: float | None = None) -> list[ExecutionResult]:
-        """Run every code cell in order; an error cancels the cells after it."""
-        result = await self.request("run_all_cells")
+    async def run_all(
+        self, timeout: float | None = None, stop_on_error: bool = True
+    ) -> list[ExecutionResult]:
+        """Run every code cell in order. An error cancels the cells after it, unless
+        ``stop_on_error`` is False (then every cell runs)."""
+        result = await self.request("run_all_cells", stop_on_error=stop_on_error)
         return [await self.wait_for_execution(eid, timeout) for eid in result["execution_ids"]]
 
     async def wait_for_execution(
@@ -199,7 +211,7 @@ class AsyncSession(RoomConnection):
         try:
             cell = self._nb.get_cell(cell_id)
         except RuntimedError:
-            cell = Cell(id=cell_id, cell_type="code", source="")
+            cell = CellData(id=cell_id, cell_type="code", source="")
         return ExecutionResult.from_cell(cell, event, await self._prefetch(cell.outputs))
 
     # --- blobs -------------------------------------------------------------------------
@@ -221,6 +233,7 @@ class AsyncSession(RoomConnection):
 
     async def get_outputs(self, cell_id: str) -> list[dict[str, Any]]:
         """A cell's outputs with blob references resolved: ordinary nbformat outputs."""
+        await self._ensure_connected()
         outputs = self._nb.get_cell(cell_id).outputs
         fetch = await self._prefetch(outputs)
         return [resolve_output(o, fetch) for o in outputs]

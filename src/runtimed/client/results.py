@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runtimed.documents.blob_refs import Fetch, resolve_output
-from runtimed.documents.notebook import Cell
+from runtimed.documents.notebook import CellData
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,30 @@ class Output:
 
 
 @dataclass(frozen=True)
+class Cell:
+    """A snapshot of one cell; its outputs are ``Output``s, as in ``ExecutionResult``
+    (blob references resolved)."""
+
+    id: str
+    cell_type: str
+    source: str
+    execution_count: int | None = None
+    outputs: list[Output] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_data(cls, cell: CellData, fetch: Fetch | None = None) -> Cell:
+        return cls(
+            id=cell.id,
+            cell_type=cell.cell_type,
+            source=cell.source,
+            execution_count=cell.execution_count,
+            outputs=[Output.from_nbformat(o, fetch) for o in cell.outputs],
+            metadata=cell.metadata,
+        )
+
+
+@dataclass(frozen=True)
 class ExecutionError:
     ename: str
     evalue: str
@@ -66,7 +90,7 @@ class ExecutionResult:
 
     @classmethod
     def from_cell(
-        cls, cell: Cell, record: dict[str, Any], fetch: Fetch | None = None
+        cls, cell: CellData, record: dict[str, Any], fetch: Fetch | None = None
     ) -> ExecutionResult:
         return cls(
             cell_id=cell.id,

@@ -199,8 +199,11 @@ class RoomConnection:
         self._fail_pending(RuntimedError("the connection to the daemon was closed", "disconnected"))
 
     async def _ensure_connected(self) -> FrameConnection:
-        if self._closed and self._ever_connected:
-            raise RuntimedError("this session is closed", "closed")
+        if self._closed:
+            raise RuntimedError(
+                "this session is closed; call connect() to rejoin, or open a new Session",
+                "closed",
+            )
         if not self.is_connected:
             await self._drop_stream()
             await self.connect()

@@ -18,8 +18,9 @@ from typing import Any, Self, TypeVar
 from pycrdt import Doc
 
 from runtimed.client.async_session import AsyncSession, EventListener
-from runtimed.client.results import ExecutionResult
-from runtimed.documents.notebook import Cell, NotebookDoc
+from runtimed.client.results import Cell, ExecutionResult
+from runtimed.documents.notebook import NotebookDoc
+from runtimed.errors import RuntimedError
 
 T = TypeVar("T")
 
@@ -61,6 +62,7 @@ class Session:
         client_name: str | None = None,
     ) -> None:
         self._portal: _LoopThread | None = None
+        self._closed = False
         self._args = (notebook_id, socket_path, path, client_name)
         self._async: AsyncSession | None = None
         self._start_portal()
@@ -68,6 +70,8 @@ class Session:
     def _start_portal(self) -> None:
         self._portal = _LoopThread()
         notebook_id, socket_path, path, client_name = self._args
+        if self._async is not None:  # rejoining after close(): the same notebook
+            notebook_id, path = self._async.notebook_id, self._async.path
 
         async def make() -> AsyncSession:
             return AsyncSession(notebook_id, socket_path, path=path, client_name=client_name)
@@ -81,16 +85,24 @@ class Session:
 
     def _call(self, fn: Callable[..., Coroutine[Any, Any, T]], *args: Any, **kwargs: Any) -> T:
         if self._portal is None:
-            self._start_portal()
+            self._reopen()
         assert self._portal is not None
         return self._portal.call(lambda: fn(*args, **kwargs))
 
     @property
     def _session(self) -> AsyncSession:
         if self._async is None:
-            self._start_portal()
+            self._reopen()
         assert self._async is not None
         return self._async
+
+    def _reopen(self) -> None:
+        if self._closed:
+            raise RuntimedError(
+                "this session is closed; call connect() to rejoin, or open a new Session",
+                "closed",
+            )
+        self._start_portal()
 
     # --- identity and connection ------------------------------------------------------
 
@@ -120,16 +132,21 @@ class Session:
         return f"<Session notebook_id={self.notebook_id!r} {state}>"
 
     def connect(self) -> Self:
+        """Join the room (sessions also connect on first use); rejoins after close()."""
+        self._closed = False
+        if self._portal is None:
+            self._start_portal()
         self._call(self._session.connect)
         return self
 
     def close(self) -> None:
         """Leave the room and stop this session's thread. The daemon keeps the notebook."""
+        self._closed = True
         if self._portal is None:
             return
         with contextlib.suppress(Exception):
-            self._call(self._session.close)
-        portal, self._portal, self._async = self._portal, None, None
+            self._portal.call(self._session.close)
+        portal, self._portal = self._portal, None  # the AsyncSession stays, for its identity
         portal.stop()
 
     def __enter__(self) -> Self:
@@ -197,9 +214,11 @@ class Session:
     def sync(self) -> None:
         self._call(self._session.sync)
 
-    def save(self, path: str | Path | None = None) -> str:
-        """Write the notebook as nbformat-valid .ipynb; returns the path written."""
-        return self._call(self._session.save, path)
+    def save(self, path: str | Path | None = None, force: bool = False) -> str:
+        """Write the notebook as .ipynb (to its own file when ``path`` is None); returns
+        the path written. Its own file is not overwritten when it changed on disk since
+        it was opened (error ``file_changed``) unless ``force``."""
+        return self._call(self._session.save, path, force)
 
     def request(self, kind: str, timeout: float | None = 60.0, **params: Any) -> Any:
         return self._call(self._session.request, kind, timeout, **params)
@@ -251,9 +270,12 @@ class Session:
         """Append a code cell with ``code`` and execute it."""
         return self._call(self._session.run, code, timeout)
 
-    def run_all(self, timeout: float | None = None) -> list[ExecutionResult]:
-        """Run every code cell in order; an error cancels the cells after it."""
-        return self._call(self._session.run_all, timeout)
+    def run_all(
+        self, timeout: float | None = None, stop_on_error: bool = True
+    ) -> list[ExecutionResult]:
+        """Run every code cell in order. An error cancels the cells after it, unless
+        ``stop_on_error`` is False (then every cell runs)."""
+        return self._call(self._session.run_all, timeout, stop_on_error)
 
     def wait_for_execution(
         self, execution_id: str, timeout: float | None = None

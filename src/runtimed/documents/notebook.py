@@ -30,7 +30,7 @@ def new_cell_id() -> str:
 
 
 @dataclass(frozen=True)
-class Cell:
+class CellData:
     """A snapshot of one cell, as plain Python values."""
 
     id: str
@@ -119,10 +119,10 @@ class NotebookDoc:
         cell: Map[Any] = self.cells[self.index_of(cell_id)]
         return cell
 
-    def get_cell(self, cell_id: str) -> Cell:
+    def get_cell(self, cell_id: str) -> CellData:
         return self._to_cell(self.ycell(cell_id))
 
-    def get_cells(self) -> list[Cell]:
+    def get_cells(self) -> list[CellData]:
         return [self._to_cell(c) for c in self.cells]
 
     def cell_type(self, cell_id: str) -> str:
@@ -136,11 +136,11 @@ class NotebookDoc:
         return _ints(meta.to_py()) if isinstance(meta, Map) else {}
 
     @staticmethod
-    def _to_cell(ycell: Map[Any]) -> Cell:
+    def _to_cell(ycell: Map[Any]) -> CellData:
         source = ycell.get("source")
         outputs = ycell.get("outputs")
         metadata = ycell.get("metadata")
-        return Cell(
+        return CellData(
             id=str(ycell.get("id")),
             cell_type=str(ycell.get("cell_type", "code")),
             source=str(source) if source is not None else "",

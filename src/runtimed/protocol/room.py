@@ -31,6 +31,8 @@ class SyncRequest(_Request, frozen=True, tag="sync"):
 class SaveRequest(_Request, frozen=True, tag="save"):
     #: Absolute path of the .ipynb to write; None: the notebook's own file.
     path: str | None = None
+    #: Overwrite the notebook's own file even if it changed on disk since it was loaded.
+    force: bool = False
 
 
 class GetInfoRequest(_Request, frozen=True, tag="get_info"):
@@ -53,7 +55,8 @@ class ExecuteCellRequest(_Request, frozen=True, tag="execute_cell"):
 
 
 class RunAllCellsRequest(_Request, frozen=True, tag="run_all_cells"):
-    pass
+    #: An error cancels the cells after it (False: every cell runs).
+    stop_on_error: bool = True
 
 
 class InterruptRequest(_Request, frozen=True, tag="interrupt"):

@@ -59,8 +59,9 @@ class RoomRequests:
         match request:
             case SyncRequest():
                 return Synced(cells=len(room.nb.cells))
-            case SaveRequest(path=path):
-                written = room.save_ipynb(os.path.abspath(path) if path else None, self.blob_fetch)
+            case SaveRequest(path=path, force=force):
+                target = os.path.abspath(path) if path else None
+                written = room.save_ipynb(target, self.blob_fetch, force)
                 room.broadcast_event({"event": "saved", "path": written}, exclude=None)
                 return Saved(path=written)
             case GetInfoRequest():
@@ -84,8 +85,8 @@ class RoomRequests:
                 # Answered when it ended: the answer travels in the same write as the
                 # outputs and the execution_done event.
                 return await kernel.wait_done(execution_id)
-            case RunAllCellsRequest():
-                return BatchQueued(kernel.enqueue_all())
+            case RunAllCellsRequest(stop_on_error=stop_on_error):
+                return BatchQueued(kernel.enqueue_all(stop_on_error))
             case InterruptRequest():
                 return Cancelled(await kernel.interrupt())
             case RestartKernelRequest():

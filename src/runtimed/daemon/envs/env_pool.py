@@ -29,7 +29,7 @@ from runtimed.daemon.envs.env_record import (
     taken_at,
     write_ready_marker,
 )
-from runtimed.errors import RuntimedError
+from runtimed.errors import RuntimedError, short_message
 from runtimed.protocol.control import PooledEnv, PoolError, PoolStatus
 
 log = logging.getLogger(__name__)
@@ -144,6 +144,8 @@ class EnvPool:
                 return None
         if self._available:
             return self._hand_out(self._available.popleft())
+        if self._backoff.last is not None and not self._builds:
+            raise self._failing_error()  # waiting would only wait for the next failure
         left = deadline - time.monotonic()
         if left <= 0:
             return None
@@ -188,10 +190,23 @@ class EnvPool:
         await asyncio.gather(*(asyncio.to_thread(remove_env_dir, p) for p in doomed))
         self._wake.set()
 
+    def _failing_error(self) -> RuntimedError:
+        failure = self._backoff.last
+        assert failure is not None
+        return RuntimedError(
+            f"the {self.env_type} pool cannot build envs: its last build failed at step "
+            f"'{failure.step}' ({failure.kind}): {short_message(failure.message, 200)}; "
+            "see `runt pool status`",
+            code="pool_failing",
+        )
+
     def reconfigure(self, builder: EnvBuilder | None = None, target: int | None = None) -> None:
-        """Apply new settings without a restart: mismatched envs are replaced, then removed."""
+        """Apply new settings without a restart: mismatched envs are replaced, then removed;
+        a lower target trims ready envs; target 0 forgets the last failure."""
         if target is not None:
             self.settings = PoolSettings(**{**self.settings.__dict__, "target": target})
+            if target == 0:
+                self._backoff = _Backoff()
         if builder is not None and builder.package_hash != self.builder.package_hash:
             self.builder = builder
             self._generation += 1
@@ -245,9 +260,23 @@ class EnvPool:
             raise RuntimedError(f"{venv_path} is not a {self.env_type} pool env", "invalid_env")
         return self.envs_dir / prefix.name
 
+    async def _trim(self) -> None:
+        """Ready envs and builds over the target go (a lowered pool size)."""
+        surplus = len(self._available) - self.settings.target
+        doomed = [Path(self._available.pop().venv_path) for _ in range(max(surplus, 0))]
+        if doomed:
+            log.info("%s pool: removing %d env(s) over its target", self.env_type, len(doomed))
+            await asyncio.gather(*(asyncio.to_thread(remove_env_dir, p) for p in doomed))
+        while (
+            len(self._available) + len(self._builds) > self.settings.target + len(self._waiters)
+            and self._builds
+        ):
+            await self._cancel_one_build()
+
     async def _supervise(self) -> None:
         while not self._closed:
             self._wake.clear()
+            await self._trim()
             await self._expire_old()
             now = time.monotonic()
             wait_for = 600.0
@@ -293,8 +322,7 @@ class EnvPool:
             self._builds.pop(build.env_id, None)
             await asyncio.to_thread(remove_env_dir, build.prefix)
             if build.generation == self._generation:
-                delay = self._backoff.record(failure, self.settings)
-                log.warning("%s build failed (%s); retry in %.0f s", self.env_type, failure, delay)
+                self._build_failed(failure)
             self._wake.set()
             return
         self._builds.pop(build.env_id, None)
@@ -309,6 +337,27 @@ class EnvPool:
         self._add_ready(env)
         await self._drop_replaced_stale()
         self._wake.set()
+
+    def _build_failed(self, failure: BuildFailure) -> None:
+        """One backoff step (and one log line) per round of failed builds; whoever waits
+        for an env hears of the failure at once."""
+        if time.monotonic() < self._backoff.retry_mono:  # a parallel build of this round
+            self._backoff.last = failure
+        else:
+            delay = self._backoff.record(failure, self.settings)
+            log.warning(
+                "%s build failed at step %s (%s): %s; retry in %.0f s",
+                self.env_type,
+                failure.step,
+                failure.kind,
+                short_message(failure.message, 200),
+                delay,
+            )
+        error = self._failing_error()
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_exception(error)
 
     async def _drop_replaced_stale(self) -> None:
         """Remove mismatched envs whose replacements are ready: one per new env, and all

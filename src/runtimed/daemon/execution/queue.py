@@ -117,9 +117,10 @@ class ExecutionQueue:
         self._wake.set()
         return record.execution_id
 
-    def enqueue_all(self) -> list[str]:
-        """Queue every code cell in order; an error cancels the rest of this batch."""
-        batch = f"batch-{uuid.uuid4().hex[:8]}"
+    def enqueue_all(self, stop_on_error: bool = True) -> list[str]:
+        """Queue every code cell in order; an error cancels the rest of this batch
+        (unless ``stop_on_error`` is False)."""
+        batch = f"batch-{uuid.uuid4().hex[:8]}" if stop_on_error else None
         return [self.enqueue(c.id, batch) for c in self.nb.get_cells() if c.cell_type == "code"]
 
     def cancel_queued(self, batch: str | None = None, reason: str = "cancelled") -> int:

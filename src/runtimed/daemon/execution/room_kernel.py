@@ -134,6 +134,7 @@ class RoomKernel:
                 self.runtime.set_kernel(lifecycle="dead", error=exc.message)
                 raise
             self._on_state(self.kernel.session.state)
+            self._describe_kernel(self.kernel.session)
             self.queue.start()
             log.info(
                 "kernel for %s running (%s, pid %s)",
@@ -163,6 +164,26 @@ class RoomKernel:
             on_launching=launching,
             on_state=self._on_state,
         )
+
+    def _describe_kernel(self, session: KernelSession) -> None:
+        """The notebook's kernelspec and language_info, from the kernel that runs it (as
+        Jupyter does): saved files then say what they need."""
+        nb = self.room.nb
+        language_info = dict(session.kernel_info.get("language_info") or {})
+        language = str(language_info.get("name") or "python")
+        spec = nb.get_metadata("kernelspec")
+        with nb.doc.transaction():
+            if not isinstance(spec, dict) or spec.get("language") != language:
+                nb.set_metadata(
+                    "kernelspec",
+                    {
+                        "name": "python3",
+                        "display_name": "Python 3 (ipykernel)",
+                        "language": language,
+                    },
+                )
+            if language_info and nb.get_metadata("language_info") != language_info:
+                nb.set_metadata("language_info", language_info)
 
     def _language(self, kernel_type: str) -> str:
         metadata = self.room.nb.metadata()
@@ -204,8 +225,8 @@ class RoomKernel:
     def enqueue(self, cell_id: str) -> str:
         return self.queue.enqueue(cell_id)
 
-    def enqueue_all(self) -> list[str]:
-        return self.queue.enqueue_all()
+    def enqueue_all(self, stop_on_error: bool = True) -> list[str]:
+        return self.queue.enqueue_all(stop_on_error)
 
     async def wait_done(self, execution_id: str) -> ExecutionRecord:
         return await self.queue.wait_done(execution_id)

@@ -14,6 +14,14 @@ def text_hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def file_hash(path: Path) -> str | None:
+    """The hash of a file's text as ``read_ipynb`` computes it; None if it is gone."""
+    try:
+        return text_hash(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
 def read_ipynb(path: Path) -> tuple[dict[str, Any], str]:
     """The notebook as an nbformat v4 dict, and the hash of the file's text.
 

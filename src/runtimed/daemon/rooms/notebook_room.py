@@ -46,6 +46,8 @@ class NotebookRoom:
         self.epoch = epoch
         self.path = path
         self.file_hash: str | None = None
+        #: The document's state vector when it last matched its file (loaded or saved).
+        self.clean_state: str | None = None
         self.on_empty = on_empty
         self.nb = NotebookDoc()
         self.runtime: Doc[Any] = Doc()
@@ -68,6 +70,8 @@ class NotebookRoom:
         if notebook is not None:
             self.nb.load_nbformat(notebook)
         self.nb.ensure_meta()
+        if notebook is not None:
+            self.clean_state = self.nb.doc.get_state().hex()
         self.nb.doc.observe(self._on_notebook_update)
         self.runtime.observe(self._on_runtime_update)
         self.write_meta()
@@ -82,6 +86,7 @@ class NotebookRoom:
                 "epoch": self.epoch,
                 "path": self.path,
                 "file_hash": self.file_hash,
+                "clean_state": self.clean_state,
             }
         )
 
@@ -200,8 +205,28 @@ class NotebookRoom:
             self._compact_handle = None
         self.store.compact(self.nb.doc.get_update())
 
-    def save_ipynb(self, path: str | None, blob_fetch: Callable[[str], bytes] | None = None) -> str:
-        """Write the notebook as nbformat-valid .ipynb, atomically (temp + rename)."""
+    @property
+    def dirty(self) -> bool:
+        """True when the document has changes its file does not have."""
+        return self.clean_state != self.nb.doc.get_state().hex()
+
+    def changed_on_disk(self) -> bool:
+        """True when the room's file is not the one it last loaded or saved."""
+        from runtimed.daemon.rooms.notebook_file import file_hash
+
+        return self.path is not None and file_hash(Path(self.path)) != self.file_hash
+
+    def save_ipynb(
+        self,
+        path: str | None,
+        blob_fetch: Callable[[str], bytes] | None = None,
+        force: bool = False,
+    ) -> str:
+        """Write the notebook as nbformat-valid .ipynb, atomically (temp + rename).
+
+        Its own file is not overwritten when it changed on disk since it was loaded or
+        saved, unless ``force``.
+        """
         import nbformat
 
         target = path or self.path
@@ -209,6 +234,13 @@ class NotebookRoom:
             raise RuntimedError("this notebook has no file yet; pass a path to save()", "no_path")
         if not os.path.isabs(target):
             raise RuntimedError(f"save path must be absolute: {target!r}", "invalid_path")
+        if target == self.path and not force and self.changed_on_disk():
+            raise RuntimedError(
+                f"{target} changed on disk since this notebook was opened or saved; "
+                "reopen it to load the new version, or save with force=True to overwrite it",
+                "file_changed",
+            )
+        state = self.nb.doc.get_state().hex()
         nb_dict = self.nb.to_nbformat()
         if blob_fetch is not None:  # outputs hold blob references: the file gets the content
             from runtimed.documents.blob_refs import resolve_output
@@ -233,6 +265,7 @@ class NotebookRoom:
         if self.path is None or self.path == target:
             self.path = target
             self.file_hash = text_hash(text)
+            self.clean_state = state
             self.write_meta()
         return target
 

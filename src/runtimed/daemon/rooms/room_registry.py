@@ -60,6 +60,8 @@ class RoomRegistry:
             notebook_id = validate_notebook_id(handshake.notebook_id or "")
             path = None
         room = self.rooms.get(notebook_id)
+        if room is not None and not room.peers and path is not None:
+            room = await self._reload_if_changed(room)
         if room is None:
             # Concurrent openers of one notebook must share one creation.
             task = self._opening.get(notebook_id)
@@ -71,12 +73,27 @@ class RoomRegistry:
         self._cancel_eviction(notebook_id)
         return room
 
+    async def _reload_if_changed(self, room: NotebookRoom) -> NotebookRoom | None:
+        """A lingering room whose file changed on disk: dropped (and reopened from the
+        file) when it has nothing unsaved; kept otherwise (its save will refuse to
+        overwrite the newer file)."""
+        if not await asyncio.to_thread(room.changed_on_disk):
+            return room
+        if room.dirty:
+            log.warning("%s changed on disk, but its room has unsaved changes", room.path)
+            return room
+        log.info("%s changed on disk; reloading it", room.path)
+        self._cancel_eviction(room.notebook_id)
+        await self.evict(room.notebook_id)
+        return None
+
     async def _create(self, notebook_id: str, path: str | None) -> NotebookRoom:
         store = RoomStore(self.docs_dir, notebook_id)
         stored = store.load()
         updates: list[bytes] = []
         nb_dict = None
         file_hash = None
+        clean_state = None
         if path is not None and os.path.exists(path):
             nb_dict, file_hash = await asyncio.to_thread(read_ipynb, Path(path))
         if stored is not None and (path is None or stored.meta.get("file_hash") == file_hash):
@@ -84,6 +101,7 @@ class RoomRegistry:
             updates = stored.updates
             path = path or stored.meta.get("path")
             file_hash = stored.meta.get("file_hash")
+            clean_state = stored.meta.get("clean_state")
             nb_dict = None  # the stored doc already holds the file plus unsaved edits
         else:
             if stored is not None:
@@ -93,6 +111,8 @@ class RoomRegistry:
         room = NotebookRoom(notebook_id, store, epoch, path, self._on_empty)
         room.file_hash = file_hash
         room.start(updates, nb_dict)
+        if nb_dict is None:
+            room.clean_state = clean_state
         self.rooms[notebook_id] = room
         log.info("room %s opened (epoch %s, %d cells)", notebook_id, epoch[:8], len(room.nb.cells))
         return room
