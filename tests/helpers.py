@@ -74,11 +74,15 @@ class DaemonProcess:
     def command(self) -> list[str]:
         # The conda pool defaults to 3 envs from conda-forge, which is unreachable here: tests
         # that want conda pass --conda-pool-size (and a local --conda-channel) themselves.
+        # No kernel pool unless a test asks: it takes envs from the uv pool, which many
+        # tests count.
         conda = (
             []
             if any(a.startswith("--conda-pool-size") for a in self.args)
             else ["--conda-pool-size", "0"]
         )
+        if not any(a.startswith("--kernel-pool-size") for a in self.args):
+            conda += ["--kernel-pool-size", "0"]
         return [
             sys.executable,
             "-m",

@@ -7,8 +7,6 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import platformdirs
-
 CACHE_DIR_ENV = "RUNTIMED_CACHE_DIR"
 SOCKET_PATH_ENV = "RUNTIMED_SOCKET_PATH"
 CONFIG_DIR_ENV = "RUNTIMED_CONFIG_DIR"
@@ -21,6 +19,8 @@ def default_cache_dir() -> Path:
     override = os.environ.get(CACHE_DIR_ENV)
     if override:
         return Path(override).expanduser().absolute()
+    import platformdirs  # on first use: ~15 ms of every client's start otherwise
+
     return Path(platformdirs.user_cache_dir("runt")).absolute()
 
 
@@ -29,6 +29,8 @@ def default_config_dir() -> Path:
     override = os.environ.get(CONFIG_DIR_ENV)
     if override:
         return Path(override).expanduser().absolute()
+    import platformdirs
+
     return Path(platformdirs.user_config_dir("runt")).absolute()
 
 

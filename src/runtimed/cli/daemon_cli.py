@@ -38,6 +38,10 @@ def run(
         int | None,
         typer.Option(min=0, help="Ready conda envs to keep (setting conda.pool_size, 3)"),
     ] = None,
+    kernel_pool_size: Annotated[
+        int | None,
+        typer.Option(min=0, help="Started kernels to keep (setting kernel_pool.size, 1)"),
+    ] = None,
     conda_channel: Annotated[
         list[str] | None,
         typer.Option(

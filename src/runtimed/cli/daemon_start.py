@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--config-dir", default=None)
     add("--uv-pool-size", type=_non_negative_int, default=None)
     add("--conda-pool-size", type=_non_negative_int, default=None)
+    add("--kernel-pool-size", type=_non_negative_int, default=None)
     add("--conda-channel", action="append", default=None)
     add("--conda-package", action="append", default=None)
     add("--conda-config", default=None)
@@ -45,6 +46,7 @@ def settings_overrides(o: argparse.Namespace) -> dict[str, Any]:
     flags = {
         "uv.pool_size": o.uv_pool_size,
         "conda.pool_size": o.conda_pool_size,
+        "kernel_pool.size": o.kernel_pool_size,
         "uv.default_packages": o.uv_package,
         "uv.python": o.python,
         "conda.default_packages": o.conda_package,

@@ -72,6 +72,11 @@ def pool_status(
                 f"(try {pool.error.attempts}, next in {retry:.0f} s)"
             )
         table.add_row(name, str(pool.available), str(pool.warming), str(pool.target), error)
+    kernels = status.kernels
+    if kernels is not None:
+        error = f"[red]{one_line(kernels.error, 56)}[/red]" if kernels.error else ""
+        row = (str(kernels.available), str(kernels.warming), str(kernels.target), error)
+        table.add_row(f"kernels ({kernels.env_source})", *row)
     Console().print(table)
     if any(pool.error is not None for pool in status.pools.values()):
         typer.echo("full errors: runt pool status --json")
@@ -187,6 +192,37 @@ def config_set(
     with reporting_errors(), _settings(socket) as client:
         stored = client.set(key, parse_cli_value(value))
     typer.echo(f"{key} = {stored!r}" if not isinstance(stored, list | dict) else f"{key} set")
+
+
+@app.command("mcp")
+def mcp(
+    socket: SocketOption = None,
+    http: Annotated[
+        bool, typer.Option("--http", help="Serve streamable HTTP on 127.0.0.1 instead of stdio")
+    ] = False,
+    port: Annotated[int, typer.Option(help="Port for --http", min=1, max=65535)] = 39218,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="RUNTIMED_MCP_TOKEN",
+            show_envvar=True,
+            help="Bearer token --http requires (default: a random one, printed on stderr)",
+        ),
+    ] = None,
+) -> None:
+    """Serve MCP for AI agents: they open, edit and run the same live notebooks as you.
+
+    Host config: {"mcpServers": {"runtimed": {"command": "runt", "args": ["mcp"]}}}
+    """
+    # Imported here: the MCP SDK takes a second to import, and `runt` must start fast.
+    from runtimed.mcp_server import serve
+
+    try:
+        serve(socket, http=http, port=port, token=token)
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    except OSError as exc:  # e.g. the --http port is taken
+        fail(f"runt mcp: {exc}")
 
 
 def main() -> None:

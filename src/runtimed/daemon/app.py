@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from runtimed.daemon.channels.notebook import NotebookChannel
     from runtimed.daemon.channels.settings import SettingsChannel
     from runtimed.daemon.envs.resolver import EnvResolver
+    from runtimed.daemon.kernels.kernel_pool import KernelPool
     from runtimed.daemon.rooms.room_registry import RoomRegistry
 
 log = logging.getLogger("runtimed")
@@ -71,6 +72,7 @@ class Daemon:
         self._notebook_channel: NotebookChannel | None = None
         self._settings_channel: SettingsChannel | None = None
         self._env_resolver: EnvResolver | None = None
+        self._kernel_pool: KernelPool | None = None
         self.blobs = BlobStore(self.paths.blobs_dir, int(effective["blob_max_bytes"]))
         self.blob_http: BlobHttpServer | None = None
         control = DaemonControl(
@@ -111,6 +113,8 @@ class Daemon:
     def _apply_settings(self, old: dict[str, Any], new: dict[str, Any]) -> None:
         """Pool sizes and package lists take effect at once, without a restart."""
         self.blobs.max_size = int(new["blob_max_bytes"])
+        if self._kernel_pool is not None:
+            self._kernel_pool.wake()
         for name, make in (("uv", self._uv_builder), ("conda", self._conda_builder)):
             if old[name] == new[name]:
                 continue
@@ -128,15 +132,26 @@ class Daemon:
             from runtimed.daemon.channels.notebook import NotebookChannel
             from runtimed.daemon.channels.room_requests import RoomRequests, close_room_kernel
             from runtimed.daemon.execution.room_kernel import RoomKernelDeps
+            from runtimed.daemon.kernels.kernel_pool import KernelPool
             from runtimed.daemon.kernels.provider import LocalKernelProvider
             from runtimed.daemon.rooms.room_registry import RoomRegistry
             from runtimed.daemon.rooms.room_store import room_key
 
             cache = self.paths.cache_dir
+            local = LocalKernelProvider(
+                self.env_resolver, runtime_dir=cache / "kernels", ipython_dir=cache / "ipython"
+            )
+            self._kernel_pool = KernelPool(
+                local,
+                self.env_resolver,
+                self.pools,
+                size=lambda: int(self.settings.get("kernel_pool.size")),
+                default_env=lambda: str(self.settings.get("default_python_env")),
+                busy=self._any_cell_running,
+                pool_dir=cache / "kernel-pool",
+            )
             kernels = RoomKernelDeps(
-                provider=LocalKernelProvider(
-                    self.env_resolver, runtime_dir=cache / "kernels", ipython_dir=cache / "ipython"
-                ),
+                provider=self._kernel_pool,
                 untitled_cwd=lambda notebook_id: cache / "untitled" / room_key(notebook_id),
                 blobs=self.blobs,
                 blob_threshold=lambda: int(self.settings.get("output_blob_threshold")),
@@ -167,6 +182,10 @@ class Daemon:
             )
         return self._env_resolver
 
+    def _any_cell_running(self) -> bool:
+        rooms = self._rooms.rooms.values() if self._rooms is not None else ()
+        return any(room.runtime_state.queue()["executing"] for room in rooms)
+
     async def _serve_notebook(self, stream: FrameConnection, handshake: Handshake) -> None:
         await self.notebook_channel.serve(stream, handshake)
 
@@ -182,7 +201,10 @@ class Daemon:
     def status(self) -> StatusReply:
         pools = {name: pool.status() for name, pool in self.pools.items()}
         rooms = len(self._rooms.rooms) if self._rooms is not None else 0
-        return StatusReply(pools=pools, rooms=rooms, uptime_secs=time.time() - self.started_at)
+        kernels = self._kernel_pool.status() if self._kernel_pool is not None else None
+        return StatusReply(
+            pools=pools, kernels=kernels, rooms=rooms, uptime_secs=time.time() - self.started_at
+        )
 
     def info(self) -> DaemonInfo:
         return DaemonInfo(
@@ -252,6 +274,9 @@ class Daemon:
         _preload_notebook_modules()
         await self._start_blob_http()
         self._write_info()
+        self.notebook_channel.requests.kernels.provider  # noqa: B018 - builds the kernel pool
+        if self._kernel_pool is not None:
+            self._kernel_pool.start()
 
     def _write_info(self) -> None:
         write_daemon_info(
@@ -302,6 +327,8 @@ class Daemon:
                 await self.blob_http.close()
             if self._rooms is not None:
                 await self._rooms.close_all()
+            if self._kernel_pool is not None:
+                await self._kernel_pool.close()
             await asyncio.gather(
                 *(pool.close() for pool in self.pools.values()), return_exceptions=True
             )

@@ -17,6 +17,7 @@ DEFAULTS: dict[str, Any] = {
     "blob_gc_grace_secs": 3600.0,
     "uv": {"pool_size": 3, "default_packages": [], "python": None},
     "conda": {"pool_size": 3, "default_packages": [], "channels": ["conda-forge"]},
+    "kernel_pool": {"size": 1},
 }
 
 _PACKAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-\[\],<>=!~*; ]*$")
@@ -80,6 +81,7 @@ VALIDATORS: dict[str, Any] = {
     "conda.pool_size": _pool_size,
     "conda.default_packages": _packages,
     "conda.channels": _channels,
+    "kernel_pool.size": _pool_size,
 }
 
 

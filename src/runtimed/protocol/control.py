@@ -97,8 +97,19 @@ class PoolStatus(msgspec.Struct, frozen=True):
     error: PoolError | None = None
 
 
+class KernelPoolStatus(msgspec.Struct, frozen=True):
+    """Started, idle kernels waiting for a new notebook of ``env_source``."""
+
+    env_source: str
+    available: int
+    warming: int
+    target: int
+    error: str | None = None
+
+
 class StatusReply(msgspec.Struct, tag="status", tag_field="type", frozen=True):
     pools: dict[str, PoolStatus]
+    kernels: KernelPoolStatus | None = None
     rooms: int = 0
     uptime_secs: float = 0.0
 

@@ -103,6 +103,11 @@ class EnvPool:
     def env_type(self) -> str:
         return self.builder.env_type
 
+    @property
+    def generation(self) -> int:
+        """Bumped by a flush or a new package set: envs of older generations are stale."""
+        return self._generation
+
     async def start(self) -> None:
         """Adopt ready envs left on disk, clean the rest, and begin replenishing."""
         self.envs_dir.mkdir(parents=True, exist_ok=True)

@@ -112,7 +112,7 @@ class EnvResolver:
         """A ready env for ``env_source``; raises RuntimedError saying what to fix."""
         metadata = notebook_metadata if isinstance(notebook_metadata, dict) else {}
         if env_source == AUTO:
-            env_source = await self._choose(metadata, notebook_path)
+            env_source = await self.choose(metadata, notebook_path)
         if env_source == UV_PREWARMED:
             return await self._take("uv", env_source)
         if env_source == CONDA_PREWARMED:
@@ -143,7 +143,8 @@ class EnvResolver:
 
     # --- choosing -------------------------------------------------------------------------
 
-    async def _choose(self, metadata: dict[str, Any], notebook_path: str | None) -> str:
+    async def choose(self, metadata: dict[str, Any], notebook_path: str | None) -> str:
+        """What ``auto`` means for this notebook: inline deps, a pyproject, or the pool."""
         if _metadata_specs(metadata, "uv", "dependencies"):
             return UV_INLINE
         if _metadata_specs(metadata, "conda", "dependencies"):

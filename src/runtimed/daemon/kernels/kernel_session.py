@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
 from collections.abc import Callable
+from pathlib import Path
 from typing import IO, Any
 
 from jupyter_client.manager import AsyncKernelManager
@@ -104,6 +106,15 @@ class KernelSession:
         """Where IOPub messages of no pending execution go from now on (a kernel started
         before its owner was known gets its owner's handler here)."""
         self._router.set_unrouted_handler(callback)
+
+    def relocate(self, cwd: Path) -> None:
+        """From now on (restarts included) the kernel starts in ``cwd``; a pooled kernel
+        handed to a notebook moves there (its running process is moved by its owner)."""
+        self.config = dataclasses.replace(self.config, cwd=cwd)
+        launch_args: Any = self._km._launch_args if self._km is not None else None
+        if isinstance(launch_args, dict):
+            # jupyter_client restarts with the arguments of the first start.
+            launch_args["cwd"] = str(cwd)
 
     @property
     def is_alive(self) -> bool:
