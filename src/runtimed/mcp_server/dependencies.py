@@ -56,7 +56,8 @@ def current(metadata_runt: Any) -> list[str]:
 def with_dependencies(metadata_runt: Any, deps: list[str]) -> dict[str, Any]:
     """A copy of the ``runt`` metadata with ``uv.dependencies`` set to ``deps``."""
     runt = dict(metadata_runt) if isinstance(metadata_runt, dict) else {}
-    uv = dict(runt.get("uv")) if isinstance(runt.get("uv"), dict) else {}
+    section = runt.get("uv")
+    uv = dict(section) if isinstance(section, dict) else {}
     uv["dependencies"] = list(deps)
     runt["uv"] = uv
     return runt

@@ -72,9 +72,9 @@ class Budget:
         return max(0, min(self.per_output, self.total - self.used))
 
 
-def clip(text: str, limit: int, hint: str) -> str:
+def clip(text: str, limit: int, hint: Callable[[int], str]) -> str:
     """``text`` cut to about ``limit`` characters: its head and its tail, with a note of
-    what was left out and ``hint`` (how to read it) in between."""
+    what was left out and ``hint(offset)`` (how to read it from there) in between."""
     if len(text) <= limit:
         return text
     head_len = max(0, limit * 2 // 3)
@@ -90,7 +90,7 @@ def clip(text: str, limit: int, hint: str) -> str:
     lines = omitted.count("\n")
     note = (
         f"\n… [{len(omitted):,} characters ({lines:,} lines) omitted; read them with "
-        f"{hint.format(offset=head_len)}] …\n"
+        f"{hint(head_len)}] …\n"
     )
     return text[:head_len] + note + text[tail_start:]
 
@@ -100,7 +100,27 @@ class _HtmlText(HTMLParser):
     scripts and styles dropped."""
 
     _BLOCKS = frozenset(
-        "p div br tr li ul ol table thead tbody h1 h2 h3 h4 h5 h6 pre section hr".split()
+        [
+            "p",
+            "div",
+            "br",
+            "tr",
+            "li",
+            "ul",
+            "ol",
+            "table",
+            "thead",
+            "tbody",
+            "h1",
+            "h2",
+            "h3",
+            "h4",
+            "h5",
+            "h6",
+            "pre",
+            "section",
+            "hr",
+        ]
     )
     _SKIP = frozenset(("script", "style", "head"))
 
@@ -113,14 +133,18 @@ class _HtmlText(HTMLParser):
         if tag in self._SKIP:
             self._skipping += 1
         elif tag in self._BLOCKS:
-            self.parts.append("\n")
-        elif tag in ("td", "th"):
-            self.parts.append("\t")
+            self._newline()
+        elif tag in ("td", "th") and self.parts and self.parts[-1] != "\n":
+            self.parts.append("\t")  # between cells of a row, not before the first
 
     def handle_endtag(self, tag: str) -> None:
         if tag in self._SKIP:
             self._skipping = max(0, self._skipping - 1)
         elif tag in self._BLOCKS:
+            self._newline()
+
+    def _newline(self) -> None:
+        if self.parts and self.parts[-1] != "\n":
             self.parts.append("\n")
 
     def handle_data(self, data: str) -> None:
@@ -133,7 +157,7 @@ def html_to_text(html: str) -> str:
     parser.feed(html)
     parser.close()
     lines = (line.strip(" ") for line in "".join(parser.parts).splitlines())
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+    return "\n".join(line for line in lines if line.strip()).strip()
 
 
 def _joined(value: Any) -> str:
@@ -288,8 +312,7 @@ async def render_outputs(
         if budget.images and output.get("output_type") in ("execute_result", "display_data"):
             await _add_images(blocks, output, fetch, budget)
         text = await output_text(output, fetch)
-        hint = f'get_cell(cell_id="{cell_id}", output_index={index}, offset={{offset}})'
-        shown = clip(text, budget.allowance(), hint)
+        shown = clip(text, budget.allowance(), more_hint(cell_id, index))
         budget.used += len(shown)
         blocks.text(shown)
     blocks.flush()
@@ -318,12 +341,17 @@ async def _add_images(
         return  # one image per output: the first of its formats
 
 
-def page(text: str, offset: int, limit: int, more_hint: str) -> str:
+def more_hint(cell_id: str, index: int) -> Callable[[int], str]:
+    """How to read one output from an offset on."""
+    return lambda offset: f'get_cell(cell_id="{cell_id}", output_index={index}, offset={offset})'
+
+
+def page(text: str, offset: int, limit: int, hint: Callable[[int], str]) -> str:
     """Characters ``offset`` to ``offset + limit`` of ``text``, with where the rest is."""
     total = len(text)
     if offset >= total and total:
         return f"[offset {offset} is past the end: this output has {total:,} characters]"
     end = min(total, offset + limit)
     note = f"[characters {offset:,}-{end:,} of {total:,}"
-    note += f"; next: {more_hint.format(offset=end)}]" if end < total else "]"
+    note += f"; next: {hint(end)}]" if end < total else "]"
     return f"{text[offset:end]}\n{note}"
