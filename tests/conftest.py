@@ -26,6 +26,9 @@ def _isolated_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     os.environ["RUNTIMED_CACHE_DIR"] = str(base / "default-cache-unused")
     os.environ["RUNTIMED_CONFIG_DIR"] = str(base / "config")
     os.environ["IPYTHONDIR"] = str(base / "ipython")
+    # A test that finds no daemon must see that, not start one: tests of auto-start turn
+    # it back on for their own clients.
+    os.environ["RUNTIMED_NO_AUTOSTART"] = "1"
     os.environ.pop("RUNTIMED_SOCKET_PATH", None)
     yield
     os.environ.clear()

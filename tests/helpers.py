@@ -115,7 +115,7 @@ class DaemonProcess:
         def pings() -> bool:
             if self.proc is not None and self.proc.poll() is not None:
                 raise DaemonExitedError(f"daemon exited early:\n{self.log_path.read_text()}")
-            with DaemonClient(self.socket_path, timeout=5) as client:
+            with DaemonClient(self.socket_path, timeout=5, autostart=False) as client:
                 client.ping()
             return True
 
@@ -131,7 +131,7 @@ class DaemonProcess:
         return psutil.Process(self.proc.pid)
 
     def client(self) -> DaemonClient:
-        return DaemonClient(self.socket_path)
+        return DaemonClient(self.socket_path, autostart=False)
 
     def wait_pool(
         self, env_type: str = "uv", available: int = 1, timeout: float = 180, settled: bool = False

@@ -117,7 +117,7 @@ def test_large_outputs_become_refs_and_resolve(blob_daemon: DaemonProcess, tmp_p
     assert r.display_data[1].data["text/html"] == "<b>" + "h" * 3000 + "</b>"
     assert r.display_data[-1].data["text/plain"] == "'small'"
     # The document holds references, not payloads.
-    raw = s.get_cell(r.cell_id).outputs
+    raw = s.document.get_cell(r.cell_id).outputs  # the replica: what the document holds
     by_kind = {(o["output_type"], o.get("name")): o for o in raw}
     png_ref = raw[0]["data"]["image/png"]
     assert is_ref(png_ref) and png_ref["size"] == len(PNG)

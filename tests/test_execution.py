@@ -41,7 +41,7 @@ def test_run_gives_result_and_every_peer_sees_outputs(exec_daemon: DaemonProcess
     assert rb.stdout == "80\n"
     wait_until(
         lambda: (
-            a.get_cell(cid).outputs == [{"output_type": "stream", "name": "stdout", "text": "80\n"}]
+            a.get_outputs(cid) == [{"output_type": "stream", "name": "stdout", "text": "80\n"}]
         ),
         5,
     )
@@ -70,7 +70,7 @@ def test_streams_errors_displays_and_clear_output(exec_daemon: DaemonProcess):
     assert [o.text for o in r.outputs] == ["after\n"]
     first = s.run("h = display('v1', display_id='shared-id')")
     s.run("h.update('v2')")
-    wait_until(lambda: s.get_cell(first.cell_id).outputs[0]["data"]["text/plain"] == "'v2'", 5)
+    wait_until(lambda: s.get_cell(first.cell_id).outputs[0].data["text/plain"] == "'v2'", 5)
     s.clear_outputs(first.cell_id)
     wait_until(lambda: s.get_cell(first.cell_id).outputs == [], 5)
     s.close()
@@ -181,7 +181,7 @@ def test_answers_and_events_never_get_ahead_of_the_runtime_document(
     r = a.run("21 * 2")
     record = RuntimeDoc(a.runtime_doc).execution(r.execution_id)
     assert record is not None and record["status"] == "done" and record["execution_count"]
-    assert a.get_cell(r.cell_id).outputs[0]["data"]["text/plain"] == "42"
+    assert a.get_cell(r.cell_id).outputs[0].data["text/plain"] == "42"
     wait_until(lambda: seen_by_b, 5)
     assert seen_by_b == ["done"]
     # State with no answer to ride on (a cell that keeps running) still reaches peers.

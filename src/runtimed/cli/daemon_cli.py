@@ -80,14 +80,14 @@ def status(socket: SocketOption = None, json: bool = typer.Option(False, "--json
 
     if json:
         try:
-            with DaemonClient(socket) as client:
+            with DaemonClient(socket, autostart=False) as client:
                 info, pools = client.daemon_info(), client.status()
         except DaemonNotRunningError as exc:
             print_json({"running": False, "error": exc.message, "code": exc.code})
             raise typer.Exit(2) from None
         print_json({"running": True, "daemon": info, "status": pools})
         return
-    with reporting_errors(), DaemonClient(socket) as client:
+    with reporting_errors(), DaemonClient(socket, autostart=False) as client:
         info = client.daemon_info()
         pools = client.status()
     if json:
@@ -112,7 +112,7 @@ def stop(socket: SocketOption = None) -> None:
     from runtimed.client import DaemonClient
 
     with reporting_errors():
-        client = DaemonClient(socket)
+        client = DaemonClient(socket, autostart=False)
         pid = client.daemon_info().pid
         client.shutdown()
     # Return once the daemon has exited (and released its lock), so `runtimed run` may

@@ -43,9 +43,14 @@ class BlobCache:
 class BlobClient(BlockingClient):
     """A blocking blob-channel connection, opened on first use and reopened after errors."""
 
-    def __init__(self, socket_path: str | Path | None = None, timeout: float | None = 60.0) -> None:
+    def __init__(
+        self,
+        socket_path: str | Path | None = None,
+        timeout: float | None = 60.0,
+        autostart: bool = True,
+    ) -> None:
         self._calls = BlobCalls(timeout)
-        self._channel = BlockingChannel(socket_path, "blob", timeout)
+        self._channel = BlockingChannel(socket_path, "blob", timeout, autostart)
         self.cache = BlobCache()
 
     def put(self, data: bytes, media_type: str = DEFAULT_MEDIA_TYPE) -> str:
@@ -64,9 +69,14 @@ class BlobClient(BlockingClient):
 class AsyncBlobClient(AsyncClient):
     """The asyncio twin of BlobClient."""
 
-    def __init__(self, socket_path: str | Path | None = None, timeout: float | None = 60.0) -> None:
+    def __init__(
+        self,
+        socket_path: str | Path | None = None,
+        timeout: float | None = 60.0,
+        autostart: bool = True,
+    ) -> None:
         self._calls = BlobCalls(timeout)
-        self._channel = AsyncChannel(socket_path, "blob", timeout)
+        self._channel = AsyncChannel(socket_path, "blob", timeout, autostart)
         self.cache = BlobCache()
 
     async def put(self, data: bytes, media_type: str = DEFAULT_MEDIA_TYPE) -> str:

@@ -20,13 +20,17 @@ from runtimed.protocol.blob import (
 )
 from runtimed.protocol.codec import encode
 from runtimed.protocol.control import (
+    CleanEnvs,
+    CleanReply,
     DaemonInfo,
+    DiskReply,
     EmptyReply,
     EnvRef,
     EnvReply,
     ErrorReply,
     FlushPool,
     GetDaemonInfo,
+    ListEnvs,
     ListRooms,
     OkReply,
     Ping,
@@ -131,6 +135,15 @@ class PoolCalls:
 
     def daemon_info(self) -> Call[DaemonInfo]:
         return _pool_call(GetDaemonInfo(), self.timeout, lambda r: _expect(r, DaemonInfo))
+
+    def list_envs(self) -> Call[DiskReply]:
+        return _pool_call(ListEnvs(), self.timeout, lambda r: _expect(r, DiskReply))
+
+    def clean_envs(
+        self, all: bool = False, max_age_days: float | None = None, dry_run: bool = False
+    ) -> Call[CleanReply]:
+        request = CleanEnvs(all=all, max_age_days=max_age_days, dry_run=dry_run)
+        return _pool_call(request, self.timeout, lambda r: _expect(r, CleanReply))
 
     def shutdown(self) -> Call[None]:
         return _pool_call(Shutdown(), self.timeout, lambda r: _none(_expect(r, OkReply)))

@@ -12,6 +12,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
+from runtimed.client.autostart import ensure_daemon
 from runtimed.client.core import (
     MORE,
     Call,
@@ -20,7 +21,7 @@ from runtimed.client.core import (
     handshake_frame,
     parse_handshake_reply,
 )
-from runtimed.errors import ProtocolError
+from runtimed.errors import DaemonNotRunningError, ProtocolError
 from runtimed.paths import default_socket_path
 from runtimed.protocol.connection import FrameConnection
 from runtimed.protocol.framing import PREAMBLE
@@ -34,11 +35,22 @@ def resolve_socket(socket_path: str | Path | None) -> Path:
 
 
 def open_blocking(
-    socket_path: str | Path | None, channel: str, timeout: float | None, **params: Any
+    socket_path: str | Path | None,
+    channel: str,
+    timeout: float | None,
+    autostart: bool = True,
+    **params: Any,
 ) -> tuple[BlockingFrameSocket, dict[str, Any]]:
-    """A blocking connection on ``channel``, after its handshake; and the reply."""
+    """A blocking connection on ``channel``, after its handshake; and the reply. With
+    ``autostart``, a daemon is started when none answers."""
     path = resolve_socket(socket_path)
-    conn = BlockingFrameSocket.connect(path, frame_cap(channel), timeout, PREAMBLE)
+    try:
+        conn = BlockingFrameSocket.connect(path, frame_cap(channel), timeout, PREAMBLE)
+    except DaemonNotRunningError:
+        if not autostart:
+            raise
+        ensure_daemon(path)
+        conn = BlockingFrameSocket.connect(path, frame_cap(channel), timeout, PREAMBLE)
     try:
         conn.write_frame(handshake_frame(channel, **params))
         return conn, parse_handshake_reply(conn.read_frame())
@@ -48,10 +60,22 @@ def open_blocking(
 
 
 async def open_async(
-    socket_path: str | Path | None, channel: str, timeout: float | None = 30.0, **params: Any
+    socket_path: str | Path | None,
+    channel: str,
+    timeout: float | None = 30.0,
+    autostart: bool = True,
+    **params: Any,
 ) -> tuple[FrameConnection, dict[str, Any]]:
-    """An asyncio connection on ``channel``, after its handshake; and the reply."""
-    stream = await connect_unix(resolve_socket(socket_path), frame_cap(channel), PREAMBLE)
+    """An asyncio connection on ``channel``, after its handshake; and the reply. With
+    ``autostart``, a daemon is started when none answers."""
+    path = resolve_socket(socket_path)
+    try:
+        stream = await connect_unix(path, frame_cap(channel), PREAMBLE)
+    except DaemonNotRunningError:
+        if not autostart:
+            raise
+        await asyncio.to_thread(ensure_daemon, path)
+        stream = await connect_unix(path, frame_cap(channel), PREAMBLE)
     try:
         stream.send(handshake_frame(channel, **params))
         async with asyncio.timeout(timeout):
@@ -64,11 +88,17 @@ async def open_async(
 
 class _ChannelTarget:
     def __init__(
-        self, socket_path: str | Path | None, channel: str, timeout: float | None, **params: Any
+        self,
+        socket_path: str | Path | None,
+        channel: str,
+        timeout: float | None,
+        autostart: bool = True,
+        **params: Any,
     ) -> None:
         self.socket_path = socket_path
         self.channel = channel
         self.timeout = timeout
+        self.autostart = autostart
         self.params = params
         self.handshake: dict[str, Any] = {}
 
@@ -81,7 +111,7 @@ class BlockingChannel(_ChannelTarget):
     def connect(self) -> BlockingFrameSocket:
         if self._conn is None:
             self._conn, self.handshake = open_blocking(
-                self.socket_path, self.channel, self.timeout, **self.params
+                self.socket_path, self.channel, self.timeout, self.autostart, **self.params
             )
         return self._conn
 
@@ -117,15 +147,20 @@ class AsyncChannel(_ChannelTarget):
     _conn: FrameConnection | None = None
 
     def __init__(
-        self, socket_path: str | Path | None, channel: str, timeout: float | None, **params: Any
+        self,
+        socket_path: str | Path | None,
+        channel: str,
+        timeout: float | None,
+        autostart: bool = True,
+        **params: Any,
     ) -> None:
-        super().__init__(socket_path, channel, timeout, **params)
+        super().__init__(socket_path, channel, timeout, autostart, **params)
         self._lock = asyncio.Lock()
 
     async def connect(self) -> FrameConnection:
         if self._conn is None:
             self._conn, self.handshake = await open_async(
-                self.socket_path, self.channel, self.timeout, **self.params
+                self.socket_path, self.channel, self.timeout, self.autostart, **self.params
             )
         return self._conn
 

@@ -9,7 +9,15 @@ from pathlib import Path
 
 from runtimed.client.calls import PoolCalls
 from runtimed.client.channel import AsyncChannel, AsyncClient, BlockingChannel, BlockingClient
-from runtimed.protocol.control import DaemonInfo, Pong, PooledEnv, RoomInfo, StatusReply
+from runtimed.protocol.control import (
+    CleanReply,
+    DaemonInfo,
+    DiskReply,
+    Pong,
+    PooledEnv,
+    RoomInfo,
+    StatusReply,
+)
 
 DEFAULT_TIMEOUT = 90.0
 
@@ -18,10 +26,15 @@ class DaemonClient(BlockingClient):
     """Blocking client for the daemon's pool channel. ``close()`` never stops the daemon."""
 
     def __init__(
-        self, socket_path: str | Path | None = None, timeout: float | None = DEFAULT_TIMEOUT
+        self,
+        socket_path: str | Path | None = None,
+        timeout: float | None = DEFAULT_TIMEOUT,
+        autostart: bool = True,
     ) -> None:
+        """``autostart``: start the daemon when none answers (off with
+        RUNTIMED_NO_AUTOSTART=1)."""
         self._calls = PoolCalls(timeout)
-        self._channel = BlockingChannel(socket_path, "pool", timeout)
+        self._channel = BlockingChannel(socket_path, "pool", timeout, autostart)
 
     def ping(self) -> Pong:
         return self._channel.run(self._calls.ping())
@@ -46,6 +59,16 @@ class DaemonClient(BlockingClient):
     def daemon_info(self) -> DaemonInfo:
         return self._channel.run(self._calls.daemon_info())
 
+    def list_envs(self) -> DiskReply:
+        """Every env on disk (inline and pooled), stored rooms and blobs, with sizes."""
+        return self._channel.run(self._calls.list_envs())
+
+    def clean_envs(
+        self, all: bool = False, max_age_days: float | None = None, dry_run: bool = False
+    ) -> CleanReply:
+        """Collect disk now (never anything in use); ``dry_run`` only reports."""
+        return self._channel.run(self._calls.clean_envs(all, max_age_days, dry_run))
+
     def shutdown(self) -> None:
         """Ask the daemon to stop (kernels and in-flight builds stop with it)."""
         self._channel.run(self._calls.shutdown())
@@ -56,10 +79,15 @@ class AsyncDaemonClient(AsyncClient):
     """The asyncio twin of DaemonClient: the same methods, as coroutines."""
 
     def __init__(
-        self, socket_path: str | Path | None = None, timeout: float | None = DEFAULT_TIMEOUT
+        self,
+        socket_path: str | Path | None = None,
+        timeout: float | None = DEFAULT_TIMEOUT,
+        autostart: bool = True,
     ) -> None:
+        """``autostart``: start the daemon when none answers (off with
+        RUNTIMED_NO_AUTOSTART=1)."""
         self._calls = PoolCalls(timeout)
-        self._channel = AsyncChannel(socket_path, "pool", timeout)
+        self._channel = AsyncChannel(socket_path, "pool", timeout, autostart)
 
     async def ping(self) -> Pong:
         return await self._channel.run(self._calls.ping())
@@ -83,6 +111,16 @@ class AsyncDaemonClient(AsyncClient):
 
     async def daemon_info(self) -> DaemonInfo:
         return await self._channel.run(self._calls.daemon_info())
+
+    async def list_envs(self) -> DiskReply:
+        """Every env on disk (inline and pooled), stored rooms and blobs, with sizes."""
+        return await self._channel.run(self._calls.list_envs())
+
+    async def clean_envs(
+        self, all: bool = False, max_age_days: float | None = None, dry_run: bool = False
+    ) -> CleanReply:
+        """Collect disk now (never anything in use); ``dry_run`` only reports."""
+        return await self._channel.run(self._calls.clean_envs(all, max_age_days, dry_run))
 
     async def shutdown(self) -> None:
         """Ask the daemon to stop (kernels and in-flight builds stop with it)."""

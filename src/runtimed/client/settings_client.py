@@ -18,10 +18,15 @@ class SettingsClient(BlockingClient):
     """Blocking client for `get` / `set` of settings."""
 
     def __init__(
-        self, socket_path: str | Path | None = None, timeout: float | None = DEFAULT_TIMEOUT
+        self,
+        socket_path: str | Path | None = None,
+        timeout: float | None = DEFAULT_TIMEOUT,
+        autostart: bool = True,
     ) -> None:
+        """``autostart``: start the daemon when none answers (off with
+        RUNTIMED_NO_AUTOSTART=1)."""
         self._calls = SettingsCalls(timeout)
-        self._channel = BlockingChannel(socket_path, "settings_sync", timeout)
+        self._channel = BlockingChannel(socket_path, "settings_sync", timeout, autostart)
 
     def get_all(self) -> dict[str, Any]:
         """Every effective setting."""
@@ -39,10 +44,15 @@ class AsyncSettingsClient(AsyncClient):
     """The asyncio twin of SettingsClient."""
 
     def __init__(
-        self, socket_path: str | Path | None = None, timeout: float | None = DEFAULT_TIMEOUT
+        self,
+        socket_path: str | Path | None = None,
+        timeout: float | None = DEFAULT_TIMEOUT,
+        autostart: bool = True,
     ) -> None:
+        """``autostart``: start the daemon when none answers (off with
+        RUNTIMED_NO_AUTOSTART=1)."""
         self._calls = SettingsCalls(timeout)
-        self._channel = AsyncChannel(socket_path, "settings_sync", timeout)
+        self._channel = AsyncChannel(socket_path, "settings_sync", timeout, autostart)
 
     async def get_all(self) -> dict[str, Any]:
         """Every effective setting."""

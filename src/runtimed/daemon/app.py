@@ -21,8 +21,10 @@ from runtimed.daemon.blobs import BlobStore, hashes_in
 from runtimed.daemon.channels.blob import BlobChannel
 from runtimed.daemon.channels.control import ControlChannel, DaemonControl
 from runtimed.daemon.config import DaemonConfig
+from runtimed.daemon.disk_keeper import DiskKeeper
 from runtimed.daemon.envs import EnvPool, UvEnvBuilder
 from runtimed.daemon.envs.conda_builder import CondaEnvBuilder
+from runtimed.daemon.envs.inline_envs import InlineEnvs
 from runtimed.daemon.settings.settings_service import SettingsService
 from runtimed.daemon.singleton import DaemonLock, write_daemon_info
 from runtimed.protocol.connection import FrameConnection
@@ -42,6 +44,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("runtimed")
 
 BLOB_GC_INTERVAL_SECS = float(os.environ.get("RUNTIMED_BLOB_GC_INTERVAL", "600"))
+DISK_GC_INTERVAL_SECS = float(os.environ.get("RUNTIMED_DISK_GC_INTERVAL", "3600"))
 
 
 class Daemon:
@@ -75,12 +78,22 @@ class Daemon:
         self._kernel_pool: KernelPool | None = None
         self.blobs = BlobStore(self.paths.blobs_dir, int(effective["blob_max_bytes"]))
         self.blob_http: BlobHttpServer | None = None
+        self.disk = DiskKeeper(
+            InlineEnvs(self.paths.inline_envs_dir, self._envs_in_use),
+            self.pools,
+            self.paths.notebook_docs_dir,
+            self.paths.blobs_dir,
+            open_rooms=lambda: set(self._rooms.rooms) if self._rooms is not None else set(),
+            collect_blobs=self.collect_blobs,
+            setting=self.settings.get,
+        )
         control = DaemonControl(
             pools=self.pools,
             status=self.status,
             info=self.info,
             list_rooms=self.list_rooms,
             request_stop=self.request_stop,
+            disk=self.disk,
         )
         self.server = UnixSocketServer(
             self.paths.socket_path,
@@ -181,6 +194,15 @@ class Daemon:
                 take_timeout=self.config.pool.take_timeout_secs,
             )
         return self._env_resolver
+
+    def _envs_in_use(self) -> set[str]:
+        """Env dirs kernels run in (rooms' and the kernel pool's): never collected."""
+        used = self._kernel_pool.env_paths() if self._kernel_pool is not None else set()
+        for room in self._rooms.rooms.values() if self._rooms is not None else ():
+            kernel = getattr(room.extensions.get("kernel"), "kernel", None)
+            if kernel is not None:
+                used.add(kernel.env.env.venv_path)
+        return used
 
     def _any_cell_running(self) -> bool:
         rooms = self._rooms.rooms.values() if self._rooms is not None else ()
@@ -315,6 +337,7 @@ class Daemon:
         )
         starts = [asyncio.create_task(pool.start()) for pool in self.pools.values()]
         starts.append(asyncio.create_task(self._blob_gc_loop()))
+        starts.append(asyncio.create_task(self.disk.run(DISK_GC_INTERVAL_SECS)))
         starts.append(asyncio.create_task(self._warm_up()))
         try:
             await self._stop.wait()

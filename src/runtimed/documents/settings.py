@@ -18,6 +18,12 @@ DEFAULTS: dict[str, Any] = {
     "uv": {"pool_size": 3, "default_packages": [], "python": None},
     "conda": {"pool_size": 3, "default_packages": [], "channels": ["conda-forge"]},
     "kernel_pool": {"size": 1},
+    "gc": {
+        "inline_env_max_age_days": 30.0,
+        "inline_env_max_count": 20,
+        "inline_env_budget_gb": 20.0,
+        "room_grace_days": 7.0,
+    },
 }
 
 _PACKAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-\[\],<>=!~*; ]*$")
@@ -62,6 +68,30 @@ def _bytes(v: Any) -> int:
     return int(v)
 
 
+def _number(v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise ValueError("must be a number")
+    return float(v)
+
+
+def _days(v: Any) -> float:
+    if _number(v) < 0:
+        raise ValueError("must be a number of days >= 0")
+    return float(v)
+
+
+def _gigabytes(v: Any) -> float:
+    if _number(v) <= 0:
+        raise ValueError("must be a size in GB > 0")
+    return float(v)
+
+
+def _count(v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, int | float) or v != int(v) or v < 0:
+        raise ValueError("must be a whole number >= 0")
+    return int(v)
+
+
 def _optional_path(v: Any) -> str | None:
     if v is None or (isinstance(v, str) and v):
         return v  # type: ignore[no-any-return]
@@ -82,6 +112,10 @@ VALIDATORS: dict[str, Any] = {
     "conda.default_packages": _packages,
     "conda.channels": _channels,
     "kernel_pool.size": _pool_size,
+    "gc.inline_env_max_age_days": _days,
+    "gc.inline_env_max_count": _count,
+    "gc.inline_env_budget_gb": _gigabytes,
+    "gc.room_grace_days": _days,
 }
 
 

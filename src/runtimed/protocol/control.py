@@ -54,7 +54,32 @@ class GetDaemonInfo(msgspec.Struct, tag="get_daemon_info", tag_field="type", fro
     pass
 
 
-PoolRequest = Ping | Status | Take | Return | FlushPool | Shutdown | ListRooms | GetDaemonInfo
+class ListEnvs(msgspec.Struct, tag="list_envs", tag_field="type", frozen=True):
+    pass
+
+
+class CleanEnvs(msgspec.Struct, tag="clean_envs", tag_field="type", frozen=True):
+    """Collect disk now: unused inline envs (over the limits, or all of them), stored
+    rooms nobody will open again, then unreferenced blobs."""
+
+    all: bool = False
+    #: Remove unused inline envs not used for this many days (None: the setting).
+    max_age_days: float | None = None
+    dry_run: bool = False
+
+
+PoolRequest = (
+    Ping
+    | Status
+    | Take
+    | Return
+    | FlushPool
+    | Shutdown
+    | ListRooms
+    | GetDaemonInfo
+    | ListEnvs
+    | CleanEnvs
+)
 
 
 # --- pool channel: responses -----------------------------------------------------------
@@ -149,13 +174,51 @@ class DaemonInfo(msgspec.Struct, tag="daemon_info", tag_field="type", frozen=Tru
     blob_port: int | None = None
 
 
+class EnvUsage(msgspec.Struct, frozen=True):
+    """One env on disk."""
+
+    name: str
+    path: str
+    #: uv / conda / pyproject (built from a notebook's dependencies), or pool-uv / pool-conda
+    kind: str
+    size_bytes: int
+    created_at: float
+    last_used_at: float
+    in_use: bool
+
+
+class DiskReply(msgspec.Struct, tag="disk", tag_field="type", frozen=True):
+    envs: list[EnvUsage]
+    stored_rooms: int
+    stored_rooms_bytes: int
+    blobs: int
+    blobs_bytes: int
+
+
+class CleanReply(msgspec.Struct, tag="cleaned", tag_field="type", frozen=True):
+    removed_envs: list[EnvUsage]
+    removed_rooms: int
+    removed_blobs: int
+    freed_bytes: int
+    dry_run: bool
+
+
 class ErrorReply(msgspec.Struct, tag="error", tag_field="type", frozen=True):
     message: str
     code: str = "error"
 
 
 PoolResponse = (
-    Pong | StatusReply | EnvReply | EmptyReply | OkReply | RoomsReply | DaemonInfo | ErrorReply
+    Pong
+    | StatusReply
+    | EnvReply
+    | EmptyReply
+    | OkReply
+    | RoomsReply
+    | DaemonInfo
+    | DiskReply
+    | CleanReply
+    | ErrorReply
 )
 
 _request_decoder = msgspec.json.Decoder(PoolRequest)

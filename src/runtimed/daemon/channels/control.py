@@ -8,11 +8,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from runtimed import __version__
+from runtimed.daemon.disk_keeper import DiskKeeper
 from runtimed.daemon.envs import EnvPool
 from runtimed.errors import ProtocolError, RuntimedError
 from runtimed.protocol.codec import encode
 from runtimed.protocol.connection import FrameConnection
 from runtimed.protocol.control import (
+    CleanEnvs,
     DaemonInfo,
     EmptyReply,
     EnvReply,
@@ -20,6 +22,7 @@ from runtimed.protocol.control import (
     ErrorReply,
     FlushPool,
     GetDaemonInfo,
+    ListEnvs,
     ListRooms,
     OkReply,
     Ping,
@@ -50,6 +53,7 @@ class DaemonControl:
     info: Callable[[], DaemonInfo]
     list_rooms: Callable[[], list[RoomInfo]]
     request_stop: Callable[[str], None]
+    disk: DiskKeeper
 
     def pool(self, env_type: str) -> EnvPool:
         pool = self.pools.get(env_type)
@@ -119,6 +123,10 @@ class ControlChannel:
                 return RoomsReply(daemon.list_rooms())
             case GetDaemonInfo():
                 return daemon.info()
+            case ListEnvs():
+                return await daemon.disk.report()
+            case CleanEnvs():
+                return await daemon.disk.clean(request)
         raise ProtocolError(f"unhandled request {request!r}", "unknown_request")
 
     async def _give_back_quietly(self, reply: EnvReply) -> None:

@@ -42,6 +42,7 @@ from runtimed.daemon.envs.env_record import (
     remove_env_dir,
     write_ready_marker,
 )
+from runtimed.daemon.envs.inline_envs import normalize_specs, touch_last_used
 from runtimed.daemon.envs.uv_builder import UvEnvBuilder
 from runtimed.errors import RuntimedError
 from runtimed.protocol.control import PooledEnv
@@ -118,8 +119,8 @@ class EnvResolver:
         if env_source == CONDA_PREWARMED:
             return await self._take("conda", env_source)
         if env_source == UV_INLINE:
-            deps = _metadata_specs(metadata, "uv", "dependencies") or []
-            return await self._cached(UvEnvBuilder.create(tuple(sorted(set(deps))), None), "uv")
+            deps = normalize_specs(_metadata_specs(metadata, "uv", "dependencies") or [])
+            return await self._cached(UvEnvBuilder.create(deps, None), "uv")
         if env_source == CONDA_INLINE:
             return await self._cached(self._conda_inline_builder(metadata), "conda")
         if env_source == UV_PYPROJECT:
@@ -194,7 +195,7 @@ class EnvResolver:
 
     async def _pyproject(self, pyproject: Path) -> ResolvedEnv:
         deps = await asyncio.to_thread(_pyproject_dependencies, pyproject)
-        builder = UvEnvBuilder.create(tuple(sorted(set(deps))), None)
+        builder = UvEnvBuilder.create(normalize_specs(deps), None)
         key = package_hash("uv", builder.python, builder.packages, extra=str(pyproject))
         return await self._cached(builder, "pyproject", key, UV_PYPROJECT)
 
@@ -215,6 +216,7 @@ class EnvResolver:
             env = await self._reuse(prefix, name)
             if env is None:
                 env = await self._build(builder, prefix, name, source)
+            await asyncio.to_thread(touch_last_used, prefix)
         return ResolvedEnv(env=env, env_source=source, owned=False)
 
     async def _reuse(self, prefix: Path, name: str) -> PooledEnv | None:

@@ -129,6 +129,10 @@ class KernelPool:
     async def release_env(self, env: ResolvedEnv) -> None:
         await self.inner.release_env(env)
 
+    def env_paths(self) -> set[str]:
+        """The envs the waiting kernels run in (in use: never collected)."""
+        return {p.kernel.env.env.venv_path for p in self._ready}
+
     def status(self) -> KernelPoolStatus:
         return KernelPoolStatus(
             env_source=self.env_source,
