@@ -56,13 +56,13 @@ class Run:
 def code_cell(nb: OpenNotebook, cell_id: str) -> None:
     """Refuse, before asking the daemon, a cell that does not exist or is not code."""
     try:
-        cell = nb.session.document.get_cell(cell_id)
+        cell_type = nb.session.document.cell_type(cell_id)  # no copy of its outputs
     except RuntimedError:
         raise ToolError(
             f"cell {cell_id!r} is not in {nb.label}; get_all_cells() lists the cell ids"
         ) from None
-    if cell.cell_type != "code":
-        raise ToolError(f"cell {cell_id} is a {cell.cell_type} cell; only code cells run")
+    if cell_type != "code":
+        raise ToolError(f"cell {cell_id} is a {cell_type} cell; only code cells run")
 
 
 async def queue(notebooks: Notebooks, nb: OpenNotebook, cell_id: str) -> str:
@@ -120,10 +120,12 @@ def _record(nb: OpenNotebook, execution_id: str) -> Run | None:
     record = runtime.execution(execution_id)
     if record is None:
         return None
-    queued = list(runtime.queue().get("queued") or [])
-    ahead = queued.index(execution_id) if execution_id in queued else 0
-    if runtime.queue().get("executing") and record.get("status") == "queued":
-        ahead += 1
+    ahead = 0
+    if record.get("status") == "queued":
+        queue = runtime.queue()
+        queued = list(queue.get("queued") or [])
+        ahead = queued.index(execution_id) if execution_id in queued else 0
+        ahead += 1 if queue.get("executing") else 0
     return _from_record(nb, execution_id, record, ahead)
 
 
