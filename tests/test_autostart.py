@@ -87,3 +87,25 @@ def test_no_autostart_keeps_the_clear_error(tmp_path: Path) -> None:
 def test_the_daemon_command_follows_the_socket(tmp_path: Path) -> None:
     assert daemon_argv(tmp_path / "runtimed.sock")[-2:] == ["--cache-dir", str(tmp_path)]
     assert daemon_argv(tmp_path / "other.sock")[-2:] == ["--socket", str(tmp_path / "other.sock")]
+
+
+def test_an_outdated_daemon_is_named_with_the_fix() -> None:
+    from runtimed.client.core import version_note
+
+    assert version_note(runtimed.__version__) is None
+    note = version_note("0.0.1", installed="0.2.0")
+    assert note is not None
+    assert "0.2.0 is installed" in note and "runs 0.0.1" in note
+    assert "runt daemon restart" in note
+
+
+def test_an_incompatible_protocol_names_both_versions() -> None:
+    from runtimed.client.core import parse_handshake_reply
+
+    reply = b'{"ok": true, "protocol_version": 9, "daemon_version": "9.0.0"}'
+    with pytest.raises(runtimed.RuntimedError) as info:
+        parse_handshake_reply(reply)
+    message = info.value.message
+    assert info.value.code == "version_mismatch"
+    assert "9.0.0" in message and runtimed.__version__ in message
+    assert "runt daemon restart" in message

@@ -92,8 +92,9 @@ def _pong(reply: PoolResponse) -> Pong:
     pong = _expect(reply, Pong)
     if pong.protocol_version != PROTOCOL_VERSION:
         raise RuntimedError(
-            f"daemon speaks protocol {pong.protocol_version}, this client {PROTOCOL_VERSION}; "
-            "restart the daemon after upgrading runtimed",
+            f"the daemon (runtimed {pong.daemon_version}) speaks protocol "
+            f"{pong.protocol_version}, this client protocol {PROTOCOL_VERSION}; run "
+            "`runt daemon restart` to start the installed version",
             "version_mismatch",
         )
     return pong

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import itertools
 import json
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from runtimed import __version__
 from runtimed.errors import ProtocolError, RuntimedError
 from runtimed.protocol.codec import encode
 from runtimed.protocol.framing import PROTOCOL_VERSION, Channel
@@ -72,13 +74,42 @@ def parse_handshake_reply(frame: bytes | None) -> dict[str, Any]:
         message = reply.get("message") or reply.get("error") if isinstance(reply, dict) else None
         code = reply.get("code", "error") if isinstance(reply, dict) else "error"
         raise RuntimedError(message or f"handshake refused: {reply!r}", code)
+    daemon_version = str(reply.get("daemon_version", ""))
     if reply.get("protocol_version", PROTOCOL_VERSION) != PROTOCOL_VERSION:
         raise RuntimedError(
-            f"daemon speaks protocol {reply.get('protocol_version')}, this client "
-            f"{PROTOCOL_VERSION}; restart the daemon after upgrading runtimed",
+            f"the daemon (runtimed {daemon_version}) speaks protocol "
+            f"{reply.get('protocol_version')}, this client (runtimed {__version__}) protocol "
+            f"{PROTOCOL_VERSION}; run `runt daemon restart` to start the installed version",
             "version_mismatch",
         )
+    warn_if_outdated(daemon_version)
     return reply
+
+
+class OutdatedDaemonWarning(UserWarning):
+    """The running daemon is another version than the installed package."""
+
+
+_warned: set[str] = set()
+
+
+def version_note(daemon_version: str, installed: str = __version__) -> str | None:
+    """What to tell a user whose daemon runs another version than the one installed."""
+    if not daemon_version or daemon_version == installed:
+        return None
+    return (
+        f"runtimed {installed} is installed but the daemon runs {daemon_version}; "
+        "`runt daemon restart` switches to the installed version (open notebooks are kept)"
+    )
+
+
+def warn_if_outdated(daemon_version: str) -> None:
+    """Once per process and daemon version: an upgrade is waiting for a restart."""
+    note = version_note(daemon_version)
+    if note is None or daemon_version in _warned:
+        return
+    _warned.add(daemon_version)
+    warnings.warn(note, OutdatedDaemonWarning, stacklevel=4)
 
 
 def closed_before_reply() -> ProtocolError:
