@@ -226,7 +226,7 @@ def test_unsatisfiable_spec_shows_solve_error_and_uv_keeps_serving(
         assert env is not None and c.status().pools["uv"].error is None
         with pytest.raises(RuntimedError) as failing:  # at once, with the reason
             c.take("conda", timeout=60)
-        assert failing.value.code == "pool_failing" and "python >=99" in failing.value.message
+        assert failing.value.code == "pool_failing" and "needs-new-python" in failing.value.message
         assert c.status().pools["conda"].available == 0
     status = [sys.executable, "-m", "runtimed", "status", "--socket", str(d.socket_path)]
     out = subprocess.run(status, capture_output=True, text=True, timeout=30)

@@ -166,3 +166,19 @@ async def test_interrupt_cancels_what_waits() -> None:
     assert (await queue.wait_done(waiting)).status == "cancelled"
     await queue.wait_done(running)
     await queue.close()
+
+
+async def test_the_runtime_document_keeps_recent_records_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import runtimed.daemon.execution.queue as queue_module
+
+    monkeypatch.setattr(queue_module, "KEEP_RECORDS_IN_DOC", 5)
+    nb, runtime, queue, log, _, _ = make_queue()
+    cell = nb.insert_cell(None, "x")
+    executions = [await queue.wait_done(queue.enqueue(cell)) for _ in range(12)]
+    runtime.flush()
+    stored = RuntimeDoc(runtime.doc.doc).executions_map
+    assert sorted(stored.keys()) == sorted(e.execution_id for e in executions[-5:])
+    assert log.get(executions[0].execution_id) is not None  # the log still has it
+    await queue.close()

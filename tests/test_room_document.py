@@ -8,7 +8,15 @@ from typing import Any
 
 import nbformat
 import pytest
-from pycrdt import Doc, Map, create_sync_message, create_update_message, handle_sync_message
+from pycrdt import (
+    Array,
+    Doc,
+    Map,
+    Text,
+    create_sync_message,
+    create_update_message,
+    handle_sync_message,
+)
 
 from helpers import MemoryConnection
 from runtimed.daemon.rooms.notebook_room import NotebookRoom
@@ -132,4 +140,71 @@ async def test_save_writes_valid_nbformat(tmp_path: Path) -> None:
     nb = nbformat.read(target, as_version=4)
     nbformat.validate(nb)
     assert [c.cell_type for c in nb.cells] == ["code", "markdown"]
+    await room.close()
+
+
+# --- the schema guard ------------------------------------------------------------------
+
+
+def poisoned_update(poison: Any) -> bytes:
+    """An update made by a peer that writes ``poison(cells)`` into its own replica."""
+    doc: Doc[Any] = Doc()
+    cells = doc.get("cells", type=Array)
+    updates: list[bytes] = []
+    doc.observe(lambda e: updates.append(e.update))
+    with doc.transaction():
+        poison(cells)
+    return updates[0]
+
+
+def nested_map(depth: int) -> Map[Any]:
+    node: Map[Any] = Map()
+    for _ in range(depth):
+        node = Map({"x": node})
+    return node
+
+
+POISONS = {
+    "a number in cells": lambda cells: cells.append(42),
+    "a cell without an id": lambda cells: cells.append(Map({"cell_type": "code"})),
+    "a source that is not Text": lambda cells: cells.append(
+        Map({"id": "cell-1", "cell_type": "code", "source": 7, "metadata": Map()})
+    ),
+    "an unknown cell type": lambda cells: cells.append(
+        Map({"id": "c2", "cell_type": "evil", "source": Text("x"), "metadata": Map()})
+    ),
+    "metadata nested deep": lambda cells: cells.append(
+        Map({"id": "c3", "cell_type": "code", "source": Text("x"), "metadata": nested_map(200)})
+    ),
+    "outputs that are not an array": lambda cells: cells.append(
+        Map({"id": "c4", "cell_type": "code", "source": Text(""), "metadata": Map(), "outputs": 1})
+    ),
+}
+
+
+@pytest.mark.parametrize("poison", POISONS.values(), ids=list(POISONS))
+async def test_a_poisoned_update_is_repaired_for_everyone(tmp_path: Path, poison: Any) -> None:
+    room = open_room(tmp_path / "docs")
+    attacker, bystander = Client(room), Client(room)
+    attacker.send(FrameType.NOTEBOOK_SYNC, create_update_message(poisoned_update(poison)))
+    bystander.pump()
+    for nb in (room.nb, bystander.nb):
+        cells = nb.get_cells()  # never fails
+        assert all(c.cell_type in ("code", "markdown", "raw") for c in cells)
+    assert all(isinstance(c, Map) for c in room.nb.cells)
+    room.save_ipynb(str(tmp_path / "saved.ipynb"))
+    nbformat.validate(nbformat.read(tmp_path / "saved.ipynb", as_version=4))
+    await room.close()
+
+
+async def test_a_poisoned_document_on_disk_is_repaired_on_load(tmp_path: Path) -> None:
+    store = RoomStore(tmp_path, "nb")
+    store.write_meta({"notebook_id": "nb", "epoch": "epoch-1", "path": None})
+    store.open()
+    store.append(poisoned_update(POISONS["a number in cells"]))
+    store.append(poisoned_update(POISONS["a source that is not Text"]))
+    store.close()
+    room = open_room(tmp_path)
+    assert [c.source for c in room.nb.get_cells()] == [""]
+    room.save_ipynb(str(tmp_path / "repaired.ipynb"))
     await room.close()

@@ -41,6 +41,11 @@ class CellData:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
+def _cell_id(cell: Any) -> str:
+    """A cell's id; garbage a peer put in the cells array has none (until repaired)."""
+    return str(cell.get("id")) if isinstance(cell, Map) else "<not a cell>"
+
+
 def _as_int(value: Any) -> int | None:
     # Yjs numbers are doubles: 3 comes back as 3.0.
     return int(value) if isinstance(value, int | float) else None
@@ -83,7 +88,7 @@ class NotebookDoc:
             inserted = delta[-1]["insert"]
             if start + len(inserted) == len(self.cells):  # appended at the end: extend
                 for offset, cell in enumerate(inserted):
-                    cid = str(cell.get("id"))
+                    cid = _cell_id(cell)
                     if cid in self._index:
                         self._duplicates.append(start + offset)
                     else:
@@ -96,7 +101,7 @@ class NotebookDoc:
             index: dict[str, int] = {}
             duplicates = []
             for i, cell in enumerate(self.cells):
-                cid = str(cell.get("id"))
+                cid = _cell_id(cell)
                 if cid in index:
                     duplicates.append(i)
                 else:
@@ -107,7 +112,7 @@ class NotebookDoc:
     # --- reading --------------------------------------------------------------------
 
     def cell_ids(self) -> list[str]:
-        return [str(c.get("id")) for c in self.cells]
+        return [_cell_id(c) for c in self.cells]
 
     def index_of(self, cell_id: str) -> int:
         index = self._ensure_index().get(cell_id)
@@ -123,7 +128,7 @@ class NotebookDoc:
         return self._to_cell(self.ycell(cell_id))
 
     def get_cells(self) -> list[CellData]:
-        return [self._to_cell(c) for c in self.cells]
+        return [self._to_cell(c) for c in self.cells if isinstance(c, Map)]
 
     def cell_type(self, cell_id: str) -> str:
         return str(self.ycell(cell_id).get("cell_type", "code"))

@@ -40,6 +40,10 @@ class RuntimeDoc:
     def set_execution(self, execution_id: str, record: dict[str, Any]) -> None:
         self.executions_map[execution_id] = dict(record)
 
+    def delete_execution(self, execution_id: str) -> None:
+        if execution_id in self.executions_map:
+            del self.executions_map[execution_id]
+
     # --- reading --------------------------------------------------------------------
 
     def kernel(self) -> dict[str, Any]:

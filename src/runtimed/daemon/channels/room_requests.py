@@ -60,8 +60,7 @@ class RoomRequests:
             case SyncRequest():
                 return Synced(cells=len(room.nb.cells))
             case SaveRequest(path=path, force=force):
-                target = os.path.abspath(path) if path else None
-                written = room.save_ipynb(target, self.blob_fetch, force)
+                written = room.save_ipynb(_absolute(path, "save"), self.blob_fetch, force)
                 room.broadcast_event({"event": "saved", "path": written}, exclude=None)
                 return Saved(path=written)
             case GetInfoRequest():
@@ -107,6 +106,17 @@ class RoomRequests:
             case KernelInfoRequest():
                 return kernel.info()
         raise RuntimedError(f"unhandled request {type(request).__name__}", "unknown_request")
+
+
+def _absolute(path: str | None, what: str) -> str | None:
+    """The daemon's working directory means nothing to a client: paths come absolute."""
+    if path is not None and not os.path.isabs(path):
+        raise RuntimedError(
+            f"{what}: path must be absolute, not {path!r} (clients resolve relative paths "
+            "against their own working directory)",
+            "invalid_path",
+        )
+    return path
 
 
 def _non_empty(value: str, name: str) -> str:

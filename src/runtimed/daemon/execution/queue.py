@@ -35,6 +35,10 @@ from runtimed.errors import RuntimedError
 
 log = logging.getLogger(__name__)
 
+#: Ended executions the runtime document keeps (older ones: the ExecutionLog): the
+#: document every peer syncs stays the same size however long the room lives.
+KEEP_RECORDS_IN_DOC = 500
+
 
 class RunningExecution(Protocol):
     """An execute_request in flight (``runtimed.daemon.kernels.Execution``)."""
@@ -92,6 +96,7 @@ class ExecutionQueue:
         self._msg_cells: dict[str, str] = {}
         # Records not yet ended (the log may be slow to read; these are read often).
         self._live: dict[str, ExecutionRecord] = {}
+        self._ended: deque[str] = deque()  # ids of ended records still in the document
         self._wake = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
         self._closed = False
@@ -270,6 +275,9 @@ class ExecutionQueue:
         self.runtime.set_execution(record.execution_id, fields)
         if record.status in FINAL_STATUSES:
             self._live.pop(record.execution_id, None)
+            self._ended.append(record.execution_id)
+            while len(self._ended) > KEEP_RECORDS_IN_DOC:
+                self.runtime.forget_execution(self._ended.popleft())
         else:
             self._live[record.execution_id] = record
         self.log.record(record)

@@ -17,6 +17,7 @@ from runtimed.daemon.rooms.peer import Peer
 from runtimed.daemon.rooms.room_store import RoomStore
 from runtimed.daemon.rooms.runtime_state import RuntimeState
 from runtimed.documents.notebook import NotebookDoc
+from runtimed.documents.notebook_schema import repair_cells, touched_cells
 from runtimed.documents.runtime import RuntimeDoc
 from runtimed.documents.sync import apply_sync_frame, check_sync_frame
 from runtimed.errors import ProtocolError, RuntimedError
@@ -57,6 +58,7 @@ class NotebookRoom:
         self.created_at = time.time()
         self.extensions: dict[str, Any] = {}  # the kernel, attached by the requests
         self._origin: Peer | None = None
+        self._touched: set[int] = set()
         self._compact_handle: asyncio.TimerHandle | None = None
         self._snapshot_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -70,8 +72,10 @@ class NotebookRoom:
         if notebook is not None:
             self.nb.load_nbformat(notebook)
         self.nb.ensure_meta()
+        repair_cells(self.nb)  # a document poisoned before this daemon guarded it
         if notebook is not None:
             self.clean_state = self.nb.doc.get_state().hex()
+        self.nb.cells.observe_deep(self._on_cells_deep)
         self.nb.doc.observe(self._on_notebook_update)
         self.runtime.observe(self._on_runtime_update)
         self.write_meta()
@@ -143,7 +147,14 @@ class NotebookRoom:
             self._origin = None
         if reply is not None:
             peer.send(FrameType.NOTEBOOK_SYNC, reply)
+        if self._touched:  # the shape is guarded; the repair reaches every peer
+            touched, self._touched = self._touched, set()
+            repair_cells(self.nb, touched)
         self.nb.remove_duplicate_cells()  # concurrent moves can leave two copies
+
+    def _on_cells_deep(self, events: list[Any]) -> None:
+        if self._origin is not None:  # a peer's change (the daemon's own are trusted)
+            self._touched |= touched_cells(events)
 
     def _handle_runtime_sync(self, peer: Peer, payload: bytes) -> None:
         check_sync_frame(payload, "runtime")

@@ -49,12 +49,19 @@ class RoomRegistry:
         self.rooms: dict[str, NotebookRoom] = {}
         self._opening: dict[str, asyncio.Task[NotebookRoom]] = {}
         self._evictions: dict[str, asyncio.TimerHandle] = {}
+        #: Rooms kept without peers (runtimes started with ``runt start``).
+        self.pinned: set[str] = set()
 
     async def open(self, handshake: Handshake) -> NotebookRoom:
         if handshake.channel == "open_notebook":
             if not handshake.path:
                 raise RuntimedError("open_notebook needs a path", "invalid_request")
-            notebook_id = os.path.realpath(os.path.abspath(handshake.path))
+            if not os.path.isabs(handshake.path):  # the daemon's cwd means nothing to a client
+                raise RuntimedError(
+                    f"open_notebook: path must be absolute, not {handshake.path!r}",
+                    "invalid_path",
+                )
+            notebook_id = os.path.realpath(handshake.path)
             path: str | None = notebook_id
         else:
             notebook_id = validate_notebook_id(handshake.notebook_id or "")
@@ -134,7 +141,7 @@ class RoomRegistry:
         """Drop an idle room from memory (its document stays on disk)."""
         self._evictions.pop(notebook_id, None)
         room = self.rooms.get(notebook_id)
-        if room is None or room.peers:
+        if room is None or room.peers or notebook_id in self.pinned:
             return
         del self.rooms[notebook_id]
         if self.on_evict is not None:

@@ -30,7 +30,7 @@ class RuntimeState:
         self._queue: dict[str, Any] = doc.queue()
         self._kernel_dirty: dict[str, Any] = {}
         self._queue_dirty = False
-        self._executions: dict[str, dict[str, Any]] = {}
+        self._executions: dict[str, dict[str, Any] | None] = {}  # None: delete it
         self._handle: asyncio.TimerHandle | None = None
 
     # --- reading (always current) ----------------------------------------------------
@@ -62,6 +62,11 @@ class RuntimeState:
         self._executions[execution_id] = dict(record)
         self._schedule()
 
+    def forget_execution(self, execution_id: str) -> None:
+        """Drop an old record from the document (durable history keeps it)."""
+        self._executions[execution_id] = None
+        self._schedule()
+
     def flush(self) -> None:
         """Write every pending change into the document, in one transaction."""
         if self._handle is not None:
@@ -79,7 +84,10 @@ class RuntimeState:
             if queue is not None:
                 self.doc.set_queue(queue["executing"], queue["queued"])
             for execution_id, record in executions.items():
-                self.doc.set_execution(execution_id, record)
+                if record is None:
+                    self.doc.delete_execution(execution_id)
+                else:
+                    self.doc.set_execution(execution_id, record)
 
     def _schedule(self) -> None:
         if self._handle is not None:
