@@ -27,9 +27,8 @@ from typing import Any
 # instead of the SDK. Import the SDK without bench/, then put bench/ back for the harness.
 _BENCH = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _BENCH]
+from mcp.client.session import ClientSession  # noqa: E402
 from mcp.client.stdio import StdioServerParameters, stdio_client  # noqa: E402
-
-from mcp import ClientSession  # noqa: E402
 
 sys.path.insert(0, str(_BENCH))
 import runtimed  # noqa: E402

@@ -41,6 +41,7 @@ ANSWER_IMAGE_BYTES = 6 * 2**20
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
 TEXT_TYPES = ("text/llm+plain", "text/markdown", "text/plain", "text/latex")
 
+_MISSING_MODULE = re.compile(r"No module named '([\w.]+)'")
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
 
 
@@ -203,7 +204,14 @@ async def output_text(output: dict[str, Any], fetch: BlobFetch) -> str:
     if kind == "error":
         head = f"{output.get('ename', '')}: {output.get('evalue', '')}"
         traceback = strip_ansi("\n".join(str(t) for t in output.get("traceback") or []))
-        return f"{head}\n{traceback}" if traceback else head
+        text = f"{head}\n{traceback}" if traceback else head
+        missing = _MISSING_MODULE.match(str(output.get("evalue", "")))
+        if output.get("ename") == "ModuleNotFoundError" and missing:
+            text += (
+                f"\n(hint: add the package that provides {missing.group(1)!r} with "
+                "add_dependency, then call sync_environment)"
+            )
+        return text
     if kind in ("execute_result", "display_data"):
         return await _rich_text(output, fetch)
     return f"[{kind} output]"
@@ -240,9 +248,9 @@ async def _best_text(data: dict[str, Any], fetch: BlobFetch) -> str | None:
     for mime in TEXT_TYPES:
         if mime in data:
             text = _joined(await _payload(mime, data[mime], fetch))
-            # `<IPython.core.display.HTML object>` says nothing when the HTML is there.
-            if mime == "text/plain" and "text/html" in data and _is_default_repr(text):
-                break
+            # `<IPython.core.display.JSON object>` says nothing next to the JSON itself.
+            if mime == "text/plain" and len(data) > 1 and _is_default_repr(text):
+                continue
             return strip_ansi(text)
     if "text/html" in data:
         html = _joined(await _payload("text/html", data["text/html"], fetch))
@@ -250,7 +258,10 @@ async def _best_text(data: dict[str, Any], fetch: BlobFetch) -> str | None:
     for mime in data:
         if mime == "application/json" or (mime.endswith("+json") and "widget" not in mime):
             value = await _payload(mime, data[mime], fetch)
-            return f"[{mime}]\n" + json.dumps(value, indent=1, ensure_ascii=False, default=str)
+            dumped = json.dumps(value, ensure_ascii=False, default=str)
+            if len(dumped) > 120:
+                dumped = json.dumps(value, indent=1, ensure_ascii=False, default=str)
+            return f"[{mime}]\n{dumped}"
     return None
 
 

@@ -134,6 +134,11 @@ def register(server: RuntMCPServer, notebooks: Notebooks) -> None:
         nb = notebooks.get(notebook)
         session = await nb.ready()
         states = running_cells(nb)
+        if session.kernel.get("lifecycle") in (None, "not_started", "shutdown"):
+            return answer(
+                "nothing to interrupt: the notebook has no kernel running",
+                {"interrupted": [], "cancelled": 0},
+            )
         cancelled = await session.interrupt()
         running = [c for c, s in states.items() if s == "running"]
         return answer(

@@ -18,6 +18,8 @@ from runtimed.mcp_server.outputs import Budget, clip, render_outputs
 LISTING_SOURCE_CHARS = 3000
 #: Characters of one output in a listing.
 LISTING_OUTPUT_CHARS = 1500
+#: Characters of a whole listing; the cells after are left for the next page.
+LISTING_CHARS = 60000
 
 
 def text(value: str) -> TextContent:
@@ -87,30 +89,36 @@ async def notebook_cells(
     if chosen and (chosen[0][0] > 0 or chosen[-1][0] < len(cells) - 1):
         title += f", showing [{chosen[0][0]}]..[{chosen[-1][0]}]"
     blocks: list[ContentBlock] = [text(title)]
+    size = 0
     for index, cell in chosen:
-        blocks.extend(
-            await cell_blocks(
-                nb,
-                index,
-                cell,
-                budget,
-                state=states.get(cell.id),
-                include_outputs=include_outputs,
-                source_chars=LISTING_SOURCE_CHARS,
+        if size > LISTING_CHARS:
+            blocks.append(
+                text(f"[more cells not shown: this answer is full; get_all_cells(start={index})]")
             )
+            break
+        shown = await cell_blocks(
+            nb,
+            index,
+            cell,
+            budget,
+            state=states.get(cell.id),
+            include_outputs=include_outputs,
+            source_chars=LISTING_SOURCE_CHARS,
         )
+        size += sum(len(b.text) for b in shown if isinstance(b, TextContent))
+        blocks.extend(shown)
     if not chosen:
         blocks.append(text("(no cells in this range)" if cells else "(the notebook is empty)"))
     return _merge(blocks, "\n\n")
 
 
-def run_header(run: Run, timeout: float | None = None) -> str:
+def run_header(run: Run, timeout: float | None = None, error_shown: bool = False) -> str:
     cell, eid = run.cell_id, run.execution_id
     count = f" [{run.execution_count}]" if run.execution_count is not None else ""
     if run.status == "done":
         return f"cell {cell} ran{count}: done (execution_id {eid})"
     if run.status == "error":
-        why = f": {run.message}" if run.message else ""
+        why = f": {run.message}" if run.message and not error_shown else ""
         return f"cell {cell} ran{count} and failed{why} (execution_id {eid})"
     if run.status == "cancelled":
         why = f": {run.message}" if run.message else ""
@@ -129,8 +137,9 @@ def run_header(run: Run, timeout: float | None = None) -> str:
 
 async def run_blocks(run: Run, budget: Budget, timeout: float | None = None) -> list[ContentBlock]:
     """An execution: what happened, then the cell's outputs (so far)."""
-    blocks: list[ContentBlock] = [text(run_header(run, timeout))]
     cell = _raw_cell(run.nb, run.cell_id)
+    error_shown = cell is not None and any(o.get("output_type") == "error" for o in cell.outputs)
+    blocks: list[ContentBlock] = [text(run_header(run, timeout, error_shown))]
     if cell is None:
         blocks.append(text("(the cell has been deleted since)"))
     elif cell.outputs:
