@@ -71,6 +71,7 @@ class BlobStore:
 
     def put(self, data: bytes, media_type: str = DEFAULT_MEDIA_TYPE) -> str:
         """Store ``data``; returns its SHA-256 hex digest. Storing it again is a no-op."""
+        check_media_type(media_type)
         if len(data) > self.max_size:
             raise BlobTooLargeError(len(data), self.max_size)
         digest = hashlib.sha256(data).hexdigest()
@@ -155,6 +156,26 @@ class BlobStore:
         if removed:
             log.info("blob gc removed %d unreferenced blob(s)", len(removed))
         return removed
+
+
+_MEDIA_TYPE = re.compile(
+    r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}$"
+)
+
+
+def is_valid_media_type(media_type: object) -> bool:
+    """``type/subtype`` as RFC 6838 allows it: nothing that could split an HTTP header."""
+    return isinstance(media_type, str) and _MEDIA_TYPE.fullmatch(media_type) is not None
+
+
+def check_media_type(media_type: object) -> str:
+    if not is_valid_media_type(media_type):
+        raise RuntimedError(
+            f"invalid media type {str(media_type)[:80]!r}: expected type/subtype, like image/png",
+            "invalid_media_type",
+        )
+    assert isinstance(media_type, str)
+    return media_type
 
 
 HASHES_IN_TEXT = re.compile(rb"[0-9a-f]{64}")

@@ -3,6 +3,10 @@
 Blobs are immutable and named by their hash, so responses are cacheable forever. The
 hash is validated before any path is built: malformed names get 400, unknown ones 404,
 and nothing outside the store can be served.
+
+Kernel output is not trusted content: a request must name this server in its Host header
+(a DNS-rebinding page cannot), and every response carries a sandboxing
+Content-Security-Policy, so HTML or SVG a kernel printed never runs scripts on this origin.
 """
 
 from __future__ import annotations
@@ -10,17 +14,22 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import re
 from typing import Any
 
 from aiohttp import hdrs, web
 
-from runtimed.daemon.blobs.blob_store import BlobStore, is_valid_hash
+from runtimed.daemon.blobs.blob_store import BlobStore, is_valid_hash, is_valid_media_type
 
 log = logging.getLogger(__name__)
 
 HOST = "127.0.0.1"
+DEFAULT_TYPE = "application/octet-stream"
 DEFAULT_PREFERRED_PORT = 39217
 IMMUTABLE = "public, max-age=31536000, immutable"
+#: No scripts, no plugins, no requests elsewhere: a blob renders, it never acts.
+SANDBOX = "sandbox; default-src 'none'; img-src data: 'self'; style-src 'unsafe-inline'"
+_SUFFIX_RANGE = re.compile(r"^bytes=-(\d+)$")
 
 
 def preferred_port() -> int:
@@ -52,7 +61,7 @@ class BlobHttpServer:
         self._runner: web.AppRunner | None = None
 
     def app(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(middlewares=[self._only_our_host])
         app.router.add_get("/health", self._health)
         app.router.add_get("/blob/{hash}", self._blob)
         return app
@@ -85,6 +94,13 @@ class BlobHttpServer:
             await self._runner.cleanup()
             self._runner = None
 
+    @web.middleware
+    async def _only_our_host(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        allowed = {HOST, f"{HOST}:{self.port}"}
+        if request.headers.get(hdrs.HOST, "") not in allowed:
+            return web.Response(status=421, text=f"this server answers only to {HOST}:{self.port}")
+        return await handler(request)  # type: ignore[no-any-return]
+
     async def _health(self, request: web.Request) -> web.Response:
         return web.json_response({"ok": True})
 
@@ -96,12 +112,19 @@ class BlobHttpServer:
         if not path.is_file():
             raise web.HTTPNotFound(text="no such blob")
         meta = self.store.meta(digest)
+        media_type = meta.media_type if is_valid_media_type(meta.media_type) else DEFAULT_TYPE
         headers = {
-            hdrs.CONTENT_TYPE: meta.media_type,
+            hdrs.CONTENT_TYPE: media_type,
             hdrs.CACHE_CONTROL: IMMUTABLE,
             "X-Content-Type-Options": "nosniff",
+            hdrs.CONTENT_SECURITY_POLICY: SANDBOX,
             hdrs.ETAG: f'"{digest}"',
         }
+        suffix = _SUFFIX_RANGE.match(request.headers.get(hdrs.RANGE, ""))
+        if suffix is not None and int(suffix.group(1)) == 0:  # "the last 0 bytes": none
+            size = path.stat().st_size
+            headers[hdrs.CONTENT_RANGE] = f"bytes */{size}"
+            return web.Response(status=416, headers=headers)
         if_none_match = request.headers.get(hdrs.IF_NONE_MATCH, "")
         if digest in if_none_match or if_none_match.strip() == "*":
             return web.Response(status=304, headers={k: v for k, v in headers.items()})
