@@ -11,7 +11,6 @@ import logging
 import logging.handlers
 import os
 import signal
-import sys
 import time
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -20,26 +19,30 @@ from runtimed import __version__
 from runtimed.daemon.blobs import BlobStore, hashes_in
 from runtimed.daemon.channels.blob import BlobChannel
 from runtimed.daemon.channels.control import ControlChannel, DaemonControl
+from runtimed.daemon.channels.runtimes import RuntimeRequests
 from runtimed.daemon.config import DaemonConfig
 from runtimed.daemon.disk_keeper import DiskKeeper
 from runtimed.daemon.envs import EnvPool, UvEnvBuilder
 from runtimed.daemon.envs.conda_builder import CondaEnvBuilder
 from runtimed.daemon.envs.inline_envs import InlineEnvs
+from runtimed.daemon.logs import configure_logging
 from runtimed.daemon.settings.settings_service import SettingsService
 from runtimed.daemon.singleton import DaemonLock, write_daemon_info
 from runtimed.protocol.connection import FrameConnection
 from runtimed.protocol.control import DaemonInfo, RoomInfo, StatusReply
 from runtimed.protocol.framing import PROTOCOL_VERSION
 from runtimed.protocol.handshake import Handshake
-from runtimed.transport.unix_server import UnixSocketServer
+from runtimed.transport.unix_server import UnixSocketServer, raise_descriptor_limit
 
 if TYPE_CHECKING:
     from runtimed.daemon.blobs.http_server import BlobHttpServer
     from runtimed.daemon.channels.notebook import NotebookChannel
     from runtimed.daemon.channels.settings import SettingsChannel
     from runtimed.daemon.envs.resolver import EnvResolver
+    from runtimed.daemon.history import HistoryLog
     from runtimed.daemon.kernels.kernel_pool import KernelPool
     from runtimed.daemon.rooms.room_registry import RoomRegistry
+    from runtimed.daemon.runtimes import RuntimeRegistry
 
 log = logging.getLogger("runtimed")
 
@@ -76,6 +79,8 @@ class Daemon:
         self._settings_channel: SettingsChannel | None = None
         self._env_resolver: EnvResolver | None = None
         self._kernel_pool: KernelPool | None = None
+        self._history: HistoryLog | None = None
+        self._runtimes: RuntimeRegistry | None = None
         self.blobs = BlobStore(self.paths.blobs_dir, int(effective["blob_max_bytes"]))
         self.blob_http: BlobHttpServer | None = None
         self.disk = DiskKeeper(
@@ -94,6 +99,7 @@ class Daemon:
             list_rooms=self.list_rooms,
             request_stop=self.request_stop,
             disk=self.disk,
+            runtimes=RuntimeRequests(lambda: self.runtimes, lambda: self.history),
         )
         self.server = UnixSocketServer(
             self.paths.socket_path,
@@ -149,6 +155,7 @@ class Daemon:
             from runtimed.daemon.kernels.provider import LocalKernelProvider
             from runtimed.daemon.rooms.room_registry import RoomRegistry
             from runtimed.daemon.rooms.room_store import room_key
+            from runtimed.daemon.runtimes import RuntimeRegistry
 
             cache = self.paths.cache_dir
             local = LocalKernelProvider(
@@ -168,6 +175,10 @@ class Daemon:
                 untitled_cwd=lambda notebook_id: cache / "untitled" / room_key(notebook_id),
                 blobs=self.blobs,
                 blob_threshold=lambda: int(self.settings.get("output_blob_threshold")),
+                execution_log=lambda notebook_id, nb: self.history.for_room(
+                    notebook_id, nb, lambda: self.runtimes.runtime_id_of(notebook_id)
+                ),
+                on_runtime=lambda kernel, event: self.runtimes.observe(kernel, event),
             )
             self._rooms = RoomRegistry(
                 self.paths.notebook_docs_dir,
@@ -176,7 +187,31 @@ class Daemon:
             )
             requests = RoomRequests(kernels, blob_fetch=self.blobs.get)
             self._notebook_channel = NotebookChannel(self._rooms, requests)
+            self._runtimes = RuntimeRegistry(self._rooms, requests.kernel_of, self.history)
         return self._notebook_channel
+
+    @property
+    def runtimes(self) -> RuntimeRegistry:
+        """The kernels the daemon owns (made with the rooms)."""
+        self.notebook_channel  # noqa: B018 - builds the rooms and the registry
+        assert self._runtimes is not None
+        return self._runtimes
+
+    @property
+    def history(self) -> HistoryLog:
+        """Execution history in ``history.sqlite``, opened on first use."""
+        if self._history is None:
+            from runtimed.daemon.history import HistoryLog, HistoryStore, Retention
+
+            self._history = HistoryLog(
+                HistoryStore(self.paths.history_file),
+                retention=lambda: Retention(
+                    float(self.settings.get("history.max_age_days")),
+                    int(self.settings.get("history.max_executions")),
+                ),
+            )
+            self._history.start()
+        return self._history
 
     @property
     def env_resolver(self) -> EnvResolver:
@@ -352,6 +387,8 @@ class Daemon:
                 await self._rooms.close_all()
             if self._kernel_pool is not None:
                 await self._kernel_pool.close()
+            if self._history is not None:
+                await asyncio.to_thread(self._history.close)
             await asyncio.gather(
                 *(pool.close() for pool in self.pools.values()), return_exceptions=True
             )
@@ -374,27 +411,14 @@ def _preload_notebook_modules() -> None:
     nbformat.validate(nbformat.v4.new_notebook())  # type: ignore[no-untyped-call]
 
 
-def configure_logging(config: DaemonConfig) -> None:
-    level = logging.DEBUG if os.environ.get("RUNTIMED_LOG", "").lower() == "debug" else logging.INFO
-    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-    root = logging.getLogger()
-    root.setLevel(level)
-    stderr = logging.StreamHandler(sys.stderr)
-    stderr.setFormatter(fmt)
-    logfile = logging.handlers.RotatingFileHandler(
-        config.paths.log_file, maxBytes=5 * 2**20, backupCount=2
-    )
-    logfile.setFormatter(fmt)
-    root.handlers[:] = [stderr, logfile]
-
-
 def run_daemon(config: DaemonConfig) -> int:
     """Take the singleton lock and serve. Returns a process exit code."""
     config.paths.prepare()
     lock = DaemonLock(config.paths.lock_file)
     lock.acquire()  # raises AlreadyRunningError
     try:
-        configure_logging(config)
+        configure_logging(config.paths.log_file)
+        raise_descriptor_limit()
         asyncio.run(Daemon(config).run())
     finally:
         lock.release()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 
 from runtimed.errors import ProtocolError
 from runtimed.protocol.framing import (
@@ -15,6 +16,26 @@ from runtimed.protocol.framing import (
 )
 
 READ_CHUNK = 256 * 1024
+#: A peer that has started a frame must keep sending: seconds of silence mid-frame.
+STALL_TIMEOUT_SECS = float(os.environ.get("RUNTIMED_STALL_TIMEOUT", "60"))
+
+
+class PartialFrameBudget:
+    """Bytes of frames received but not complete, over every connection of a server: a
+    few peers that never finish large frames cannot take the daemon's memory."""
+
+    def __init__(self, limit: int = 512 * 2**20) -> None:
+        self.limit = limit
+        self.used = 0
+
+    def change(self, delta: int) -> None:
+        self.used += delta
+
+    def exceeded(self) -> bool:
+        return self.used > self.limit
+
+
+UNLIMITED = PartialFrameBudget(limit=2**62)
 
 
 class FramedStream:
@@ -26,10 +47,16 @@ class FramedStream:
     """
 
     def __init__(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, max_frame: int
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        max_frame: int,
+        budget: PartialFrameBudget = UNLIMITED,
     ) -> None:
         self.reader = reader
         self.writer = writer
+        self._budget = budget
+        self._counted = 0  # this stream's share of the budget
         self._decoder = FrameDecoder(max_frame)
         self._ready: list[bytes] = []
         self._outbox: list[bytes] = []
@@ -52,10 +79,20 @@ class FramedStream:
     async def read_frame(self) -> bytes | None:
         """The next frame, or None on a clean end of stream.
 
-        A stream that ends inside a frame raises ProtocolError (truncated frame).
+        A stream that ends inside a frame raises ProtocolError (truncated frame), and so
+        does one that stalls inside a frame or whose partial frame the server's budget
+        cannot hold.
         """
         while not self._ready:
-            chunk = await self.reader.read(READ_CHUNK)
+            if self._decoder.pending:
+                try:
+                    chunk = await asyncio.wait_for(self.reader.read(READ_CHUNK), STALL_TIMEOUT_SECS)
+                except TimeoutError:
+                    raise ProtocolError(
+                        f"no data for {STALL_TIMEOUT_SECS:.0f} s inside a frame", "stalled_frame"
+                    ) from None
+            else:
+                chunk = await self.reader.read(READ_CHUNK)
             if not chunk:
                 if self._decoder.pending:
                     raise ProtocolError(
@@ -65,7 +102,18 @@ class FramedStream:
                     )
                 return None
             self._ready.extend(self._decoder.feed(chunk))
+            self._account()
         return self._ready.pop(0)
+
+    def _account(self) -> None:
+        pending = self._decoder.pending
+        self._budget.change(pending - self._counted)
+        self._counted = pending
+        if pending > READ_CHUNK and self._budget.exceeded():
+            raise ProtocolError(
+                "the daemon is holding too many partial frames; send smaller frames or retry",
+                "overloaded",
+            )
 
     async def write_frame(self, payload: bytes) -> None:
         self._outbox.append(encode_frame(payload, self.max_frame))
@@ -109,6 +157,8 @@ class FramedStream:
         self.writer.transport.abort()
 
     async def close(self) -> None:
+        self._budget.change(-self._counted)
+        self._counted = 0
         with contextlib.suppress(Exception):
             self.writer.close()
             await self.writer.wait_closed()

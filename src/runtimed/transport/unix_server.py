@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import resource
 import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -14,7 +15,7 @@ from runtimed.errors import ProtocolError, RuntimedError
 from runtimed.protocol.connection import FrameConnection
 from runtimed.protocol.framing import HANDSHAKE_MAX_FRAME
 from runtimed.protocol.handshake import Handshake, decode_handshake, error_frame
-from runtimed.transport.stream import FramedStream
+from runtimed.transport.stream import FramedStream, PartialFrameBudget
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +35,13 @@ class UnixSocketServer:
         socket_path: Path,
         channels: dict[str, ChannelHandler],
         handshake_timeout: float = 10.0,
+        max_connections: int | None = None,
     ) -> None:
         self.socket_path = socket_path
         self.channels = channels
         self.handshake_timeout = handshake_timeout
+        self.max_connections = max_connections or connection_limit()
+        self.budget = PartialFrameBudget()
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
 
@@ -67,8 +71,14 @@ class UnixSocketServer:
     async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
+        stream = FramedStream(reader, writer, HANDSHAKE_MAX_FRAME, self.budget)
+        if len(self._connections) >= self.max_connections:
+            log.warning("refusing a connection: %d are open", len(self._connections))
+            message = f"the daemon has {len(self._connections)} connections open; retry later"
+            await _try_send(stream, error_frame(message, "too_many_connections"))
+            await stream.close()
+            return
         self._connections.add(task)
-        stream = FramedStream(reader, writer, HANDSHAKE_MAX_FRAME)
         try:
             await self._serve(stream)
         except ProtocolError as exc:
@@ -113,6 +123,27 @@ async def _try_send(stream: FramedStream, payload: bytes) -> None:
     with contextlib.suppress(Exception):
         stream.set_max_frame(max(stream.max_frame, len(payload)))
         await asyncio.wait_for(stream.write_frame(payload), timeout=1)
+
+
+def raise_descriptor_limit() -> int:
+    """Raise the soft limit on open files to the hard one (the default 1,024 is ~1,000
+    clients); returns the soft limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
+    if soft < target:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def connection_limit() -> int:
+    """Connections to accept: the descriptor limit, less room for kernels, envs and files
+    (each kernel takes a handful of descriptors)."""
+    configured = os.environ.get("RUNTIMED_MAX_CONNECTIONS", "")
+    if configured.isdigit():
+        return int(configured)
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    return max(16, min(soft // 2, soft - 512))
 
 
 def _refuse_live_socket(path: Path) -> None:
