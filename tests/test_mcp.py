@@ -406,6 +406,14 @@ async def test_image_output_is_image_content(agent: Agent, work: str) -> None:
     assert base64.b64decode(images[0].data) == png
     _, _, again = await agent.ok("get_cell", cell_id=info["cell_id"])
     assert any(isinstance(c, ImageContent) for c in again.content)
+    code = (
+        "from IPython.display import HTML, JSON, display\n"
+        "display(HTML('<table><tr><th>name</th></tr><tr><td>' + 'x' * 2000 + '</td></tr>'))\n"
+        "display(JSON({'rows': 3}))"
+    )
+    text, _, _ = await agent.ok("create_cell", source=code, run=True)
+    assert "[HTML rendered as text]\nname\nxxxx" in text and "<td>" not in text
+    assert '[application/json]\n{"rows": 3}' in text and "JSON object>" not in text
 
 
 @module_loop
@@ -415,11 +423,12 @@ async def test_errors_long_outputs_and_paging(agent: Agent, work: str) -> None:
     assert info["status"] == "error" and "ZeroDivisionError: division by zero" in text
     assert "\x1b[" not in text and "1 / 0" in text  # the traceback, without colours
     code = (
-        "import sys\nfor i in range(20000): print(f'line {i}')\n"
+        # ~430 KB: past 256 KiB the stream's completed lines go to the blob store
+        "import sys\nfor i in range(40000): print(f'line {i}')\n"
         "print('\\x1b[31mred\\x1b[0m', file=sys.stderr)"
     )
     text, info, _ = await agent.ok("create_cell", source=code, run=True)
-    assert "line 0\n" in text and "line 19999" in text and "omitted; read them with" in text
+    assert "line 0\n" in text and "line 39999" in text and "omitted; read them with" in text
     assert "[stderr]\nred" in text and "\x1b" not in text
     cid = info["cell_id"]
     hint = text.split("read them with ", 1)[1].split("]", 1)[0]
