@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any, NoReturn
@@ -53,3 +54,30 @@ def version_callback(prog: str) -> Any:
     return typer.Option(
         "--version", callback=show, is_eager=True, help="Print the version and exit."
     )
+
+
+def pid_alive(pid: int) -> bool:
+    """True while ``pid`` runs; an exited daemon not yet reaped by its parent counts as gone."""
+    import psutil
+
+    try:
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
+        return False
+
+
+def stop_daemon(socket: str | None, timeout: float = 30.0) -> int:
+    """Ask the daemon on ``socket`` to shut down and return its pid once the process has
+    exited (and released its lock), so a new daemon may start at once. Failures end the
+    command with one ``error:`` line (exit 2 when no daemon runs)."""
+    from runtimed.client import DaemonClient
+
+    with reporting_errors(), DaemonClient(socket, autostart=False) as client:
+        pid = client.daemon_info().pid
+        client.shutdown()
+    deadline = time.monotonic() + timeout
+    while pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    if pid_alive(pid):
+        fail(f"runtimed (pid {pid}) was asked to stop but is still running after {timeout:.0f} s")
+    return pid

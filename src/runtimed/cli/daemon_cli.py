@@ -3,25 +3,28 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from runtimed.cli.common import (
     SocketOption,
-    fail,
     one_line,
     print_json,
     reporting_errors,
+    stop_daemon,
     version_callback,
 )
+
+if TYPE_CHECKING:
+    from runtimed.service.install import Report
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="The runtimed daemon.")
 
 
 @app.callback()
 def _main(version: Annotated[bool, version_callback("runtimed")] = False) -> None:
-    """The runtimed daemon: run it, ask its status, stop it."""
+    """The runtimed daemon: run it, ask its status, stop it, install it as a service."""
 
 
 @app.command()
@@ -108,31 +111,50 @@ def status(socket: SocketOption = None, json: bool = typer.Option(False, "--json
 
 @app.command()
 def stop(socket: SocketOption = None) -> None:
-    """Stop the running daemon."""
-    from runtimed.client import DaemonClient
-
-    with reporting_errors():
-        client = DaemonClient(socket, autostart=False)
-        pid = client.daemon_info().pid
-        client.shutdown()
-    # Return once the daemon has exited (and released its lock), so `runtimed run` may
-    # follow at once.
-    deadline = time.monotonic() + 30
-    while _pid_alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    if _pid_alive(pid):
-        fail(f"runtimed (pid {pid}) was asked to stop but is still running after 30 s")
+    """Stop the running daemon (returns once it has exited)."""
+    pid = stop_daemon(socket)
     typer.echo(f"stopped runtimed (pid {pid})")
 
 
-def _pid_alive(pid: int) -> bool:
-    """True while ``pid`` runs; an exited daemon not yet reaped by its parent counts as gone."""
-    import psutil
+@app.command()
+def install(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print what would be written where; write nothing")
+    ] = False,
+) -> None:
+    """Start runtimed with your session: write and enable the user service.
 
-    try:
-        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
-    except psutil.NoSuchProcess:
-        return False
+    A systemd user unit (Linux), a launchd agent (macOS) or a Startup-folder entry
+    (Windows), running this Python's runtimed with this shell's RUNTIMED_* variables."""
+    from runtimed.service.install import current_manager
+    from runtimed.service.install import install as install_service
+    from runtimed.service.units import ServiceSpec
+
+    with reporting_errors():
+        report = install_service(current_manager(), ServiceSpec.current(), dry_run)
+    _print_report(report)
+
+
+@app.command()
+def uninstall() -> None:
+    """Stop and disable the user service and remove its file (none installed: no error)."""
+    from runtimed.service.install import current_manager
+    from runtimed.service.install import uninstall as uninstall_service
+
+    with reporting_errors():
+        report = uninstall_service(current_manager())
+    _print_report(report)
+
+
+def _print_report(report: Report) -> None:
+    """Progress on stdout, warnings and errors on stderr; exit 1 after an error."""
+    for level, text in report.lines:
+        if level == "info":
+            typer.echo(text)
+        else:
+            typer.echo(f"{level}: {text}", err=True)
+    if report.failed:
+        raise typer.Exit(1)
 
 
 def main() -> None:

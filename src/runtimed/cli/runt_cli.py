@@ -15,6 +15,7 @@ from runtimed.cli.common import (
     reporting_errors,
     version_callback,
 )
+from runtimed.cli.daemon_admin import daemon_app
 from runtimed.cli.env_cli import env_app
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Drive the runtimed daemon.")
@@ -30,6 +31,7 @@ app.add_typer(pool_app, name="pool")
 config_app = typer.Typer(no_args_is_help=True, help="Daemon settings (synced to every client).")
 app.add_typer(config_app, name="config")
 app.add_typer(env_app, name="env")
+app.add_typer(daemon_app, name="daemon")
 
 
 def _client(socket: str | None):  # type: ignore[no-untyped-def]
