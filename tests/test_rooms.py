@@ -124,6 +124,31 @@ def test_reconnect_after_daemon_sigkill_loses_and_duplicates_nothing(
     fresh.close()
 
 
+def test_edits_while_the_daemon_is_down_arrive_exactly_once(
+    daemon_factory: Callable[..., DaemonProcess], tmp_path: Path
+):
+    args = ("--uv-pool-size", "0", "--conda-pool-size", "0")
+    d = daemon_factory(*args, cache_dir=tmp_path / "c")
+    s = session(d, "offline-edits")
+    first = s.create_cell("before")
+    d.kill9()
+    started = time.monotonic()
+    offline = s.create_cell("made offline")  # applies locally, never raises
+    s.set_source(first, "before, edited offline")
+    assert time.monotonic() - started < 10
+    assert [c.source for c in s.document.get_cells()] == ["before, edited offline", "made offline"]
+    d2 = daemon_factory(*args, cache_dir=tmp_path / "c")
+    s.sync(timeout=60)  # reconnected by itself; the daemon has both edits, durably
+    fresh = session(d2, "offline-edits")
+    cells = fresh.get_cells()
+    assert [(c.id, c.source) for c in cells] == [
+        (first, "before, edited offline"),
+        (offline, "made offline"),
+    ]
+    s.close()
+    fresh.close()
+
+
 def test_client_from_another_epoch_is_reset_not_merged(
     daemon_factory: Callable[..., DaemonProcess], tmp_path: Path
 ):

@@ -1,7 +1,10 @@
 """AsyncSession: the notebook API on a room connection (``Session`` is its blocking twin).
 
-Every mutating call applies the edit to the local replica, ships the update, then does a
-round trip, so when it returns the daemon has applied and logged the edit.
+Every edit is local-first: it applies to the local replica, ships the update, then does a
+round trip, so when it returns the daemon has applied and logged the edit. With the
+daemon gone (a restart, a crash) an edit still applies locally and returns; the session
+reconnects by itself and the change reaches the daemon exactly once (``sync()`` waits
+for that).
 """
 
 from __future__ import annotations
@@ -43,9 +46,9 @@ class AsyncSession(RoomConnection):
         self, source: str = "", cell_type: str = "code", index: int | None = None
     ) -> str:
         """Insert a cell (at the end when ``index`` is None); returns its ``cell-<uuid>`` id."""
-        await self._ensure_connected()
+        await self._before_edit()
         cell_id = self._nb.insert_cell(index, source, cell_type)
-        await self._confirm()
+        await self._after_edit()
         return cell_id
 
     async def get_cell(self, cell_id: str) -> Cell:
@@ -62,45 +65,46 @@ class AsyncSession(RoomConnection):
         return [Cell.from_data(c, fetch) for c in cells]
 
     async def set_source(self, cell_id: str, text: str) -> None:
-        await self._ensure_connected()
+        await self._before_edit()
         self._nb.set_source(cell_id, text)
-        await self._confirm()
+        await self._after_edit()
 
     async def append_source(self, cell_id: str, text: str) -> None:
-        await self._ensure_connected()
+        await self._before_edit()
         self._nb.append_source(cell_id, text)
-        await self._confirm()
+        await self._after_edit()
 
     async def insert_source(self, cell_id: str, index: int, text: str) -> None:
         """Insert ``text`` at character ``index`` of the cell's source."""
-        await self._ensure_connected()
+        await self._before_edit()
         self._nb.insert_source(cell_id, index, text)
-        await self._confirm()
+        await self._after_edit()
 
     async def move_cell(self, cell_id: str, index: int) -> None:
-        await self._ensure_connected()
+        await self._before_edit()
         self._nb.move_cell(cell_id, index)
-        await self._confirm()
+        await self._after_edit()
 
     async def delete_cell(self, cell_id: str) -> None:
-        await self._ensure_connected()
+        await self._before_edit()
         self._nb.delete_cell(cell_id)
-        await self._confirm()
+        await self._after_edit()
 
     async def set_metadata(self, key: str, value: Any) -> None:
         """Set a key of the notebook's metadata (JSON-serialisable value)."""
         json.dumps(value)
-        await self._ensure_connected()
+        await self._before_edit()
         self._nb.set_metadata(key, value)
-        await self._confirm()
+        await self._after_edit()
 
     async def get_metadata(self, key: str) -> Any:
         await self._ensure_connected()
         return self._nb.get_metadata(key)
 
-    async def sync(self) -> None:
-        """Wait until the daemon has applied everything this session sent."""
-        await self._confirm()
+    async def sync(self, timeout: float | None = None) -> None:
+        """Wait until the daemon has durably applied every edit made so far (reconnecting
+        as needed); RuntimedError ``timeout`` if that takes longer than ``timeout``."""
+        await self._synced_with_daemon(timeout)
 
     async def save(self, path: str | Path | None = None, force: bool = False) -> str:
         """Write the notebook as .ipynb (to its own file when ``path`` is None); returns

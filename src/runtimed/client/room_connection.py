@@ -34,7 +34,7 @@ from runtimed.client.room_calls import (
     request_frame,
 )
 from runtimed.documents.notebook import NotebookDoc
-from runtimed.errors import RuntimedError
+from runtimed.errors import ProtocolError, RuntimedError
 from runtimed.protocol.connection import FrameConnection
 from runtimed.protocol.frames import FrameType, pack, parse_json, unpack
 from runtimed.protocol.room import RoomReply, RoomResult
@@ -43,6 +43,18 @@ log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 30.0
 REQUEST_TIMEOUT = 60.0
+RECONNECT_DELAY_SECS = 0.25
+
+
+OFFLINE_CODES = ("not_running", "disconnected", "timeout", "start_timeout", "truncated_frame")
+
+
+def offline(exc: BaseException) -> bool:
+    """Whether ``exc`` means "the daemon is not reachable right now" (not a refusal)."""
+    if isinstance(exc, RuntimedError):
+        return exc.code in OFFLINE_CODES or isinstance(exc, ProtocolError)
+    return isinstance(exc, OSError)
+
 
 EventListener = Callable[[dict[str, Any]], None]
 
@@ -79,6 +91,7 @@ class RoomConnection:
         self._closed = False
         self._ever_connected = False
         self._connect_lock = asyncio.Lock()
+        self._reconnector: asyncio.Task[None] | None = None
         self._finished: dict[str, dict[str, Any]] = {}
         self._exec_waiters: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._listeners.append(self._on_execution_event)
@@ -183,6 +196,8 @@ class RoomConnection:
     async def close(self) -> None:
         """Leave the room. The daemon keeps the notebook (and its kernel) for other peers."""
         self._closed = True
+        if self._reconnector is not None:
+            self._reconnector.cancel()
         await self._drop_stream()
         if self._blobs is not None:
             await self._blobs.close()
@@ -209,6 +224,66 @@ class RoomConnection:
             await self.connect()
         assert self._stream is not None
         return self._stream
+
+    # --- local-first edits -----------------------------------------------------------
+
+    async def _before_edit(self) -> None:
+        """A session that never saw the room connects first; one that lost its
+        connection tries once and otherwise edits offline."""
+        if not self._ever_connected or self._closed:
+            await self._ensure_connected()
+            return
+        if not self.is_connected:
+            try:
+                await self._ensure_connected()
+            except (RuntimedError, OSError) as exc:
+                if not offline(exc):
+                    raise
+
+    async def _after_edit(self) -> None:
+        """Confirm the edit when connected; otherwise keep reconnecting in the background
+        (the Yjs exchange on reconnect sends the edit, once)."""
+        if self.is_connected:
+            try:
+                await self._confirm()
+                return
+            except (RuntimedError, OSError) as exc:
+                if not offline(exc):
+                    raise
+        self._keep_reconnecting()
+
+    def _keep_reconnecting(self) -> None:
+        if self._reconnector is None or self._reconnector.done():
+            self._reconnector = asyncio.create_task(self._reconnect_loop())
+
+    async def _reconnect_loop(self) -> None:
+        while not self._closed and not self.is_connected:
+            try:
+                await self._ensure_connected()
+            except (RuntimedError, OSError) as exc:
+                if not offline(exc):
+                    log.warning("this session cannot rejoin its notebook: %s", exc)
+                    return
+                await asyncio.sleep(RECONNECT_DELAY_SECS)
+
+    async def _synced_with_daemon(self, timeout: float | None) -> None:
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    try:
+                        await self._ensure_connected()
+                        await self._confirm()
+                        return
+                    except (RuntimedError, OSError) as exc:
+                        if not offline(exc):
+                            raise
+                        await asyncio.sleep(RECONNECT_DELAY_SECS)
+        except TimeoutError:
+            raise RuntimedError(
+                f"the daemon did not acknowledge this session's edits within {timeout} s "
+                "(they are kept locally and sent when it answers)",
+                "timeout",
+            ) from None
 
     async def __aenter__(self) -> Self:
         return await self.connect()

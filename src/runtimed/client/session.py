@@ -211,8 +211,10 @@ class Session:
     def get_metadata(self, key: str) -> Any:
         return self._call(self._session.get_metadata, key)
 
-    def sync(self) -> None:
-        self._call(self._session.sync)
+    def sync(self, timeout: float | None = None) -> None:
+        """Wait until the daemon has durably applied every edit made so far (reconnecting
+        as needed); RuntimedError ``timeout`` if that takes longer than ``timeout``."""
+        self._call(self._session.sync, timeout)
 
     def save(self, path: str | Path | None = None, force: bool = False) -> str:
         """Write the notebook as .ipynb (to its own file when ``path`` is None); returns
