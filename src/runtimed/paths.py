@@ -106,6 +106,11 @@ class RuntimePaths:
         return self.cache_dir / "blobs"
 
     @property
+    def history_file(self) -> Path:
+        """Execution history (SQLite, WAL)."""
+        return self.cache_dir / "history.sqlite"
+
+    @property
     def kernels_dir(self) -> Path:
         return self.cache_dir / "kernels"
 

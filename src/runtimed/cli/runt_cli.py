@@ -17,6 +17,8 @@ from runtimed.cli.common import (
 )
 from runtimed.cli.daemon_admin import daemon_app
 from runtimed.cli.env_cli import env_app
+from runtimed.cli.history_cli import register as register_history
+from runtimed.cli.runtime_cli import register as register_runtimes
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Drive the runtimed daemon.")
 
@@ -31,6 +33,8 @@ app.add_typer(pool_app, name="pool")
 config_app = typer.Typer(no_args_is_help=True, help="Daemon settings (synced to every client).")
 app.add_typer(config_app, name="config")
 app.add_typer(env_app, name="env")
+register_runtimes(app)  # ps, start, kill, interrupt, restart
+register_history(app)  # history, export
 app.add_typer(daemon_app, name="daemon")
 
 

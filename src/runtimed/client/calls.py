@@ -49,6 +49,21 @@ from runtimed.protocol.control import (
 )
 from runtimed.protocol.frames import FrameType, pack, unpack
 from runtimed.protocol.framing import PROTOCOL_VERSION
+from runtimed.protocol.runtimes import (
+    ExecutionEntry,
+    ExecutionReply,
+    ExecutionsReply,
+    GetExecution,
+    InterruptRuntime,
+    KillRuntime,
+    ListExecutions,
+    ListRuntimes,
+    RestartRuntime,
+    RuntimeInfo,
+    RuntimeReply,
+    RuntimesReply,
+    StartRuntime,
+)
 from runtimed.protocol.settings import (
     GetSetting,
     SetSetting,
@@ -148,6 +163,48 @@ class PoolCalls:
 
     def shutdown(self) -> Call[None]:
         return _pool_call(Shutdown(), self.timeout, lambda r: _none(_expect(r, OkReply)))
+
+    # --- runtimes and history --------------------------------------------------------
+
+    def list_runtimes(self, all: bool = False) -> Call[list[RuntimeInfo]]:
+        request = ListRuntimes(all=all)
+        return _pool_call(request, self.timeout, lambda r: _expect(r, RuntimesReply).runtimes)
+
+    def start_runtime(
+        self, kernel: str = "python3", env_source: str = "auto", cwd: str | None = None
+    ) -> Call[RuntimeInfo]:
+        request = StartRuntime(kernel=kernel, env_source=env_source, cwd=cwd)
+        return _pool_call(request, self.timeout, _runtime)
+
+    def kill_runtimes(self, runtime_ids: list[str]) -> Call[list[str]]:
+        request = KillRuntime(runtime_ids=list(runtime_ids))
+        return _pool_call(request, self.timeout, lambda r: _expect(r, OkReply).message.split())
+
+    def interrupt_runtime(self, runtime_id: str) -> Call[RuntimeInfo]:
+        return _pool_call(InterruptRuntime(runtime_id), self.timeout, _runtime)
+
+    def restart_runtime(self, runtime_id: str) -> Call[RuntimeInfo]:
+        return _pool_call(RestartRuntime(runtime_id), self.timeout, _runtime)
+
+    def executions(
+        self,
+        notebook: str | None = None,
+        runtime_id: str | None = None,
+        limit: int = 50,
+        oldest_first: bool = False,
+    ) -> Call[list[ExecutionEntry]]:
+        request = ListExecutions(
+            notebook=notebook, runtime_id=runtime_id, limit=limit, oldest_first=oldest_first
+        )
+        return _pool_call(request, self.timeout, lambda r: _expect(r, ExecutionsReply).executions)
+
+    def get_execution(self, execution_id: str) -> Call[ExecutionEntry]:
+        request = GetExecution(execution_id)
+        return _pool_call(request, self.timeout, lambda r: _expect(r, ExecutionReply).execution)
+
+
+def _runtime(reply: PoolResponse) -> RuntimeInfo:
+    return _expect(reply, RuntimeReply).runtime
 
 
 def _none(_: object) -> None:

@@ -18,6 +18,7 @@ from runtimed.protocol.control import (
     RoomInfo,
     StatusReply,
 )
+from runtimed.protocol.runtimes import ExecutionEntry, RuntimeInfo
 
 DEFAULT_TIMEOUT = 90.0
 
@@ -74,6 +75,40 @@ class DaemonClient(BlockingClient):
         self._channel.run(self._calls.shutdown())
         self.close()
 
+    def list_runtimes(self, all: bool = False) -> list[RuntimeInfo]:
+        """The kernels the daemon owns; ``all`` adds others found in Jupyter's runtime dir."""
+        return self._channel.run(self._calls.list_runtimes(all))
+
+    def start_runtime(
+        self, kernel: str = "python3", env_source: str = "auto", cwd: str | None = None
+    ) -> RuntimeInfo:
+        """Start a kernel in a room of its own (``runtime-<id>``); ``cwd`` absolute."""
+        return self._channel.run(self._calls.start_runtime(kernel, env_source, cwd))
+
+    def kill_runtimes(self, runtime_ids: list[str]) -> list[str]:
+        """Stop runtimes (ids or unique prefixes); returns their full ids."""
+        return self._channel.run(self._calls.kill_runtimes(runtime_ids))
+
+    def interrupt_runtime(self, runtime_id: str) -> RuntimeInfo:
+        return self._channel.run(self._calls.interrupt_runtime(runtime_id))
+
+    def restart_runtime(self, runtime_id: str) -> RuntimeInfo:
+        return self._channel.run(self._calls.restart_runtime(runtime_id))
+
+    def executions(
+        self,
+        notebook: str | None = None,
+        runtime_id: str | None = None,
+        limit: int = 50,
+        oldest_first: bool = False,
+    ) -> list[ExecutionEntry]:
+        """Executions from the history, newest first (``oldest_first`` for the reverse)."""
+        return self._channel.run(self._calls.executions(notebook, runtime_id, limit, oldest_first))
+
+    def get_execution(self, execution_id: str) -> ExecutionEntry:
+        """One execution with its source and outputs (by ULID or execution id)."""
+        return self._channel.run(self._calls.get_execution(execution_id))
+
 
 class AsyncDaemonClient(AsyncClient):
     """The asyncio twin of DaemonClient: the same methods, as coroutines."""
@@ -126,3 +161,39 @@ class AsyncDaemonClient(AsyncClient):
         """Ask the daemon to stop (kernels and in-flight builds stop with it)."""
         await self._channel.run(self._calls.shutdown())
         await self.close()
+
+    async def list_runtimes(self, all: bool = False) -> list[RuntimeInfo]:
+        """The kernels the daemon owns; ``all`` adds others found in Jupyter's runtime dir."""
+        return await self._channel.run(self._calls.list_runtimes(all))
+
+    async def start_runtime(
+        self, kernel: str = "python3", env_source: str = "auto", cwd: str | None = None
+    ) -> RuntimeInfo:
+        """Start a kernel in a room of its own (``runtime-<id>``); ``cwd`` absolute."""
+        return await self._channel.run(self._calls.start_runtime(kernel, env_source, cwd))
+
+    async def kill_runtimes(self, runtime_ids: list[str]) -> list[str]:
+        """Stop runtimes (ids or unique prefixes); returns their full ids."""
+        return await self._channel.run(self._calls.kill_runtimes(runtime_ids))
+
+    async def interrupt_runtime(self, runtime_id: str) -> RuntimeInfo:
+        return await self._channel.run(self._calls.interrupt_runtime(runtime_id))
+
+    async def restart_runtime(self, runtime_id: str) -> RuntimeInfo:
+        return await self._channel.run(self._calls.restart_runtime(runtime_id))
+
+    async def executions(
+        self,
+        notebook: str | None = None,
+        runtime_id: str | None = None,
+        limit: int = 50,
+        oldest_first: bool = False,
+    ) -> list[ExecutionEntry]:
+        """Executions from the history, newest first (``oldest_first`` for the reverse)."""
+        return await self._channel.run(
+            self._calls.executions(notebook, runtime_id, limit, oldest_first)
+        )
+
+    async def get_execution(self, execution_id: str) -> ExecutionEntry:
+        """One execution with its source and outputs (by ULID or execution id)."""
+        return await self._channel.run(self._calls.get_execution(execution_id))

@@ -24,6 +24,8 @@ DEFAULTS: dict[str, Any] = {
         "inline_env_budget_gb": 20.0,
         "room_grace_days": 7.0,
     },
+    # Execution history (history.sqlite): pruned by age and by count, oldest first.
+    "history": {"max_age_days": 90.0, "max_executions": 200_000},
 }
 
 _PACKAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-\[\],<>=!~*; ]*$")
@@ -116,6 +118,8 @@ VALIDATORS: dict[str, Any] = {
     "gc.inline_env_max_count": _count,
     "gc.inline_env_budget_gb": _gigabytes,
     "gc.room_grace_days": _days,
+    "history.max_age_days": _days,
+    "history.max_executions": _count,
 }
 
 

@@ -7,6 +7,7 @@ from typing import Literal
 import msgspec
 
 from runtimed.protocol.codec import decode
+from runtimed.protocol.runtimes import RuntimeRequest, RuntimeResponse
 
 EnvType = Literal["uv", "conda"]
 ENV_TYPES: tuple[EnvType, ...] = ("uv", "conda")
@@ -79,6 +80,7 @@ PoolRequest = (
     | GetDaemonInfo
     | ListEnvs
     | CleanEnvs
+    | RuntimeRequest
 )
 
 
@@ -218,6 +220,7 @@ PoolResponse = (
     | DaemonInfo
     | DiskReply
     | CleanReply
+    | RuntimeResponse
     | ErrorReply
 )
 

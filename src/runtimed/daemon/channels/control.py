@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from runtimed import __version__
 from runtimed.daemon.disk_keeper import DiskKeeper
@@ -40,6 +41,10 @@ from runtimed.protocol.control import (
 )
 from runtimed.protocol.framing import PROTOCOL_VERSION, Channel
 from runtimed.protocol.handshake import Handshake, handshake_ok
+from runtimed.protocol.runtimes import RuntimeRequest
+
+if TYPE_CHECKING:
+    from runtimed.daemon.channels.runtimes import RuntimeRequests
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +59,8 @@ class DaemonControl:
     list_rooms: Callable[[], list[RoomInfo]]
     request_stop: Callable[[str], None]
     disk: DiskKeeper
+    #: Runtimes and execution history (None: this daemon has neither).
+    runtimes: RuntimeRequests | None = None
 
     def pool(self, env_type: str) -> EnvPool:
         pool = self.pools.get(env_type)
@@ -95,6 +102,10 @@ class ControlChannel:
 
     async def handle(self, request: PoolRequest, stream: FrameConnection) -> PoolResponse:
         daemon = self.daemon
+        if isinstance(request, RuntimeRequest):
+            if daemon.runtimes is None:
+                raise RuntimedError("this daemon keeps no runtimes", "unsupported")
+            return await daemon.runtimes.handle(request)
         match request:
             case Ping():
                 return Pong(protocol_version=PROTOCOL_VERSION, daemon_version=__version__)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,12 +22,23 @@ from runtimed.daemon.kernels import KernelError, KernelLifecycle, KernelSession,
 from runtimed.daemon.kernels.kernelspec import check_language
 from runtimed.daemon.kernels.provider import AcquiredKernel, KernelProvider, KernelRequest
 from runtimed.daemon.rooms.notebook_room import NotebookRoom
+from runtimed.documents.notebook import NotebookDoc
 from runtimed.errors import RuntimedError
 from runtimed.protocol.room import Completions, KernelDetails
 
 log = logging.getLogger(__name__)
 
 _LIVE = (KernelLifecycle.RUNNING, KernelLifecycle.LAUNCHING, KernelLifecycle.RESTARTING)
+
+#: Rooms of runtimes started without a notebook (``runt start``) are ``runtime-<id>``.
+RUNTIME_ROOM_PREFIX = "runtime-"
+
+
+def runtime_id_of_room(notebook_id: str) -> str:
+    """The runtime id of a room's kernel: a runtime room's own id, else a new short id."""
+    if notebook_id.startswith(RUNTIME_ROOM_PREFIX):
+        return notebook_id[len(RUNTIME_ROOM_PREFIX) :]
+    return uuid.uuid4().hex[:8]
 
 
 @dataclass(frozen=True)
@@ -37,7 +50,12 @@ class RoomKernelDeps:
     untitled_cwd: Callable[[str], Path]
     blobs: BlobSink | None = None
     blob_threshold: Callable[[], int] = lambda: 1024
-    execution_log: Callable[[str], ExecutionLog] = lambda notebook_id: MemoryExecutionLog()
+    #: The room's log, from its notebook id and document.
+    execution_log: Callable[[str, NotebookDoc], ExecutionLog] = lambda notebook_id, nb: (
+        MemoryExecutionLog()
+    )
+    #: Told when a room's kernel starts, restarts, dies or stops (the runtimes registry).
+    on_runtime: Callable[[RoomKernel, str], None] = lambda kernel, event: None
 
 
 class RoomKernel:
@@ -47,13 +65,18 @@ class RoomKernel:
         self.room = room
         self.deps = deps
         self.runtime = room.runtime_state
+        #: This kernel's id in ``runt ps`` (kept across restarts).
+        self.runtime_id = runtime_id_of_room(room.notebook_id)
+        self.kernel_name: str | None = None
+        self.started_at: float | None = None
+        self.last_activity: float | None = None
         self.kernel: AcquiredKernel | None = None
         self.writer = OutputWriter(room.nb, deps.blobs, deps.blob_threshold)
         self.queue = ExecutionQueue(
             room.nb,
             room.runtime_state,
             self.writer,
-            deps.execution_log(room.notebook_id),
+            deps.execution_log(room.notebook_id, room.nb),
             self._ready_session,
             room.broadcast_event,
             name=f"queue-{room.notebook_id}",
@@ -99,9 +122,13 @@ class RoomKernel:
         )
 
     def _on_state(self, state: KernelState) -> None:
+        self.last_activity = time.time()
+        dying = state.lifecycle is KernelLifecycle.DEAD and self.lifecycle != "dead"
         self.runtime.set_kernel(
             lifecycle=state.lifecycle.value, activity=state.activity, error=state.error
         )
+        if dying and self.started_at is not None:
+            self.deps.on_runtime(self, "died")
 
     # --- launch ------------------------------------------------------------------------
 
@@ -113,8 +140,10 @@ class RoomKernel:
         kernel_type: str = "python",
         env_source: str = "auto",
         notebook_path: str | None = None,
+        cwd: Path | None = None,
     ) -> KernelDetails:
-        """Start the kernel (a no-op reporting the running one when it already runs)."""
+        """Start the kernel (a no-op reporting the running one when it already runs);
+        ``cwd`` overrides the working directory (the notebook's, or a private one)."""
         async with self._launch_lock:
             if self._running():
                 return self.info()
@@ -128,7 +157,7 @@ class RoomKernel:
             )
             try:
                 self.kernel = await self.deps.provider.acquire(
-                    self._request(env_source, notebook_path, language)
+                    self._request(env_source, notebook_path, language, cwd)
                 )
             except RuntimedError as exc:
                 self.runtime.set_kernel(lifecycle="dead", error=exc.message)
@@ -136,6 +165,9 @@ class RoomKernel:
             self._on_state(self.kernel.session.state)
             self._describe_kernel(self.kernel.session)
             self.queue.start()
+            self.kernel_name = "python3" if language == "python" else kernel_type
+            self.started_at = self.last_activity = time.time()
+            self.deps.on_runtime(self, "started")
             log.info(
                 "kernel for %s running (%s, pid %s)",
                 self.room.notebook_id,
@@ -144,7 +176,9 @@ class RoomKernel:
             )
             return self.info()
 
-    def _request(self, env_source: str, notebook_path: str | None, language: str) -> KernelRequest:
+    def _request(
+        self, env_source: str, notebook_path: str | None, language: str, cwd: Path | None
+    ) -> KernelRequest:
         def launching(env: Any) -> None:
             self.runtime.set_kernel(
                 lifecycle="launching",
@@ -157,9 +191,12 @@ class RoomKernel:
             env_source=env_source,
             metadata=self.room.nb.metadata(),
             notebook_path=path,
-            cwd=Path(self.room.path).parent
-            if self.room.path
-            else self.deps.untitled_cwd(self.room.notebook_id),
+            cwd=cwd
+            or (
+                Path(self.room.path).parent
+                if self.room.path
+                else self.deps.untitled_cwd(self.room.notebook_id)
+            ),
             on_unrouted=self._on_unrouted,
             on_launching=launching,
             on_state=self._on_state,
@@ -255,6 +292,7 @@ class RoomKernel:
         self.queue.cancel_queued(reason="the kernel restarted")
         await session.restart()
         self.queue.start()
+        self.deps.on_runtime(self, "restarted")
         return self.info()
 
     async def complete(self, code: str, cursor_pos: int) -> Completions:
@@ -276,6 +314,8 @@ class RoomKernel:
             except KernelError:
                 log.exception("shutting down the kernel of %s failed", self.room.notebook_id)
         self.runtime.set_kernel(lifecycle="shutdown", activity="idle")
+        if kernel is not None:
+            self.deps.on_runtime(self, "stopped")
 
     async def close(self) -> None:
         """The room is going away: stop the queue, the kernel, and release the env."""
