@@ -41,7 +41,7 @@ def get(port: int, path: str, host: str | None = None, **headers: str) -> http.c
 
 async def fetch(
     port: int, path: str, host: str | None = None, **headers: str
-) -> http.client.HTTPResponse:  # noqa: E501
+) -> http.client.HTTPResponse:
     return await asyncio.to_thread(get, port, path, host, **headers)
 
 

@@ -40,9 +40,7 @@ def test_run_gives_result_and_every_peer_sees_outputs(exec_daemon: DaemonProcess
     rb = b.execute_cell(cid)
     assert rb.stdout == "80\n"
     wait_until(
-        lambda: (
-            a.get_outputs(cid) == [{"output_type": "stream", "name": "stdout", "text": "80\n"}]
-        ),
+        lambda: a.get_outputs(cid) == [{"output_type": "stream", "name": "stdout", "text": "80\n"}],
         5,
     )
     assert a.get_cell(cid).execution_count == 2

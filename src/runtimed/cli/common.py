@@ -81,3 +81,14 @@ def stop_daemon(socket: str | None, timeout: float = 30.0) -> int:
     if pid_alive(pid):
         fail(f"runtimed (pid {pid}) was asked to stop but is still running after {timeout:.0f} s")
     return pid
+
+
+def one_line_warnings() -> None:
+    """Warnings (say, an outdated daemon) as one `note:` line on stderr, not Python's
+    file-and-line format."""
+    import warnings
+
+    def show(message: Warning | str, *args: Any, **kwargs: Any) -> None:
+        print(f"note: {message}", file=sys.stderr)
+
+    warnings.showwarning = show  # type: ignore[assignment]

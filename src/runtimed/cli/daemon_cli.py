@@ -10,6 +10,7 @@ import typer
 from runtimed.cli.common import (
     SocketOption,
     one_line,
+    one_line_warnings,
     print_json,
     reporting_errors,
     stop_daemon,
@@ -158,4 +159,5 @@ def _print_report(report: Report) -> None:
 
 
 def main() -> None:
+    one_line_warnings()
     app()

@@ -11,6 +11,7 @@ from runtimed.cli.common import (
     SocketOption,
     fail,
     one_line,
+    one_line_warnings,
     print_json,
     reporting_errors,
     version_callback,
@@ -234,6 +235,7 @@ def mcp(
 
 
 def main() -> None:
+    one_line_warnings()
     app()
 
 

@@ -82,7 +82,9 @@ class UnixSocketServer:
         try:
             await self._serve(stream)
         except ProtocolError as exc:
-            log.info("closing connection: %s", exc.message)
+            # A bare connect-and-close is how clients probe for a daemon: not news.
+            level = logging.DEBUG if exc.code == "bad_preamble" else logging.INFO
+            log.log(level, "closing connection: %s", exc.message)
             await _try_send(stream, error_frame(exc.message, exc.code))
         except RuntimedError as exc:
             await _try_send(stream, error_frame(exc.message, exc.code))
