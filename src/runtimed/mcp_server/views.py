@@ -124,11 +124,13 @@ def run_header(run: Run, timeout: float | None = None, error_shown: bool = False
         why = f": {run.message}" if run.message else ""
         return f"cell {cell} did not run, it was cancelled{why} (execution_id {eid})"
     waited = f" after {timeout:g} s" if timeout is not None else ""
-    where = (
-        f"is queued behind {run.ahead} execution(s){waited}"
-        if run.status == "queued"
-        else f"is still running{waited}"
-    )
+    lifecycle = run.nb.session.kernel.get("lifecycle")
+    if run.status != "queued":
+        where = f"is still running{waited}"
+    elif lifecycle in (None, "not_started", "preparing_env", "launching"):
+        where = f"is queued{waited}: the kernel is starting ({lifecycle or 'not started'})"
+    else:
+        where = f"is queued behind {run.ahead} execution(s){waited}"
     return (
         f"cell {cell} {where} (execution_id {eid}). It keeps going: call "
         f'get_results(execution_id="{eid}") to wait for it, or interrupt_kernel() to stop it.'
