@@ -192,7 +192,7 @@ def test_ipynb_round_trip_is_valid_and_keeps_ids_metadata_outputs(
     b = runtimed.Session.open(str(path), socket_path=rooms_daemon.socket_path).connect()
     assert a.notebook_id == b.notebook_id == str(path.resolve())
     cell = a.get_cell("keep-this-id")
-    assert cell.execution_count == 3 and cell.outputs[0]["text"] == "hi\n"
+    assert cell.execution_count == 3 and cell.outputs[0].text == "hi\n"
     b.create_cell("added = True")
     a.sync()
     wait_until(lambda: len(a.get_cells()) == 3, 5)

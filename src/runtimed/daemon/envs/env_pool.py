@@ -200,7 +200,7 @@ class EnvPool:
         assert failure is not None
         return RuntimedError(
             f"the {self.env_type} pool cannot build envs: its last build failed at step "
-            f"'{failure.step}' ({failure.kind}): {short_message(failure.message, 200)}; "
+            f"'{failure.step}' ({failure.kind}): {_gist(failure.message)}; "
             "see `runt pool status`",
             code="pool_failing",
         )
@@ -445,3 +445,10 @@ class EnvPool:
         if env.package_hash != self.builder.package_hash:
             return "stale"
         return env
+
+
+def _gist(message: str, lines: int = 3, width: int = 300) -> str:
+    """The last few lines of a tool's output on one line: where the cause usually is."""
+    tail = [line.strip() for line in message.strip().splitlines() if line.strip()][-lines:]
+    text = " / ".join(tail)
+    return text if len(text) <= width else short_message(text, width)
