@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from typing import TYPE_CHECKING, Annotated
 
@@ -130,7 +131,33 @@ def restart(
     typer.echo(f"restarted {info.runtime_id} (pid {info.pid})")
 
 
+def run(
+    kernel: Annotated[str, typer.Argument(help="A kernelspec name, like python3")] = "python3",
+    attach: Annotated[
+        str | None, typer.Option("--attach", help="Join a running runtime instead")
+    ] = None,
+    env_source: Annotated[
+        str, typer.Option("--env-source", help="For Python: uv:prewarmed, conda:prewarmed, ...")
+    ] = "auto",
+    socket: SocketOption = None,
+) -> None:
+    """An interactive console (In [n]: / Out[n]:) on a new runtime, or --attach to one.
+
+    Every input is a cell of the runtime's notebook: others can watch or join it live,
+    and `runt export <id> --notebook` writes it out. Ctrl-C interrupts, Ctrl-D exits."""
+    import asyncio
+    import os
+
+    from runtimed.cli.repl import run_repl
+
+    if not sys.stdin.isatty():
+        fail("runt run needs a terminal; use runtimed.Session to run code from a script")
+    with reporting_errors():
+        message = asyncio.run(run_repl(socket, kernel, env_source, attach, os.getcwd()))
+    typer.echo(message)
+
+
 def register(app: typer.Typer) -> None:
     """Add these commands to ``runt``."""
-    for command in (ps, start, kill, interrupt, restart):
+    for command in (ps, start, kill, interrupt, restart, run):
         app.command(command.__name__)(command)
