@@ -16,7 +16,8 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from runtimed import __version__
-from runtimed.daemon.blobs import BlobStore, hashes_in
+from runtimed.daemon.blobs import BlobStore
+from runtimed.daemon.blobs.blob_collector import BlobCollector
 from runtimed.daemon.channels.blob import BlobChannel
 from runtimed.daemon.channels.control import ControlChannel, DaemonControl
 from runtimed.daemon.channels.runtimes import RuntimeRequests
@@ -28,6 +29,7 @@ from runtimed.daemon.envs.inline_envs import InlineEnvs
 from runtimed.daemon.logs import configure_logging
 from runtimed.daemon.settings.settings_service import SettingsService
 from runtimed.daemon.singleton import DaemonLock, write_daemon_info
+from runtimed.errors import RuntimedError
 from runtimed.protocol.connection import FrameConnection
 from runtimed.protocol.control import DaemonInfo, RoomInfo, StatusReply
 from runtimed.protocol.framing import PROTOCOL_VERSION
@@ -83,13 +85,19 @@ class Daemon:
         self._runtimes: RuntimeRegistry | None = None
         self.blobs = BlobStore(self.paths.blobs_dir, int(effective["blob_max_bytes"]))
         self.blob_http: BlobHttpServer | None = None
+        self.blob_collector = BlobCollector(
+            self.blobs,
+            self.paths.notebook_docs_dir,
+            live_documents=self._live_documents,
+            grace_secs=lambda: float(self.settings.get("blob_gc_grace_secs")),
+        )
         self.disk = DiskKeeper(
             InlineEnvs(self.paths.inline_envs_dir, self._envs_in_use),
             self.pools,
             self.paths.notebook_docs_dir,
             self.paths.blobs_dir,
             open_rooms=lambda: set(self._rooms.rooms) if self._rooms is not None else set(),
-            collect_blobs=self.collect_blobs,
+            collect_blobs=self.blob_collector.collect,
             setting=self.settings.get,
         )
         control = DaemonControl(
@@ -184,6 +192,7 @@ class Daemon:
                 self.paths.notebook_docs_dir,
                 keep_alive_secs=lambda: float(self.settings.get("keep_alive_secs")),
                 on_evict=close_room_kernel,
+                refer_outputs=self._refer_file_outputs,
             )
             requests = RoomRequests(kernels, blob_fetch=self.blobs.get)
             self._notebook_channel = NotebookChannel(self._rooms, requests)
@@ -229,6 +238,23 @@ class Daemon:
                 take_timeout=self.config.pool.take_timeout_secs,
             )
         return self._env_resolver
+
+    def _refer_file_outputs(self, nb: dict[str, Any]) -> dict[str, Any]:
+        """Large outputs of a notebook file go to the blob store as it is loaded."""
+        from runtimed.documents.blob_refs import refer_notebook_outputs
+
+        def put(data: bytes, media_type: str) -> str | None:
+            try:
+                return self.blobs.put(data, media_type)
+            except (RuntimedError, OSError):
+                return None  # it stays inline
+
+        threshold = int(self.settings.get("output_blob_threshold"))
+        return refer_notebook_outputs(nb, put, threshold)
+
+    def _live_documents(self) -> list[bytes]:
+        rooms = list(self._rooms.rooms.values()) if self._rooms is not None else []
+        return [room.nb.doc.get_update() for room in rooms]
 
     def _envs_in_use(self) -> set[str]:
         """Env dirs kernels run in (rooms' and the kernel pool's): never collected."""
@@ -279,37 +305,6 @@ class Daemon:
         return self.blob_http.port if self.blob_http is not None else None
 
     # --- blobs --------------------------------------------------------------------------
-
-    def referenced_blobs(self) -> set[str]:
-        """Hashes any document may refer to: a conservative scan of the persisted room
-        documents (snapshots and logs, loaded or not) and of the live rooms."""
-        referenced: set[str] = set()
-        docs_dir = self.paths.notebook_docs_dir
-        if docs_dir.is_dir():
-            for path in docs_dir.rglob("*"):
-                try:
-                    if path.is_file():
-                        referenced |= hashes_in(path.read_bytes())
-                except OSError:
-                    continue
-        if self._rooms is not None:
-            for room in list(self._rooms.rooms.values()):
-                referenced |= hashes_in(room.nb.doc.get_update())
-        return referenced
-
-    async def collect_blobs(self) -> list[str]:
-        """One GC pass: unreferenced blobs older than the grace period are deleted."""
-        referenced = self.referenced_blobs()
-        grace = float(self.settings.get("blob_gc_grace_secs"))
-        return await asyncio.to_thread(self.blobs.gc, referenced, grace)
-
-    async def _blob_gc_loop(self) -> None:
-        while True:
-            await asyncio.sleep(BLOB_GC_INTERVAL_SECS)
-            try:
-                await self.collect_blobs()
-            except Exception:
-                log.exception("blob gc failed; retrying later")
 
     async def _start_blob_http(self) -> None:
         from runtimed.daemon.blobs.http_server import BlobHttpServer
@@ -371,7 +366,7 @@ class Daemon:
             "runtimed %s listening on %s (pid %d)", __version__, self.paths.socket_path, os.getpid()
         )
         starts = [asyncio.create_task(pool.start()) for pool in self.pools.values()]
-        starts.append(asyncio.create_task(self._blob_gc_loop()))
+        starts.append(asyncio.create_task(self.blob_collector.run(BLOB_GC_INTERVAL_SECS)))
         starts.append(asyncio.create_task(self.disk.run(DISK_GC_INTERVAL_SECS)))
         starts.append(asyncio.create_task(self._warm_up()))
         try:

@@ -112,3 +112,60 @@ def resolve_output(output: Mapping[str, Any], fetch: Fetch) -> dict[str, Any]:
 
 def has_refs(outputs: list[dict[str, Any]]) -> bool:
     return any(output_refs(o) for o in outputs)
+
+
+#: Stores bytes of a media type and returns their hash; None when they stay inline.
+Put = Callable[[bytes, str], "str | None"]
+
+
+def rough_size(value: Any) -> int:
+    """About how many bytes a MIME payload is (strings and lists of strings exactly)."""
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return sum(len(v) for v in value)
+    try:
+        return len(json.dumps(value))
+    except (TypeError, ValueError):
+        return 0
+
+
+def refer_payloads(data: dict[str, Any], put: Put, threshold: int) -> None:
+    """Replace big and binary MIME payloads of ``data`` by blob references, in place."""
+    for mime, value in list(data.items()):
+        if is_ref(value) or not (is_binary_mime(mime) or rough_size(value) > threshold):
+            continue
+        payload = encode_payload(mime, value)
+        if payload is None or (len(payload) <= threshold and not is_binary_mime(mime)):
+            continue
+        digest = put(payload, mime)
+        if digest is not None:
+            data[mime] = make_ref(digest, len(payload), mime)
+        elif len(payload) > threshold:
+            data[mime] = f"[{mime} output of {len(payload)} bytes: too large to keep]"
+
+
+def refer_output(output: dict[str, Any], put: Put, threshold: int) -> dict[str, Any]:
+    """An nbformat output with its large parts as references (a file's outputs on load)."""
+    out = dict(output)
+    data = out.get("data")
+    if isinstance(data, dict):
+        out["data"] = dict(data)
+        refer_payloads(out["data"], put, threshold)
+    text = out.get("text")
+    if out.get("output_type") == "stream" and rough_size(text) > threshold:
+        joined = "".join(text) if isinstance(text, list) else str(text)
+        digest = put(joined.encode(), "text/plain")
+        if digest is not None:
+            out["text"] = [make_ref(digest, len(joined.encode()), "text/plain")]
+    return out
+
+
+def refer_notebook_outputs(nb: dict[str, Any], put: Put, threshold: int) -> dict[str, Any]:
+    """A notebook file's outputs with large parts moved to blobs (in place; returned), so
+    that a file with hundreds of MB of inline outputs opens as a small document."""
+    for cell in nb.get("cells", []):
+        outputs = cell.get("outputs")
+        if isinstance(outputs, list) and outputs:
+            cell["outputs"] = [refer_output(o, put, threshold) for o in outputs]
+    return nb

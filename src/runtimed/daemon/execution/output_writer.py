@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
-import json
 import logging
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -22,7 +21,7 @@ from typing import Any, Protocol
 from pycrdt import Array
 
 from runtimed.daemon.kernels import OutputChange, OutputStore
-from runtimed.documents.blob_refs import BlobRef, encode_payload, is_binary_mime, make_ref
+from runtimed.documents.blob_refs import BlobRef, make_ref, refer_payloads
 from runtimed.documents.notebook import NotebookDoc
 from runtimed.errors import RuntimedError
 
@@ -220,27 +219,8 @@ class OutputWriter:
         return out
 
     def _refer_payloads(self, data: dict[str, Any]) -> None:
-        threshold = self.blob_threshold()
-        for mime, value in list(data.items()):
-            if not (is_binary_mime(mime) or _rough_size(value) > threshold):
-                continue
-            payload = encode_payload(mime, value)
-            if payload is None or (len(payload) <= threshold and not is_binary_mime(mime)):
-                continue
-            ref = self._put(payload, mime)
-            if ref is not None:
-                data[mime] = ref
-            elif len(payload) > threshold:
-                data[mime] = f"[{mime} output of {len(payload)} bytes: too large to keep]"
+        refer_payloads(data, self._put_digest, self.blob_threshold())
 
-
-def _rough_size(value: Any) -> int:
-    """About how many bytes a MIME payload is (strings and lists of strings exactly)."""
-    if isinstance(value, str):
-        return len(value)
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return sum(len(v) for v in value)
-    try:
-        return len(json.dumps(value))
-    except (TypeError, ValueError):
-        return 0
+    def _put_digest(self, data: bytes, media_type: str) -> str | None:
+        ref = self._put(data, media_type)
+        return None if ref is None else str(ref["blob"])

@@ -8,6 +8,7 @@ import os
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from runtimed.daemon.rooms.notebook_file import read_ipynb, text_hash
 from runtimed.daemon.rooms.notebook_room import NotebookRoom
@@ -42,10 +43,14 @@ class RoomRegistry:
         docs_dir: Path,
         keep_alive_secs: Callable[[], float],
         on_evict: Callable[[NotebookRoom], Awaitable[None]] | None = None,
+        refer_outputs: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     ) -> None:
+        """``refer_outputs`` moves a notebook file's large outputs to blobs when it is
+        loaded (run in a thread)."""
         self.docs_dir = docs_dir
         self.keep_alive_secs = keep_alive_secs
         self.on_evict = on_evict
+        self.refer_outputs = refer_outputs
         self.rooms: dict[str, NotebookRoom] = {}
         self._opening: dict[str, asyncio.Task[NotebookRoom]] = {}
         self._evictions: dict[str, asyncio.TimerHandle] = {}
@@ -103,6 +108,8 @@ class RoomRegistry:
         clean_state = None
         if path is not None and os.path.exists(path):
             nb_dict, file_hash = await asyncio.to_thread(read_ipynb, Path(path))
+            if self.refer_outputs is not None:
+                nb_dict = await asyncio.to_thread(self.refer_outputs, nb_dict)
         if stored is not None and (path is None or stored.meta.get("file_hash") == file_hash):
             epoch = str(stored.meta.get("epoch") or new_epoch())
             updates = stored.updates
