@@ -147,3 +147,36 @@ def test_history_survives_kill_9_of_the_daemon(rt_daemon: DaemonProcess) -> None
     with rt_daemon.client() as client:
         (entry,) = client.executions(notebook="survivor")
         assert entry.source == "40 + 2" and entry.success
+
+
+def test_ps_all_lists_foreign_kernels_alive_and_dead(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jupyter_client.manager import KernelManager
+
+    runtime_dir = tmp_path / "jupyter-runtime"
+    runtime_dir.mkdir()
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(runtime_dir))
+    km = KernelManager(connection_file=str(runtime_dir / "kernel-a1b2c3d4-0000.json"))
+    km.start_kernel(env={**os.environ, "IPYTHONDIR": str(tmp_path / "ipython")})
+    stale = {"shell_port": 1, "iopub_port": 2, "stdin_port": 3, "control_port": 4, "hb_port": 5,
+             "ip": "127.0.0.1", "key": "k", "transport": "tcp", "kernel_name": "python3",
+             "signature_scheme": "hmac-sha256"}  # fmt: skip
+    (runtime_dir / "kernel-deadbeef-0000.json").write_text(json.dumps(stale))
+    d = DaemonProcess(tmp_path / "cache", ["--uv-pool-size", "0"]).start()
+    try:
+        client = km.client()
+        client.start_channels()
+        client.wait_for_ready(timeout=60)
+        client.stop_channels()
+        listed = runt(d, "ps", "--all", "--json")
+        assert listed.returncode == 0, listed.stderr
+        found = {r["runtime_id"]: r for r in json.loads(listed.stdout)}
+        assert found["a1b2c3d4"]["status"] == "idle" and found["a1b2c3d4"]["language"] == "python"
+        assert found["deadbeef"]["status"] == "dead" and not found["deadbeef"]["owned"]
+        assert json.loads(runt(d, "ps", "--json").stdout) == []  # without --all: ours only
+        table = runt(d, "ps", "--all")
+        assert table.returncode == 0 and "a1b2c3d4" in table.stdout and "dead" in table.stdout
+    finally:
+        d.stop()
+        km.shutdown_kernel(now=True)

@@ -42,6 +42,12 @@ class RuntimeRequests:
     history: Callable[[], HistoryLog]
     foreign: Callable[[set[str]], Awaitable[list[RuntimeInfo]]] | None = None
 
+    def __post_init__(self) -> None:
+        if self.foreign is None:
+            from runtimed.daemon.runtimes.foreign import foreign_kernels
+
+            object.__setattr__(self, "foreign", foreign_kernels)
+
     async def handle(self, request: RuntimeRequest) -> PoolResponse:
         match request:
             case ListRuntimes(all=everything):

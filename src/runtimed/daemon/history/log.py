@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 from collections import deque
@@ -34,6 +35,11 @@ log = logging.getLogger(__name__)
 PRUNE_INTERVAL_SECS = 600.0
 
 
+def history_enabled() -> bool:
+    """``RUNTIMED_HISTORY=0`` turns recording off (bench/history.py compares the two)."""
+    return os.environ.get("RUNTIMED_HISTORY", "1").lower() not in ("0", "off", "no", "false")
+
+
 class HistoryLog:
     """The daemon-wide history. ``for_room`` gives each room its ``ExecutionLog``."""
 
@@ -46,6 +52,7 @@ class HistoryLog:
         self.store = store
         self.retention = retention
         self.flush_interval = flush_interval
+        self.enabled = history_enabled()
         self._executions: deque[ExecutionRow] = deque()
         self._runtimes: deque[RuntimeRow] = deque()
         # ULIDs of executions not yet ended (the first record of an execution picks it).
@@ -115,6 +122,8 @@ class HistoryLog:
         exit_status: str | None = None,
     ) -> None:
         """A runtime started, is alive (a keepalive), or ended (``ended_at`` given)."""
+        if not self.enabled:
+            return
         info = json.dumps(kernel_info) if kernel_info is not None else None
         self._runtimes.append(
             (
@@ -224,12 +233,29 @@ class RoomHistoryLog(MemoryExecutionLog):
 
     def record(self, record: ExecutionRecord) -> None:
         super().record(record)
+        if not self.history.enabled:
+            return
         source = outputs = None
         try:
             if record.status == "running":
                 source = self.nb.get_source(record.cell_id)
             elif record.status in FINAL_STATUSES and record.started_at is not None:
-                outputs = self.nb.get_cell(record.cell_id).outputs
+                outputs = _outputs(self.nb, record.cell_id)
         except RuntimedError:  # the cell is gone from the document
             pass
         self.history.add_execution(record, self.notebook_id, self.runtime_id(), source, outputs)
+
+
+def _outputs(nb: NotebookDoc, cell_id: str) -> list[dict[str, Any]] | None:
+    """A cell's outputs as plain values: a third of the cost of ``get_cell`` (this runs on
+    the loop for every execution). Yjs numbers are floats; the one nbformat needs as an
+    integer is the execution count."""
+    raw = nb.ycell(cell_id).get("outputs")
+    if raw is None:
+        return None
+    outputs: list[dict[str, Any]] = raw.to_py()
+    for output in outputs:
+        count = output.get("execution_count")
+        if isinstance(count, float):
+            output["execution_count"] = int(count)
+    return outputs
