@@ -378,15 +378,16 @@ class Daemon:
             await self.server.close()
             if self.blob_http is not None:
                 await self.blob_http.close()
-            if self._rooms is not None:
-                await self._rooms.close_all()
-            if self._kernel_pool is not None:
-                await self._kernel_pool.close()
-            if self._history is not None:
-                await asyncio.to_thread(self._history.close)
+            # Builds stop first: rooms giving their envs back must not start new ones.
             await asyncio.gather(
                 *(pool.close() for pool in self.pools.values()), return_exceptions=True
             )
+            kernels = [self._rooms.close_all()] if self._rooms is not None else []
+            if self._kernel_pool is not None:
+                kernels.append(self._kernel_pool.close())
+            await asyncio.gather(*kernels, return_exceptions=True)
+            if self._history is not None:
+                await asyncio.to_thread(self._history.close)
             self.paths.info_file.unlink(missing_ok=True)
 
 

@@ -175,11 +175,15 @@ class RoomRegistry:
         for handle in self._evictions.values():
             handle.cancel()
         self._evictions.clear()
-        for notebook_id in list(self.rooms):
-            room = self.rooms.pop(notebook_id)
-            if self.on_evict is not None:
-                await self.on_evict(room)
-            await room.close()
+        rooms, self.rooms = list(self.rooms.values()), {}
+        # Together: each kernel may take a moment to stop; a daemon stop waits for the
+        # slowest, not for their sum.
+        await asyncio.gather(*(self._close(room) for room in rooms), return_exceptions=True)
+
+    async def _close(self, room: NotebookRoom) -> None:
+        if self.on_evict is not None:
+            await self.on_evict(room)
+        await room.close()
 
 
 __all__ = ["RoomRegistry", "text_hash"]
