@@ -124,7 +124,10 @@ def test_wrong_input_gives_one_line_errors(rt_daemon: DaemonProcess, tmp_path: P
         (("kill", "nosuch"), "no runtime 'nosuch'"),
         (("interrupt", "nosuch"), "see `runt ps`"),
         (("start", "python3", "--cwd", str(tmp_path / "missing")), "no such directory"),
-        (("start", "nosuchkernel"), "nosuchkernel"),
+        (
+            ("start", "nosuchkernel"),
+            "no kernel named 'nosuchkernel'; installed kernelspecs: python3",
+        ),
         (("history", "show", "nosuch"), "no execution 'nosuch'"),
         (("history", "--limit", "0"), "--limit must be at least 1"),
         (("export", "nosuch"), "--notebook"),

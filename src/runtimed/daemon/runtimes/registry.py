@@ -111,6 +111,7 @@ class RuntimeRegistry:
         self, kernel_name: str = "python3", env_source: str = "auto", cwd: str | None = None
     ) -> RuntimeInfo:
         """A new runtime in its own ephemeral room; its working directory is ``cwd``."""
+        _check_kernel(kernel_name)
         directory = None
         if cwd is not None:
             if not os.path.isabs(cwd) or not os.path.isdir(cwd):
@@ -180,4 +181,30 @@ def describe(kernel: RoomKernel) -> RuntimeInfo:
         env_source=details.env_source,
         started_at=kernel.started_at,
         last_activity=kernel.last_activity,
+    )
+
+
+_PYTHON_NAMES = ("python", "python3", "ipython", "ipykernel")
+
+
+def _check_kernel(name: str) -> None:
+    """Python kernels run in pooled envs; any other name is refused with what exists."""
+    if name.strip().lower() in _PYTHON_NAMES:
+        return
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    try:
+        installed = sorted(KernelSpecManager().find_kernel_specs())
+    except Exception:  # a broken kernelspec dir must not hide the real answer
+        installed = []
+    others = [k for k in installed if k not in _PYTHON_NAMES]
+    if name in others:
+        raise RuntimedError(
+            f"kernel {name!r} is installed, but runtimed runs only Python kernels for now "
+            "(use python3)",
+            "unsupported_kernel",
+        )
+    listing = ", ".join(["python3", *others])
+    raise RuntimedError(
+        f"no kernel named {name!r}; installed kernelspecs: {listing}", "unknown_kernel"
     )
