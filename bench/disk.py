@@ -1,7 +1,7 @@
 """Disk collection figures in one run (issue 13).
 
     python bench/disk.py            # full run: 20 abandoned inline envs and rooms
-    python bench/disk.py --smoke    # 3 of each
+    python bench/disk.py --smoke    # 1 of each
 
 A cache dir with N inline envs (notebooks with their own dependencies, each spelled
 differently so each gets its env) and N stored rooms of notebooks since deleted, all
@@ -35,8 +35,8 @@ def abandoned_notebook(folder: Path, i: int) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--smoke", action="store_true", help="3 envs and rooms")
-    n = 3 if parser.parse_args().smoke else 20
+    parser.add_argument("--smoke", action="store_true", help="1 env and room")
+    n = 1 if parser.parse_args().smoke else 20
     with tempfile.TemporaryDirectory(prefix="runtimed-bench-disk-") as tmp:
         base = Path(tmp)
         d = bench_daemon(base / "cache", "--uv-pool-size", "1", "--conda-pool-size", "0")

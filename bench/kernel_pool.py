@@ -94,9 +94,9 @@ def median(results: list[dict[str, float]], key: str) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--smoke", action="store_true", help="3 processes each way")
+    parser.add_argument("--smoke", action="store_true", help="2 processes each way")
     args = parser.parse_args()
-    runs = 3 if args.smoke else 10
+    runs = 2 if args.smoke else 10
     with tempfile.TemporaryDirectory(prefix="runtimed-bench-kpool-") as tmp:
         d = bench_daemon(
             Path(tmp) / "cache", "--uv-pool-size", "2", "--conda-pool-size", "0",
