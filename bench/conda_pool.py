@@ -75,7 +75,7 @@ def take_latency(channel: str, base: Path, takes: int, pool: int) -> dict[str, f
             if proc.poll() is not None:
                 raise SystemExit(f"daemon exited:\n{(base / 'daemon.log').read_text()}")
             try:
-                with DaemonClient(sock, timeout=5) as c:
+                with DaemonClient(sock, timeout=5, autostart=False) as c:
                     if c.status().pools["conda"].available >= pool:
                         break
             except Exception:
@@ -85,7 +85,7 @@ def take_latency(channel: str, base: Path, takes: int, pool: int) -> dict[str, f
             time.sleep(0.05)
         fill = time.perf_counter() - started
         latencies = []
-        with DaemonClient(sock) as c:
+        with DaemonClient(sock, autostart=False) as c:
             for _ in range(takes):
                 t0 = time.perf_counter()
                 env = c.take("conda")

@@ -3,8 +3,13 @@ tests/helpers.py), plus verdicts."""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
+
+# A bench measures the daemon it started: a client that polls it before it listens must
+# not start another one (bench/autostart.py turns this back on for its own clients).
+os.environ.setdefault("RUNTIMED_NO_AUTOSTART", "1")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
