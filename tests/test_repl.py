@@ -117,6 +117,7 @@ def test_attach_joins_a_runtime_that_another_client_watches(repl_daemon: DaemonP
         # The input is a cell of the runtime's notebook: the other client sees it live.
         with watcher:
             wait_until(lambda: [c.source for c in watcher.get_cells()] == ["'shared' * 2"])
+        child.expect(r"In \[2\]: ")  # Ctrl-D only once the console reads input again
         child.sendeof()
         child.expect(re.escape(f'Left runtime "{runtime.runtime_id}"'))
         child.expect(pexpect.EOF)
