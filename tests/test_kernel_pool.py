@@ -28,6 +28,9 @@ print(json.dumps({
     "env": dict(os.environ),
     "dh": [str(d) for d in _dh],
     "history": len(In),
+    "outputs": dict(Out),
+    "unders": [_, __, ___],
+    "hooks": {k: len(v) for k, v in get_ipython().events.callbacks.items()},
     "user_names": sorted(n for n in globals() if n.startswith("__runtimed")),
 }))
 """
@@ -95,6 +98,10 @@ def test_a_pooled_kernel_is_indistinguishable_from_a_fresh_one(
         assert seen["dh"] == [folder]
         assert seen["user_names"] == []
     assert warm["history"] == fresh["history"]
+    # The warm-up's results went through the display hook and were forgotten.
+    assert warm["outputs"] == fresh["outputs"] == {}
+    assert warm["unders"] == fresh["unders"] == ["", "", ""]
+    assert warm["hooks"] == fresh["hooks"]  # the adoption hook is gone once it ran
     # Each kernel has an env of its own (VIRTUAL_ENV, PATH): the same but for that dir.
     envs = [
         {k: v.replace(e["VIRTUAL_ENV"], "<env>") for k, v in e.items()}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -64,10 +65,13 @@ async def open_async(
     channel: str,
     timeout: float | None = 30.0,
     autostart: bool = True,
+    then: Sequence[bytes] = (),
     **params: Any,
 ) -> tuple[FrameConnection, dict[str, Any]]:
     """An asyncio connection on ``channel``, after its handshake; and the reply. With
-    ``autostart``, a daemon is started when none answers."""
+    ``autostart``, a daemon is started when none answers. ``then``: frames sent right
+    behind the handshake, before its reply (a round trip less; they are lost if the
+    handshake is refused)."""
     path = resolve_socket(socket_path)
     try:
         stream = await connect_unix(path, frame_cap(channel), PREAMBLE)
@@ -78,6 +82,8 @@ async def open_async(
         stream = await connect_unix(path, frame_cap(channel), PREAMBLE)
     try:
         stream.send(handshake_frame(channel, **params))
+        for frame in then:
+            stream.send(frame)
         async with asyncio.timeout(timeout):
             reply = parse_handshake_reply(await stream.read_frame())
     except BaseException:

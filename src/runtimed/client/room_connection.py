@@ -157,10 +157,14 @@ class RoomConnection:
             channel = "open_notebook"
         else:
             params, channel = {"notebook_id": self._notebook_id}, "notebook_sync"
+        # Without an epoch the reply cannot reset the replica: its sync step 1 can go
+        # out with the handshake. Otherwise it waits for the reply (a reset changes it).
+        early = self._epoch is None
         stream, reply = await open_async(
             self._socket_path,
             channel,
             CONNECT_TIMEOUT,
+            then=self._sync_step1() if early else (),
             epoch=self._epoch,
             client=self._client_name,
             **params,
@@ -173,8 +177,10 @@ class RoomConnection:
         self._stream = stream
         self._synced.clear()
         self._reader = asyncio.create_task(self._read_loop(stream))
-        stream.send(pack(FrameType.NOTEBOOK_SYNC, create_sync_message(self._nb.doc)))
-        await stream.write_frame(pack(FrameType.RUNTIME_SYNC, create_sync_message(self._runtime)))
+        if not early:
+            for frame in self._sync_step1():
+                stream.send(frame)
+            await stream.drain()
         try:
             await asyncio.wait_for(self._wait_synced(), CONNECT_TIMEOUT)
         except TimeoutError:
@@ -183,6 +189,12 @@ class RoomConnection:
                 "the daemon did not send the notebook state in time", "timeout"
             ) from None
         self._ever_connected = True
+
+    def _sync_step1(self) -> tuple[bytes, bytes]:
+        return (
+            pack(FrameType.NOTEBOOK_SYNC, create_sync_message(self._nb.doc)),
+            pack(FrameType.RUNTIME_SYNC, create_sync_message(self._runtime)),
+        )
 
     async def _wait_synced(self) -> None:
         reader = self._reader

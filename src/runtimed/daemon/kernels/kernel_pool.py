@@ -6,7 +6,8 @@ once and never comes back (kernels carry state). Before hand-out it must answer,
 is adapted, silently, to its notebook: working directory, ``sys.path[0]``, environment,
 IPython's directory history; nothing runs that a user could see (no output, no history,
 the first user cell is ``[1]``). Requests the pool cannot serve (inline deps, a pyproject,
-another source) go to the provider behind it.
+another source) go to the provider behind it. While it waits, a kernel has already run its
+slow first executions (``adoption.warm_up``), so the notebook's first cell is not one.
 
 Refills start one kernel at a time, only while no cell runs anywhere in the daemon, and
 not at once after a hand-out: a refill never competes with a user's cell for the CPU.
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import shutil
 import time
@@ -29,6 +29,7 @@ from pathlib import Path
 
 from runtimed.daemon.envs import EnvPool
 from runtimed.daemon.envs.resolver import EnvResolver, ResolvedEnv
+from runtimed.daemon.kernels.adoption import adopt, warm_up
 from runtimed.daemon.kernels.errors import KernelError
 from runtimed.daemon.kernels.kernelspec import env_variables
 from runtimed.daemon.kernels.lifecycle import KernelLifecycle
@@ -44,23 +45,6 @@ ADOPT_TIMEOUT_SECS = 5.0
 REFILL_DELAY_SECS = 1.0
 RETRY_SECS = 30.0
 
-# Runs in the pooled kernel, silent and without history. Only names that start with
-# "__runtimed" are created in the user's namespace, and they are deleted again.
-_ADOPT = """\
-def __runtimed_adopt(cwd, old, changed, removed):
-    import os, sys
-    os.chdir(cwd)
-    sys.path[:] = [cwd if p == old else p for p in sys.path]
-    for key in removed:
-        os.environ.pop(key, None)
-    os.environ.update(changed)
-    shell = get_ipython()
-    if isinstance(shell.user_ns.get("_dh"), list):
-        shell.user_ns["_dh"][:] = [cwd]
-__runtimed_adopt({cwd}, {old}, {changed}, {removed})
-del __runtimed_adopt
-"""
-
 
 @dataclass
 class _Pooled:
@@ -70,6 +54,8 @@ class _Pooled:
     cwd: Path
     #: The environment it was launched with (ipykernel changes a few variables itself).
     launch_env: dict[str, str]
+    #: Where the hand-out tells the kernel its notebook's directory and environment.
+    adoption_file: Path
 
 
 class KernelPool:
@@ -149,25 +135,20 @@ class KernelPool:
         request.cwd.mkdir(parents=True, exist_ok=True, mode=0o700)
         # What a kernel launched now would have had that this one was not launched with.
         environ = env_variables(session.config.python_path, session.config.ipython_dir)
-        launched = pooled.launch_env
-        code = _ADOPT.format(
-            cwd=json.dumps(str(request.cwd)),
-            old=json.dumps(str(pooled.cwd)),
-            changed=json.dumps({k: v for k, v in environ.items() if launched.get(k) != v}),
-            removed=json.dumps([k for k in launched if k not in environ]),
-        )
         try:
-            reply = await asyncio.wait_for(
-                session.execute(code, silent=True, store_history=False), ADOPT_TIMEOUT_SECS
+            await adopt(
+                session,
+                pooled.adoption_file,
+                request.cwd,
+                pooled.cwd,
+                environ,
+                pooled.launch_env,
+                ADOPT_TIMEOUT_SECS,
             )
-        except (TimeoutError, KernelError) as exc:
+        except KernelError as exc:
             log.warning("a pooled kernel did not answer (%s); using another", exc)
             return False
-        if not reply.success:
-            log.warning("adopting a pooled kernel failed: %s: %s", reply.ename, reply.evalue)
-            return False
         session.relocate(request.cwd)
-        shutil.rmtree(pooled.cwd, ignore_errors=True)  # its waiting room, empty
         session.set_unrouted_handler(request.on_unrouted)
         if request.on_launching is not None:
             request.on_launching(pooled.kernel.env)
@@ -184,12 +165,17 @@ class KernelPool:
         )
 
     async def _discard(self, pooled: _Pooled) -> None:
+        await self._discard_kernel(pooled.kernel)
+        shutil.rmtree(pooled.cwd, ignore_errors=True)  # its waiting room
+
+    async def _discard_kernel(self, kernel: AcquiredKernel) -> None:
         with contextlib.suppress(Exception):
-            await self.inner.release(pooled.kernel)
+            await self.inner.release(kernel)
 
     # --- refilling -----------------------------------------------------------------------
 
     def start(self) -> None:
+        shutil.rmtree(self.pool_dir, ignore_errors=True)  # waiting rooms of a past daemon
         self._task = asyncio.create_task(self._supervise(), name="kernel-pool")
 
     def wake(self) -> None:
@@ -239,6 +225,8 @@ class KernelPool:
             kernel = await self.inner.acquire(request)
             config = kernel.session.config
             launch_env = env_variables(config.python_path, config.ipython_dir)
+            adoption_file = self._adoption_file(kernel)
+            await self._warm_up(kernel, adoption_file)
         except RuntimedError as exc:
             self._error = short_message(exc.message, 200)
             self._retry_at = time.monotonic() + RETRY_SECS
@@ -247,8 +235,21 @@ class KernelPool:
         finally:
             self._starting -= 1
         self._error = None
-        self._ready.append(_Pooled(kernel, source, generation, cwd, launch_env))
+        self._ready.append(_Pooled(kernel, source, generation, cwd, launch_env, adoption_file))
         log.info("kernel pool: %d/%d ready", len(self._ready), self.size())
+
+    @staticmethod
+    def _adoption_file(kernel: AcquiredKernel) -> Path:
+        workspace = kernel.session.workspace
+        assert workspace is not None  # a started local kernel has one
+        return workspace.dir / "adoption.json"
+
+    async def _warm_up(self, kernel: AcquiredKernel, adoption_file: Path) -> None:
+        try:
+            await asyncio.wait_for(warm_up(kernel.session, adoption_file), ADOPT_TIMEOUT_SECS)
+        except (TimeoutError, KernelError) as exc:
+            await self._discard_kernel(kernel)
+            raise RuntimedError(f"a new kernel failed its warm-up: {exc}") from None
 
     async def close(self) -> None:
         self._closed = True

@@ -216,6 +216,14 @@ class KernelSession:
             raise KernelStartError(f"the kernel speaks {language!r}, not python") from exc
         self._watcher = asyncio.create_task(self._watch(), name="kernel-watch")
 
+    async def ping(self, timeout: float) -> None:
+        """A kernel_info round trip on the shell channel: the kernel's main loop answers
+        (raises KernelError otherwise)."""
+        self._require_running()
+        assert self._channels is not None
+        msg_id = self._channels.send_shell("kernel_info_request", {})
+        await self._await_reply(self._router.expect_reply(msg_id), msg_id, timeout)
+
     def _request_kernel_info(self) -> asyncio.Future[Message]:
         assert self._channels is not None
         return self._router.expect_reply(self._channels.send_shell("kernel_info_request", {}))
