@@ -141,7 +141,7 @@ def test_inline_env_source_and_unknown_language(exec_daemon: DaemonProcess):
     s.close()
     r = session(exec_daemon, "julia")
     r.set_metadata("kernelspec", {"name": "julia", "language": "julia", "display_name": "J"})
-    with pytest.raises(runtimed.RuntimedError, match="unknown kernel language"):
+    with pytest.raises(runtimed.RuntimedError, match=r"needs a .julia. kernel"):
         r.start_kernel()
     r.close()
 

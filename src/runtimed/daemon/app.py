@@ -261,7 +261,7 @@ class Daemon:
         used = self._kernel_pool.env_paths() if self._kernel_pool is not None else set()
         for room in self._rooms.rooms.values() if self._rooms is not None else ():
             kernel = getattr(room.extensions.get("kernel"), "kernel", None)
-            if kernel is not None:
+            if kernel is not None and kernel.env is not None:
                 used.add(kernel.env.env.venv_path)
         return used
 

@@ -19,7 +19,7 @@ from runtimed.daemon.execution.output_writer import BlobSink, OutputWriter
 from runtimed.daemon.execution.queue import ExecutionQueue
 from runtimed.daemon.execution.records import ExecutionLog, ExecutionRecord, MemoryExecutionLog
 from runtimed.daemon.kernels import KernelError, KernelLifecycle, KernelSession, KernelState
-from runtimed.daemon.kernels.kernelspec import check_language
+from runtimed.daemon.kernels.installed import KernelChoice, choose_for_notebook
 from runtimed.daemon.kernels.provider import AcquiredKernel, KernelProvider, KernelRequest
 from runtimed.daemon.rooms.notebook_room import NotebookRoom
 from runtimed.documents.notebook import NotebookDoc
@@ -117,7 +117,9 @@ class RoomKernel:
             name=kernel.get("name"),
             language=kernel.get("language"),
             error=kernel.get("error"),
-            python_path=self.kernel.env.env.python_path if self.kernel else None,
+            python_path=self.kernel.env.env.python_path
+            if self.kernel and self.kernel.env
+            else None,
             pid=self.session.pid if self.session else None,
         )
 
@@ -147,38 +149,41 @@ class RoomKernel:
         async with self._launch_lock:
             if self._running():
                 return self.info()
-            language = self._language(kernel_type)
+            choice = choose_for_notebook(kernel_type, self.room.nb.metadata())
             self.runtime.set_kernel(
-                lifecycle="preparing_env",
+                lifecycle="preparing_env" if choice.is_env_python else "launching",
                 activity="unknown",
-                env_source=env_source,
-                language=language,
+                env_source=env_source if choice.is_env_python else f"kernelspec:{choice.name}",
+                language=choice.language,
+                name=None if choice.is_env_python else choice.display_name,
                 error=None,
             )
             try:
                 self.kernel = await self.deps.provider.acquire(
-                    self._request(env_source, notebook_path, language, cwd)
+                    self._request(env_source, notebook_path, choice, cwd)
                 )
             except RuntimedError as exc:
                 self.runtime.set_kernel(lifecycle="dead", error=exc.message)
                 raise
             self._on_state(self.kernel.session.state)
-            self._describe_kernel(self.kernel.session)
+            self._describe_kernel(self.kernel.session, choice)
             self.queue.start()
-            self.kernel_name = "python3" if language == "python" else kernel_type
+            self.kernel_name = choice.name
             self.started_at = self.last_activity = time.time()
             self.deps.on_runtime(self, "started")
             log.info(
                 "kernel for %s running (%s, pid %s)",
                 self.room.notebook_id,
-                self.kernel.env.env_source,
+                self.kernel.env_source,
                 self.kernel.session.pid,
             )
             return self.info()
 
     def _request(
-        self, env_source: str, notebook_path: str | None, language: str, cwd: Path | None
+        self, env_source: str, notebook_path: str | None, choice: KernelChoice, cwd: Path | None
     ) -> KernelRequest:
+        language = choice.language
+
         def launching(env: Any) -> None:
             self.runtime.set_kernel(
                 lifecycle="launching",
@@ -200,35 +205,24 @@ class RoomKernel:
             on_unrouted=self._on_unrouted,
             on_launching=launching,
             on_state=self._on_state,
+            kernel=choice,
         )
 
-    def _describe_kernel(self, session: KernelSession) -> None:
+    def _describe_kernel(self, session: KernelSession, choice: KernelChoice) -> None:
         """The notebook's kernelspec and language_info, from the kernel that runs it (as
         Jupyter does): saved files then say what they need."""
         nb = self.room.nb
         language_info = dict(session.kernel_info.get("language_info") or {})
-        language = str(language_info.get("name") or "python")
         spec = nb.get_metadata("kernelspec")
         with nb.doc.transaction():
-            if not isinstance(spec, dict) or spec.get("language") != language:
-                nb.set_metadata(
-                    "kernelspec",
-                    {
-                        "name": "python3",
-                        "display_name": "Python 3 (ipykernel)",
-                        "language": language,
-                    },
-                )
+            if choice.is_env_python:
+                # Any Python kernelspec name the file had stays: pooled envs serve them all.
+                if not isinstance(spec, dict) or spec.get("language") != choice.language:
+                    nb.set_metadata("kernelspec", choice.notebook_kernelspec())
+            elif not isinstance(spec, dict) or spec.get("name") != choice.name:
+                nb.set_metadata("kernelspec", choice.notebook_kernelspec())
             if language_info and nb.get_metadata("language_info") != language_info:
                 nb.set_metadata("language_info", language_info)
-
-    def _language(self, kernel_type: str) -> str:
-        metadata = self.room.nb.metadata()
-        declared = (metadata.get("kernelspec") or {}).get("language") or (
-            metadata.get("language_info") or {}
-        ).get("name")
-        check_language(declared)
-        return check_language(kernel_type)
 
     async def _ready_session(self) -> KernelSession:
         """The queue's gate: a running kernel, started on demand."""

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from jupyter_client.kernelspec import KernelSpec
+
 from runtimed.protocol.control import PooledEnv
 
 
@@ -23,6 +25,8 @@ class KernelConfig:
     - ``provisioner``: kernelspec ``metadata.kernel_provisioner`` (None: jupyter_client's
       local provisioner).
     - ``parent_death_guard``: tie the kernel's life to this process (see ``guard.py``).
+    - ``spec``: an installed kernelspec to run with its own argv and env instead of
+      ipykernel in ``python_path``'s env (``python_path`` is then unused).
     """
 
     python_path: str
@@ -34,6 +38,7 @@ class KernelConfig:
     display_name: str = "Python 3 (runtimed)"
     extra_env: Mapping[str, str] = field(default_factory=dict)
     provisioner: Mapping[str, Any] | None = None
+    spec: KernelSpec | None = None
     parent_death_guard: bool = True
     startup_timeout: float = 60.0
     shutdown_timeout: float = 3.0

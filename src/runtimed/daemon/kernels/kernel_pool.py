@@ -56,6 +56,7 @@ class _Pooled:
     launch_env: dict[str, str]
     #: Where the hand-out tells the kernel its notebook's directory and environment.
     adoption_file: Path
+    env: ResolvedEnv
 
 
 class KernelPool:
@@ -96,6 +97,8 @@ class KernelPool:
         return f"{self.default_env()}:prewarmed"
 
     async def acquire(self, request: KernelRequest) -> AcquiredKernel:
+        if request.kernel.spec is not None:  # an installed kernelspec: never pooled
+            return await self.inner.acquire(request)
         source = request.env_source
         if source == "auto":
             source = await self.resolver.choose(request.metadata, request.notebook_path)
@@ -117,7 +120,7 @@ class KernelPool:
 
     def env_paths(self) -> set[str]:
         """The envs the waiting kernels run in (in use: never collected)."""
-        return {p.kernel.env.env.venv_path for p in self._ready}
+        return {p.env.env.venv_path for p in self._ready}
 
     def status(self) -> KernelPoolStatus:
         return KernelPoolStatus(
@@ -151,13 +154,13 @@ class KernelPool:
         session.relocate(request.cwd)
         session.set_unrouted_handler(request.on_unrouted)
         if request.on_launching is not None:
-            request.on_launching(pooled.kernel.env)
+            request.on_launching(pooled.env)
         if request.on_state is not None:
             session.add_listener(request.on_state)
         return True
 
     def _usable(self, pooled: _Pooled) -> bool:
-        pool = self.env_pools.get(pooled.kernel.env.env.env_type)
+        pool = self.env_pools.get(pooled.env.env.env_type)
         return (
             pooled.kernel.session.lifecycle is KernelLifecycle.RUNNING
             and pooled.env_source == self.env_source
@@ -235,7 +238,10 @@ class KernelPool:
         finally:
             self._starting -= 1
         self._error = None
-        self._ready.append(_Pooled(kernel, source, generation, cwd, launch_env, adoption_file))
+        assert kernel.env is not None  # ipykernel in a pooled env
+        self._ready.append(
+            _Pooled(kernel, source, generation, cwd, launch_env, adoption_file, kernel.env)
+        )
         log.info("kernel pool: %d/%d ready", len(self._ready), self.size())
 
     @staticmethod

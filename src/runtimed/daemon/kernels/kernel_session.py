@@ -41,6 +41,8 @@ from runtimed.daemon.kernels.kernelspec import (
     SingleKernelSpecManager,
     check_language,
     env_variables,
+    installed_env_variables,
+    installed_kernelspec,
     python_kernelspec,
 )
 from runtimed.daemon.kernels.lifecycle import Activity, KernelLifecycle, KernelState
@@ -130,6 +132,11 @@ class KernelSession:
         return getattr(self._km.provisioner if self._km else None, "pid", None)
 
     @property
+    def transport(self) -> str | None:
+        """``ipc`` or ``tcp`` (None before the first start)."""
+        return str(self._km.transport) if self._km is not None else None
+
+    @property
     def workspace(self) -> KernelWorkspace | None:
         """The kernel's private dir (connection file, IPC sockets, log)."""
         return self._workspace
@@ -156,7 +163,8 @@ class KernelSession:
         if self._km is not None:  # dead after running: restart() keeps its connection
             await self.restart()
             return
-        check_language(self.config.language)
+        if self.config.spec is None:
+            check_language(self.config.language)
         self._set_state(lifecycle=KernelLifecycle.LAUNCHING, error=None, exit_code=None)
         try:
             await self._launch()
@@ -170,28 +178,35 @@ class KernelSession:
         config = self.config
         self._workspace = workspace = create_workspace(config.runtime_dir)
         config.ipython_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        spec = python_kernelspec(
-            config.python_path,
-            display_name=config.display_name,
-            guard_parent_pid=os.getpid() if config.parent_death_guard else None,
-            metadata=config.kernelspec_metadata,
-        )
+        guard_pid = os.getpid() if config.parent_death_guard else None
+        if config.spec is not None:
+            spec = installed_kernelspec(config.spec, guard_pid)
+            env = {**installed_env_variables(config.ipython_dir), **config.extra_env}
+        else:
+            spec = python_kernelspec(
+                config.python_path,
+                display_name=config.display_name,
+                guard_parent_pid=guard_pid,
+                metadata=config.kernelspec_metadata,
+            )
+            env = {**env_variables(config.python_path, config.ipython_dir), **config.extra_env}
         self._km = AsyncKernelManager(
             kernel_name=config.kernel_name,
             kernel_spec_manager=SingleKernelSpecManager(config.kernel_name, spec),
-            transport="ipc",
-            ip=workspace.ipc_base,
+            # ipykernel speaks IPC (socket files in the 0700 workspace); other kernels
+            # (Deno, ...) may know only TCP: loopback, with the connection file's key.
+            transport="ipc" if config.spec is None else "tcp",
+            ip=workspace.ipc_base if config.spec is None else "127.0.0.1",
             connection_file=str(workspace.connection_file),
             shutdown_wait_time=config.shutdown_timeout,
         )
         self._log = workspace.log_file.open("ab")
-        env = {**env_variables(config.python_path, config.ipython_dir), **config.extra_env}
         try:
             await self._km.start_kernel(
                 cwd=str(config.cwd), env=env, stdout=self._log, stderr=self._log
             )
         except OSError as exc:
-            raise KernelStartError(f"could not run {config.python_path}: {exc}") from exc
+            raise KernelStartError(f"could not run {spec.argv[0]}: {exc}") from exc
 
     async def _connect(self) -> None:
         """New channels, wait for kernel_info, check the language, watch the process."""
@@ -211,7 +226,8 @@ class KernelSession:
         self.kernel_info = dict(reply.get("content") or {})
         language = str(self.kernel_info.get("language_info", {}).get("name", ""))
         try:
-            check_language(language)
+            if self.config.spec is None:
+                check_language(language)
         except UnsupportedLanguageError as exc:
             raise KernelStartError(f"the kernel speaks {language!r}, not python") from exc
         self._watcher = asyncio.create_task(self._watch(), name="kernel-watch")

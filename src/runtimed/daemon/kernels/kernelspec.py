@@ -8,6 +8,7 @@ jupyter_client's provisioner factory picks it up exactly as for an installed ker
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,24 @@ def kernel_argv(python_path: str, guard_parent_pid: int | None) -> list[str]:
     return [*guard, *kernel]
 
 
+def installed_kernelspec(spec: KernelSpec, guard_parent_pid: int | None) -> KernelSpec:
+    """An installed kernelspec as it runs here: its own argv, behind the death guard (run
+    by the daemon's interpreter: the kernel's env may have no Python at all)."""
+    argv = list(spec.argv)
+    if guard_parent_pid is not None:
+        guard = [sys.executable, "-I", "-S", str(GUARD_SCRIPT), str(guard_parent_pid), "--"]
+        argv = [*guard, *argv]
+    return KernelSpec(
+        argv=argv,
+        display_name=spec.display_name,
+        language=spec.language,
+        interrupt_mode=spec.interrupt_mode,
+        env=dict(spec.env or {}),
+        metadata=dict(spec.metadata or {}),
+        resource_dir=spec.resource_dir,
+    )
+
+
 def python_kernelspec(
     python_path: str,
     *,
@@ -70,6 +89,16 @@ def python_kernelspec(
         metadata=dict(metadata or {}),
         resource_dir="",
     )
+
+
+def installed_env_variables(ipython_dir: Path) -> dict[str, str]:
+    """An installed kernelspec's environment: the daemon's (the spec's ``env`` is added by
+    jupyter_client), minus the daemon's own virtualenv, plus its own IPYTHONDIR."""
+    env = dict(os.environ)
+    env.pop("VIRTUAL_ENV", None)
+    env.pop("PYTHONHOME", None)
+    env["IPYTHONDIR"] = str(ipython_dir)
+    return env
 
 
 def env_variables(python_path: str, ipython_dir: Path) -> dict[str, str]:

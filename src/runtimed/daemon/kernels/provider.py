@@ -1,8 +1,9 @@
 """KernelProvider: where a room's kernel comes from.
 
-Today's ``LocalKernelProvider`` resolves an env (pool, inline, pyproject) and launches
-ipykernel in it. A pool of started kernels and remote kernels are other providers: a
-room asks for a kernel and gets a started ``KernelSession`` and the env it runs in.
+``LocalKernelProvider`` resolves an env (pool, inline, pyproject) and launches ipykernel
+in it, or runs an installed kernelspec with its own argv (no env). A pool of started
+kernels and remote kernels are other providers: a room asks for a kernel and gets a
+started ``KernelSession`` and the env it runs in.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from runtimed.daemon.envs.resolver import EnvResolver, ResolvedEnv
 from runtimed.daemon.kernels.config import KernelConfig
 from runtimed.daemon.kernels.errors import KernelError
 from runtimed.daemon.kernels.execution import MessageCallback
+from runtimed.daemon.kernels.installed import PYTHON, KernelChoice
 from runtimed.daemon.kernels.kernel_session import KernelSession
 from runtimed.daemon.kernels.lifecycle import KernelState
 
@@ -35,14 +37,24 @@ class KernelRequest:
     on_launching: Callable[[ResolvedEnv], None] | None = None
     #: Told every state change of the kernel while it starts.
     on_state: Callable[[KernelState], None] | None = None
+    #: ipykernel in an env (the default), or an installed kernelspec.
+    kernel: KernelChoice = PYTHON
 
 
 @dataclass(frozen=True)
 class AcquiredKernel:
-    """A started kernel and the env it runs in; ``release`` it when done."""
+    """A started kernel and the env it runs in (None for an installed kernelspec, which
+    brings its own); ``release`` it when done."""
 
     session: KernelSession
-    env: ResolvedEnv
+    env: ResolvedEnv | None
+
+    @property
+    def env_source(self) -> str:
+        """``uv:prewarmed`` ..., or ``kernelspec:<name>``."""
+        if self.env is None:
+            return f"kernelspec:{self.session.config.kernel_name}"
+        return self.env.env_source
 
 
 class KernelProvider(Protocol):
@@ -65,6 +77,8 @@ class LocalKernelProvider:
         self.ipython_dir = ipython_dir
 
     async def acquire(self, request: KernelRequest) -> AcquiredKernel:
+        if request.kernel.spec is not None:
+            return await self._installed(request)
         env = await self.resolver.resolve(
             request.env_source, request.metadata, request.notebook_path
         )
@@ -84,11 +98,31 @@ class LocalKernelProvider:
             raise
         return AcquiredKernel(session, env)
 
+    async def _installed(self, request: KernelRequest) -> AcquiredKernel:
+        choice = request.kernel
+        request.cwd.mkdir(parents=True, exist_ok=True, mode=0o700)
+        config = KernelConfig(
+            python_path="",
+            cwd=request.cwd,
+            runtime_dir=self.runtime_dir,
+            ipython_dir=self.ipython_dir,
+            language=choice.language,
+            kernel_name=choice.name,
+            display_name=choice.display_name,
+            spec=choice.spec,
+        )
+        session = KernelSession(config, on_unrouted=request.on_unrouted)
+        if request.on_state is not None:
+            session.add_listener(request.on_state)
+        await session.start()
+        return AcquiredKernel(session, None)
+
     async def release(self, kernel: AcquiredKernel) -> None:
         try:
             await kernel.session.shutdown()
         finally:
-            await self.resolver.release(kernel.env)
+            if kernel.env is not None:
+                await self.resolver.release(kernel.env)
 
     async def release_env(self, env: ResolvedEnv) -> None:
         await self.resolver.release(env)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 import uuid
@@ -11,6 +12,9 @@ from pathlib import Path
 
 # sun_path is 108 bytes on Linux, 104 on macOS; IPC endpoints are "<ipc_base>-<n>".
 MAX_IPC_PATH = 100
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 @dataclass(frozen=True)
@@ -36,12 +40,13 @@ class KernelWorkspace:
         return self.dir / "kernel.log"
 
     def read_log_tail(self, limit: int = 4000) -> str:
-        """The last ``limit`` characters the kernel process wrote."""
+        """The last ``limit`` characters the kernel process wrote (terminal colours
+        removed: it ends up in error messages)."""
         try:
             data = self.log_file.read_bytes()
         except OSError:
             return ""
-        return data[-limit:].decode("utf-8", errors="replace")
+        return _ANSI.sub("", data[-limit:].decode("utf-8", errors="replace"))
 
     def remove(self) -> None:
         """Delete the directory and everything in it."""

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from runtimed.daemon.execution.room_kernel import RUNTIME_ROOM_PREFIX, RoomKernel
 from runtimed.daemon.history.log import HistoryLog
+from runtimed.daemon.kernels.installed import choose_kernel
 from runtimed.daemon.rooms.notebook_room import NotebookRoom
 from runtimed.daemon.rooms.room_registry import RoomRegistry
 from runtimed.errors import RuntimedError
@@ -111,7 +112,7 @@ class RuntimeRegistry:
         self, kernel_name: str = "python3", env_source: str = "auto", cwd: str | None = None
     ) -> RuntimeInfo:
         """A new runtime in its own ephemeral room; its working directory is ``cwd``."""
-        _check_kernel(kernel_name)
+        choose_kernel(kernel_name)  # an unknown name fails before a room exists
         directory = None
         if cwd is not None:
             if not os.path.isabs(cwd) or not os.path.isdir(cwd):
@@ -174,37 +175,11 @@ def describe(kernel: RoomKernel) -> RuntimeInfo:
         language=details.language,
         pid=details.pid,
         status=status,
-        transport="ipc" if workspace is not None else None,
+        transport=session.transport if session is not None else None,
         connection_file=str(workspace.connection_file) if workspace is not None else None,
         notebook_id=room.notebook_id,
         notebook_path=room.path,
         env_source=details.env_source,
         started_at=kernel.started_at,
         last_activity=kernel.last_activity,
-    )
-
-
-_PYTHON_NAMES = ("python", "python3", "ipython", "ipykernel")
-
-
-def _check_kernel(name: str) -> None:
-    """Python kernels run in pooled envs; any other name is refused with what exists."""
-    if name.strip().lower() in _PYTHON_NAMES:
-        return
-    from jupyter_client.kernelspec import KernelSpecManager
-
-    try:
-        installed = sorted(KernelSpecManager().find_kernel_specs())
-    except Exception:  # a broken kernelspec dir must not hide the real answer
-        installed = []
-    others = [k for k in installed if k not in _PYTHON_NAMES]
-    if name in others:
-        raise RuntimedError(
-            f"kernel {name!r} is installed, but runtimed runs only Python kernels for now "
-            "(use python3)",
-            "unsupported_kernel",
-        )
-    listing = ", ".join(["python3", *others])
-    raise RuntimedError(
-        f"no kernel named {name!r}; installed kernelspecs: {listing}", "unknown_kernel"
     )
