@@ -75,17 +75,17 @@ def fresh_processes(d: DaemonProcess, runs: int, kernels: int) -> list[dict[str,
     return results
 
 
-def pooled_kernel_memory(d: DaemonProcess) -> tuple[float, float]:
-    """RSS and USS (MB) of the one kernel the daemon runs while no notebook is open."""
-    kernels = [
-        p
-        for p in d.process.children(recursive=True)
-        if any("launcher.py" in part for part in p.cmdline())
-    ]
-    if len(kernels) != 1:
+def pooled_kernel_memory(d: DaemonProcess) -> tuple[float, float, float]:
+    """RSS and USS (MB) of the one kernel the daemon runs while no notebook is open, and
+    the RSS of its guard (the subreaper parent every kernel has)."""
+    procs = [p for p in d.process.children(recursive=True) if any(
+        "launcher.py" in part for part in p.cmdline())]  # fmt: skip
+    guards = [p for p in procs if any("guard.py" in part for part in p.cmdline())]
+    kernels = [p for p in procs if p not in guards]
+    if len(kernels) != 1 or len(guards) != 1:
         raise SystemExit(f"expected one idle pooled kernel, found {len(kernels)}")
     info = kernels[0].memory_full_info()
-    return info.rss / 2**20, info.uss / 2**20
+    return info.rss / 2**20, info.uss / 2**20, guards[0].memory_info().rss / 2**20
 
 
 def median(results: list[dict[str, float]], key: str) -> float:
@@ -107,7 +107,7 @@ def main() -> None:
             with SettingsClient(d.socket_path) as settings:
                 settings.set("keep_alive_secs", 0.5)  # rooms (and kernels) go soon after
             wait_settled(d, 1)
-            rss, uss = pooled_kernel_memory(d)
+            rss, uss, guard_rss = pooled_kernel_memory(d)
             with_pool = fresh_processes(d, runs, kernels=1)
             with SettingsClient(d.socket_path) as settings:
                 settings.set("kernel_pool.size", 0)
@@ -124,7 +124,8 @@ def main() -> None:
     print(f"  with the kernel pool:     {median(with_pool, 'process'):7.1f} ms")
     print(f"  without:                  {median(without, 'process'):7.1f} ms")
     print(f"  of which `import runtimed` + Session class: {median(with_pool, 'import'):.1f} ms")
-    print(f"idle pooled kernel: RSS {rss:.0f} MB, USS {uss:.0f} MB")
+    print(f"idle pooled kernel: RSS {rss:.0f} MB, USS {uss:.0f} MB", end="")
+    print(f" (its guard: RSS {guard_rss:.0f} MB)")
     print(f"(psutil {psutil.__version__}; {runs} runs each)")
 
 

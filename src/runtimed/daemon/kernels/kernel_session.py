@@ -14,6 +14,7 @@ import dataclasses
 import logging
 import os
 import signal
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
@@ -425,6 +426,8 @@ class KernelSession:
     async def _teardown(self, now: bool) -> None:
         await self._disconnect(ExecutionAbortedError("the kernel was shut down"))
         km = self._km
+        if now:
+            await self._stop_guard()
         if km is not None and km.has_kernel:
             try:
                 await km.shutdown_kernel(now=now or await self._exit_code() is not None)
@@ -437,6 +440,18 @@ class KernelSession:
             self._log = None
         if self._workspace is not None:
             self._workspace.remove()
+
+    async def _stop_guard(self, timeout: float = 2.0) -> None:
+        """SIGTERM to the guard, which kills the kernel and everything it started, then
+        exits. jupyter_client's kill is a SIGKILL, which would leave it no time."""
+        pid = self.pid
+        if pid is None or not self.config.parent_death_guard or await self._exit_code() is not None:
+            return
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while await self._exit_code() is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
 
     async def __aenter__(self) -> KernelSession:
         await self.start()
