@@ -236,7 +236,8 @@ def _kernel_pids(cache_dir: Path) -> list[int]:
         except OSError:
             continue
         launched = str(LAUNCHER_SCRIPT).encode() in argv
-        if launched and argv[0].startswith(str(cache_dir).encode()):
+        guard = any(a.endswith(b"guard.py") for a in argv)  # the kernel's parent
+        if launched and not guard and argv[0].startswith(str(cache_dir).encode()):
             pids.append(int(proc.name))
     return pids
 
