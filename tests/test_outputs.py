@@ -7,10 +7,12 @@ from typing import Any
 
 import nbformat
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from helpers import iopub_message
 from runtimed.daemon.kernels.outputs import OutputChange, OutputStore
-from runtimed.daemon.kernels.terminal import TerminalBuffer
+from runtimed.daemon.kernels.terminal import _TOKEN, TerminalBuffer
 from test_kernels import kernel_env_path, make_session  # noqa: F401 - shared helpers
 
 msg = iopub_message
@@ -259,3 +261,16 @@ async def test_real_kernel_outputs(tmp_path: Path, kernel_env_path: Path) -> Non
         assert any("ZeroDivisionError" in line for line in err["traceback"])
         for cell_id in ("progress", "disp", "frames", "err"):
             validate(store.outputs(cell_id))
+
+
+@given(st.lists(st.lists(st.sampled_from(["ab", "c", "\n", "\r", "\r\n", "\b", "\x1b[31m"]))))
+def test_plain_text_fast_path_renders_like_the_tokenizer(chunks: list[list[str]]) -> None:
+    fast, slow = TerminalBuffer(), TerminalBuffer()
+    for parts in chunks:
+        chunk = "".join(parts)
+        fast.feed(chunk)
+        slow._cache = None
+        for token in _TOKEN.findall(chunk):
+            slow._feed_token(token)
+        assert fast.text == slow.text
+        assert fast.completed_chars == slow.completed_chars

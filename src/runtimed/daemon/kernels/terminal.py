@@ -36,8 +36,20 @@ class TerminalBuffer:
     def feed(self, text: str) -> None:
         """Apply one chunk of stream text."""
         self._cache = None
-        for token in _TOKEN.findall(text):
-            self._feed_token(token)
+        if self._pending_cr or "\r" in text or "\b" in text or "\x1b" in text:
+            for token in _TOKEN.findall(text):
+                self._feed_token(token)
+            return
+        # Plain text (nearly all output): whole lines at C speed; the tokenizer costs
+        # ~0.7 s of event loop per 100 MB.
+        head, newline, tail = text.rpartition("\n")
+        if newline:
+            lines = "".join(self._line) + head + newline
+            self._done.append(lines)
+            self._done_chars += len(lines)
+            self._line.clear()
+        if tail:
+            self._line.append(tail)
 
     def _feed_token(self, token: str) -> None:
         if token == "\r":
