@@ -3,11 +3,15 @@ broadcast, the read-only runtime document, duplicate ids, malformed frames. No d
 
 from __future__ import annotations
 
+import asyncio
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import nbformat
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pycrdt import (
     Array,
     Doc,
@@ -208,3 +212,55 @@ async def test_a_poisoned_document_on_disk_is_repaired_on_load(tmp_path: Path) -
     assert [c.source for c in room.nb.get_cells()] == [""]
     room.save_ipynb(str(tmp_path / "repaired.ipynb"))
     await room.close()
+
+
+# Random shapes a careless or hostile peer can write: plain values, Maps with the cell
+# keys holding anything, Arrays, Text, nested a few levels.
+_KEYS = st.sampled_from(
+    ["id", "cell_type", "source", "metadata", "outputs", "execution_count", "attachments", "x"]
+)
+_PLAIN = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.text(max_size=8),
+    st.sampled_from(["code", "markdown", "raw", "cell-1", "cell-1"]),
+)  # fmt: skip
+
+
+def _shared(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.one_of(
+        st.dictionaries(_KEYS, children, max_size=6).map(Map),
+        st.lists(children, max_size=3).map(Array),
+        st.text(max_size=8).map(Text),
+        st.dictionaries(st.text(max_size=3), children, max_size=3),  # a plain JSON object
+        st.lists(children, max_size=3),
+    )
+
+
+_VALUES = st.recursive(_PLAIN, _shared, max_leaves=12)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.integers(0, 3), _VALUES), min_size=1, max_size=4))
+def test_generated_updates_never_poison_the_notebook(inserts: list[tuple[int, Any]]) -> None:
+    """Whatever shapes an update puts into `cells`, the room repairs it: every replica
+    reads its cells and the saved file is valid nbformat."""
+
+    def poison(cells: Array[Any]) -> None:
+        for index, value in inserts:
+            cells.insert(min(index, len(cells)), value)
+
+    async def body(tmp: Path) -> None:
+        room = open_room(tmp / "docs")
+        room.nb.insert_cell(None, "x = 1")
+        attacker, bystander = Client(room), Client(room)
+        attacker.send(FrameType.NOTEBOOK_SYNC, create_update_message(poisoned_update(poison)))
+        bystander.pump()
+        for nb in (room.nb, bystander.nb):
+            cells = nb.get_cells()
+            assert all(c.cell_type in ("code", "markdown", "raw") for c in cells)
+            assert len({c.id for c in cells}) == len(cells)
+        room.save_ipynb(str(tmp / "saved.ipynb"))
+        nbformat.validate(nbformat.read(tmp / "saved.ipynb", as_version=4))
+        await room.close()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        asyncio.run(body(Path(tmp)))

@@ -105,11 +105,9 @@ class KernelChannels:
             if self.closed:
                 return
             try:
-                parts = sock.recv_multipart(zmq.NOBLOCK)
+                msg = self._receive(sock)
             except zmq.Again:
                 return
-            try:
-                msg = decode_message(self.session, parts)
             except (ValueError, msgspec.DecodeError) as exc:
                 log.warning("dropping a kernel message: %s", exc)
                 continue
@@ -118,6 +116,11 @@ class KernelChannels:
             except Exception:
                 log.exception("failed to handle a kernel message")
         self._loop.call_soon(self._drain, sock)
+
+    def _receive(self, sock: zmq.Socket[Any]) -> Message:
+        """The next message, decoded. Its raw frames are gone when this returns: a huge
+        output is not held twice while it is handled."""
+        return decode_message(self.session, sock.recv_multipart(zmq.NOBLOCK))
 
     def send(self, sock: zmq.Socket[Any], msg_type: str, content: dict[str, Any]) -> str:
         """Send a request; returns its msg_id."""
