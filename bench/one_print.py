@@ -48,6 +48,7 @@ def main() -> None:
             ):
                 s.run("1")
                 other.run("1")
+                d.wait_pool("uv", 2, settled=True)  # no env build competes for the CPU
                 base = daemon.memory_info().rss
 
                 def probe() -> None:

@@ -9,6 +9,7 @@ import os
 
 from runtimed.errors import ProtocolError
 from runtimed.protocol.framing import (
+    LENGTH_PREFIX,
     PREAMBLE_SIZE,
     FrameDecoder,
     check_preamble,
@@ -16,6 +17,9 @@ from runtimed.protocol.framing import (
 )
 
 READ_CHUNK = 256 * 1024
+#: Frames over this size go out in LARGE_SLICE pieces, each drained before the next.
+LARGE_FRAME = 8 * 2**20
+LARGE_SLICE = 2**20
 #: A peer that has started a frame must keep sending: seconds of silence mid-frame.
 STALL_TIMEOUT_SECS = float(os.environ.get("RUNTIMED_STALL_TIMEOUT", "60"))
 
@@ -60,6 +64,7 @@ class FramedStream:
         self._decoder = FrameDecoder(max_frame)
         self._ready: list[bytes] = []
         self._outbox: list[bytes] = []
+        self._large_writes = 0
 
     def set_max_frame(self, max_frame: int) -> None:
         self._decoder.set_max_size(max_frame)
@@ -116,9 +121,32 @@ class FramedStream:
             )
 
     async def write_frame(self, payload: bytes) -> None:
+        if len(payload) > LARGE_FRAME:
+            await self._write_large(payload)
+            return
         self._outbox.append(encode_frame(payload, self.max_frame))
         self.flush()
         await self.writer.drain()
+
+    async def _write_large(self, payload: bytes) -> None:
+        """A big frame (a blob) in slices, each drained before the next: no copy of it
+        is made, in a frame or in the transport's buffer. Frames others queue meanwhile
+        wait, so frames never interleave."""
+        if len(payload) > self.max_frame:
+            encode_frame(payload, self.max_frame)  # raises frame_too_large
+        self.flush()
+        self._large_writes += 1
+        try:
+            self.writer.write(LENGTH_PREFIX.pack(len(payload)))
+            view = memoryview(payload)
+            for start in range(0, len(payload), LARGE_SLICE):
+                if self.writer.transport.is_closing():
+                    return
+                self.writer.write(view[start : start + LARGE_SLICE])
+                await self.writer.drain()
+        finally:
+            self._large_writes -= 1
+        self.flush()
 
     def send(self, payload: bytes) -> None:
         """Queue a frame without waiting for the peer to drain it (sent at the end of this
@@ -134,7 +162,7 @@ class FramedStream:
 
     def flush(self) -> None:
         """Hand every queued frame to the transport now, in one write."""
-        if not self._outbox:
+        if not self._outbox or self._large_writes:
             return
         data = self._outbox[0] if len(self._outbox) == 1 else b"".join(self._outbox)
         self._outbox = []
