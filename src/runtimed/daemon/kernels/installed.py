@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from jupyter_client.kernelspec import KernelSpec, KernelSpecManager, NoSuchKernel
+from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
 
 from runtimed.daemon.kernels.errors import KernelError
 
@@ -67,7 +67,7 @@ def installed_kernelspecs() -> dict[str, KernelSpec]:
     for name in names:
         try:
             specs[name] = manager.get_kernel_spec(name)
-        except (NoSuchKernel, Exception) as exc:
+        except Exception as exc:  # NoSuchKernel, or a broken kernel.json
             log.warning("skipping kernelspec %s: %s", name, exc)
     return specs
 
@@ -94,12 +94,11 @@ def choose_for_notebook(requested: str, metadata: dict[str, Any]) -> KernelChoic
     else python3."""
     if requested.strip().lower() not in PYTHON_NAMES:
         return choose_kernel(requested)
-    spec = metadata.get("kernelspec") if isinstance(metadata.get("kernelspec"), dict) else {}
-    info = metadata.get("language_info") if isinstance(metadata.get("language_info"), dict) else {}
-    assert isinstance(spec, dict) and isinstance(info, dict)
+    spec = _mapping(metadata.get("kernelspec"))
+    info = _mapping(metadata.get("language_info"))
     name = str(spec.get("name") or "")
     language = str(spec.get("language") or info.get("name") or "python").strip().lower()
-    if language in PYTHON_NAMES or (not language and name.lower() in PYTHON_NAMES):
+    if language in PYTHON_NAMES:
         return PYTHON
     installed = installed_kernelspecs()
     if name in installed:
@@ -112,6 +111,10 @@ def choose_for_notebook(requested: str, metadata: dict[str, Any]) -> KernelChoic
         f"is installed; installed kernelspecs: {_listing(installed)}",
         code="unsupported_language",
     )
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _listing(names: Any) -> str:

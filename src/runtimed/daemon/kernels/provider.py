@@ -88,11 +88,8 @@ class LocalKernelProvider:
         config = KernelConfig.for_env(
             env.env, cwd=request.cwd, runtime_dir=self.runtime_dir, ipython_dir=self.ipython_dir
         )
-        session = KernelSession(config, on_unrouted=request.on_unrouted)
-        if request.on_state is not None:
-            session.add_listener(request.on_state)
         try:
-            await session.start()
+            session = await self._start(config, request)
         except KernelError:
             await self.resolver.release(env)
             raise
@@ -111,11 +108,15 @@ class LocalKernelProvider:
             display_name=choice.display_name,
             spec=choice.spec,
         )
+        return AcquiredKernel(await self._start(config, request), None)
+
+    @staticmethod
+    async def _start(config: KernelConfig, request: KernelRequest) -> KernelSession:
         session = KernelSession(config, on_unrouted=request.on_unrouted)
         if request.on_state is not None:
             session.add_listener(request.on_state)
         await session.start()
-        return AcquiredKernel(session, None)
+        return session
 
     async def release(self, kernel: AcquiredKernel) -> None:
         try:
