@@ -178,7 +178,7 @@ POISONS = {
         Map({"id": "c2", "cell_type": "evil", "source": Text("x"), "metadata": Map()})
     ),
     "metadata nested deep": lambda cells: cells.append(
-        Map({"id": "c3", "cell_type": "code", "source": Text("x"), "metadata": nested_map(200)})
+        Map({"id": "c3", "cell_type": "code", "source": Text("x"), "metadata": nested_map(60)})
     ),
     "outputs that are not an array": lambda cells: cells.append(
         Map({"id": "c4", "cell_type": "code", "source": Text(""), "metadata": Map(), "outputs": 1})

@@ -323,6 +323,41 @@ def test_malformed_notebook_frames_close_only_that_connection(rooms_daemon: Daem
     assert len(session(rooms_daemon, "victim").get_cells()) == 2
 
 
+def _deep_update(depth: int) -> bytes:
+    """A y-protocols update message (about 2 bytes a level) of an array nested ``depth``
+    deep in root `cells`: pycrdt overflows its stack decoding it."""
+    body = b"\x01\x01\x07\x00\x08\x01\x05cells\x01" + b"\x75\x01" * depth + b"\x7e\x00"
+    length, n = bytearray(), len(body)
+    while n >= 0x80:
+        length.append((n & 0x7F) | 0x80)
+        n >>= 7
+    return b"\x00\x02" + bytes(length) + bytes([n]) + body
+
+
+@pytest.mark.parametrize("channel", ["notebook_sync", "settings_sync"])
+def test_a_deeply_nested_update_closes_only_its_sender(rooms_daemon: DaemonProcess, channel: str):
+    import socket as sk
+
+    s = session(rooms_daemon, "victim")
+    s.create_cell("still here")
+    conn = sk.socket(sk.AF_UNIX)
+    conn.settimeout(10)
+    conn.connect(str(rooms_daemon.socket_path))
+    handshake = {"channel": channel, "notebook_id": "victim"}
+    conn.sendall(PREAMBLE + encode_frame(json.dumps(handshake).encode()))
+    data = conn.recv(65536)  # the handshake's answer: the channel's frame limit applies
+    assert b'"ok":true' in data
+    conn.sendall(encode_frame(b"\x00" + _deep_update(50_000)))  # 100 KB
+    while chunk := conn.recv(65536):  # the daemon closes the connection
+        data += chunk
+    conn.close()
+    assert b'"code":"update_refused"' in data and b"deeper than 100" in data
+    assert rooms_daemon.proc.poll() is None, "the daemon is alive"
+    assert [c.source for c in s.get_cells()] == ["still here"]
+    s.create_cell("and serving")
+    assert len(session(rooms_daemon, "victim").get_cells()) == 2
+
+
 def test_settings_sync_validate_persist_and_apply(rooms_daemon: DaemonProcess):
     from runtimed.client.settings_client import SettingsClient
 

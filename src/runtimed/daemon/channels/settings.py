@@ -7,6 +7,7 @@ from pycrdt import create_sync_message, create_update_message
 from runtimed.daemon.channels.replies import answer, error_reply_frame
 from runtimed.daemon.rooms.peer import Peer
 from runtimed.daemon.settings.settings_service import SettingsService
+from runtimed.documents.nesting_guard import NestingGuard
 from runtimed.documents.sync import apply_sync_frame
 from runtimed.errors import ProtocolError
 from runtimed.protocol.codec import RequestError
@@ -29,9 +30,11 @@ class SettingsChannel:
     def __init__(self, service: SettingsService) -> None:
         self.service = service
         self._peers: dict[int, Peer] = {}
+        self._guard = NestingGuard(lambda: service.doc.get_update())
         service.on_doc_update(self._broadcast)
 
     def _broadcast(self, update: bytes) -> None:
+        self._guard.record(update)
         message = create_update_message(update)
         for peer in list(self._peers.values()):
             peer.send(FrameType.NOTEBOOK_SYNC, message)
@@ -69,7 +72,7 @@ class SettingsChannel:
         peer.send_frame(await answer(request.id, str(tag), lambda: self._request(request)))
 
     def _sync(self, peer: Peer, payload: bytes) -> None:
-        reply = apply_sync_frame(payload, self.service.doc, "settings")
+        reply = apply_sync_frame(payload, self.service.doc, "settings", self._guard)
         if reply is not None:
             peer.send(FrameType.NOTEBOOK_SYNC, reply)
         elif payload[1] != 0:

@@ -16,6 +16,7 @@ from pycrdt import Doc, create_sync_message, create_update_message
 from runtimed.daemon.rooms.peer import Peer
 from runtimed.daemon.rooms.room_store import RoomStore
 from runtimed.daemon.rooms.runtime_state import RuntimeState
+from runtimed.documents.nesting_guard import NestingGuard, UpdateRejected
 from runtimed.documents.notebook import NotebookDoc
 from runtimed.documents.notebook_schema import repair_cells, touched_cells
 from runtimed.documents.runtime import RuntimeDoc
@@ -51,6 +52,7 @@ class NotebookRoom:
         self.clean_state: str | None = None
         self.on_empty = on_empty
         self.nb = NotebookDoc()
+        self.guard = NestingGuard(self.nb.doc.get_update)
         self.runtime: Doc[Any] = Doc()
         # Written only through runtime_state, which batches changes into few transactions.
         self.runtime_state = RuntimeState(RuntimeDoc(self.runtime))
@@ -68,6 +70,11 @@ class NotebookRoom:
     def start(self, persisted_updates: list[bytes], notebook: dict[str, Any] | None) -> None:
         """Load persisted state or a notebook file, then start logging updates."""
         for update in persisted_updates:
+            try:
+                self.guard.check(update)  # written before the daemon guarded depth?
+            except UpdateRejected as exc:
+                log.warning("%s: skipping a stored update: %s", self.notebook_id, exc)
+                continue
             self.nb.doc.apply_update(update)
         if notebook is not None:
             self.nb.load_nbformat(notebook)
@@ -142,7 +149,7 @@ class NotebookRoom:
     def _handle_notebook_sync(self, peer: Peer, payload: bytes) -> None:
         self._origin = peer
         try:
-            reply = apply_sync_frame(payload, self.nb.doc, "notebook")
+            reply = apply_sync_frame(payload, self.nb.doc, "notebook", self.guard)
         finally:
             self._origin = None
         if reply is not None:
@@ -167,6 +174,8 @@ class NotebookRoom:
     def _on_notebook_update(self, event: pycrdt.TransactionEvent) -> None:
         update = event.update
         self.store.append(update)  # logged before anyone is told: acknowledged means durable
+        if self._origin is None:  # a peer's update was indexed when it was checked
+            self.guard.record(update)
         message = create_update_message(update)
         for peer in list(self.peers.values()):
             if peer is not self._origin:
