@@ -23,7 +23,7 @@ from pathlib import Path
 
 import psutil
 
-from harness import DaemonProcess, bench_daemon, verdict
+from harness import DaemonProcess, bench_daemon, verdict, wait_settled
 from runtimed.client.settings_client import SettingsClient
 
 CLIENT = """\
@@ -38,23 +38,6 @@ t2 = time.perf_counter()
 assert r.display_data[0].data["text/plain"] == "2", r
 print(json.dumps({"import": t1 - t0, "first_result": t2 - t1}))
 """
-
-
-def kernels_ready(d: DaemonProcess) -> int:
-    with d.client() as c:
-        kernels = c.status().kernels
-    return kernels.available if kernels is not None else 0
-
-
-def wait_settled(d: DaemonProcess, kernels: int, timeout: float = 300) -> None:
-    """Until the uv pool is full and ``kernels`` pooled kernels wait (idle machine)."""
-    d.wait_pool("uv", 2, timeout=timeout, settled=True)
-    deadline = time.monotonic() + timeout
-    while kernels_ready(d) < kernels:
-        if time.monotonic() > deadline:
-            raise SystemExit("the kernel pool did not fill in time")
-        time.sleep(0.05)
-    time.sleep(0.5)  # let the refills' CPU settle before measuring
 
 
 def fresh_processes(d: DaemonProcess, runs: int, kernels: int) -> list[dict[str, float]]:

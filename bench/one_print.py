@@ -5,12 +5,17 @@
 
 Prints the daemon's peak RSS over its baseline as a multiple of the message (target:
 < 2.5x, so 200 MB -> < 550 MB), and the longest `run("1")` of another room meanwhile
-(target: < 200 ms). bench/blobs.py measures the same amount printed in 1 MB writes.
+(target: < 200 ms), run by a client process of its own (as another notebook's would be:
+in this process it would wait for the GIL while this one decodes the 200 MB result).
+bench/blobs.py measures the same amount printed in 1 MB writes.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -19,7 +24,23 @@ from pathlib import Path
 import psutil
 
 import runtimed
-from harness import bench_daemon, verdict
+from harness import bench_daemon, verdict, wait_settled
+
+# Another room's client: run("1") until stdin closes, then print (end, duration) of each.
+PROBE = """
+import json, sys, threading, time
+import runtimed
+durations, stop = [], threading.Event()
+with runtimed.Session(socket_path=sys.argv[1]) as other:
+    other.run("1")
+    print("ready", flush=True)
+    threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
+    while not stop.is_set():
+        started = time.perf_counter()
+        other.run("1")
+        durations.append((time.time(), time.perf_counter() - started))
+print(json.dumps(durations), flush=True)
+"""
 
 
 def main() -> None:
@@ -33,7 +54,7 @@ def main() -> None:
         try:
             d.wait_pool("uv", 2)
             daemon = d.process
-            peak, stop, stalls = [0], threading.Event(), []
+            peak, stop = [0], threading.Event()
 
             def poll_rss() -> None:
                 while not stop.wait(0.01):
@@ -42,31 +63,36 @@ def main() -> None:
                     except psutil.Error:
                         return
 
-            with (
-                runtimed.Session(socket_path=d.socket_path) as s,
-                runtimed.Session(socket_path=d.socket_path) as other,
-            ):
+            with runtimed.Session(socket_path=d.socket_path) as s:
                 s.run("1")
-                other.run("1")
-                d.wait_pool("uv", 2, settled=True)  # no env build competes for the CPU
+                probe = subprocess.Popen(
+                    [sys.executable, "-c", PROBE, str(d.socket_path)],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    text=True,
+                )
+                assert probe.stdout is not None and probe.stdin is not None
+                assert probe.stdout.readline().strip() == "ready"
+                wait_settled(d, kernels=0)  # no env build or kernel start competes for CPU
                 base = daemon.memory_info().rss
-
-                def probe() -> None:
-                    while not stop.is_set():
-                        started = time.perf_counter()
-                        other.run("1")
-                        stalls.append(time.perf_counter() - started)
-
-                threads = [threading.Thread(target=f, daemon=True) for f in (poll_rss, probe)]
-                for t in threads:
-                    t.start()
-                started = time.perf_counter()
+                poller = threading.Thread(target=poll_rss, daemon=True)
+                poller.start()
+                time.sleep(0.3)
+                window_start, started = time.time(), time.perf_counter()
                 result = s.run(f"print('x' * {mb} * 1000 * 1000)", timeout=600)
                 elapsed = time.perf_counter() - started
                 time.sleep(0.5)
                 stop.set()
-                for t in threads:
-                    t.join(60)
+                poller.join(60)
+                probe.stdin.close()
+                window_end = time.time()
+                # the runs that overlap the print, from its start until 0.5 s after it
+                stalls = [
+                    duration
+                    for ended, duration in json.loads(probe.stdout.readline())
+                    if ended >= window_start and ended - duration <= window_end
+                ]
+                probe.wait(60)
         finally:
             d.stop()
     assert result.success and len(result.stdout) == mb * 10**6 + 1, result.error

@@ -158,6 +158,32 @@ def test_large_outputs_become_refs_and_resolve(blob_daemon: DaemonProcess, tmp_p
     s.close()
 
 
+def test_one_huge_message_of_each_kind_arrives_whole(blob_daemon: DaemonProcess):
+    """Messages over a megabyte take the daemon's off-loop path: a 3 MB print of
+    escapes and non-ASCII text, continued by a later print on the same line, and 2 MB
+    image and HTML payloads come back exactly, as references in the document."""
+    s = runtimed.Session("huge-messages", socket_path=blob_daemon.socket_path).connect()
+    r = s.run(
+        "import random\nfrom IPython.display import Image, HTML, display\n"
+        "line = 'tab\\there \"quoted\" é 日本 😀 \\\\ back\\n'\n"
+        "print(line * 80_000 + 'unfinished ', end='')\n"
+        "print('line')\n"
+        "png = b'\\x89PNG\\r\\n\\x1a\\n' + random.Random(8).randbytes(1_500_000)\n"
+        "display(Image(data=png, format='png'))\n"
+        "display(HTML('<p>' + 'ü' * 1_000_000 + '</p>'))\n"
+    )
+    assert r.success, r.error
+    line = 'tab\there "quoted" é 日本 😀 \\ back\n'
+    assert r.stdout == line * 80_000 + "unfinished line\n"
+    png = b"\x89PNG\r\n\x1a\n" + random.Random(8).randbytes(1_500_000)
+    assert base64.b64decode(r.display_data[0].data["image/png"]) == png
+    assert r.display_data[1].data["text/html"] == "<p>" + "ü" * 1_000_000 + "</p>"
+    raw = s.document.get_cell(r.cell_id).outputs
+    assert is_ref(raw[1]["data"]["image/png"]) and is_ref(raw[2]["data"]["text/html"])
+    assert len(str(raw)) < 5000
+    s.close()
+
+
 def test_http_rejects_traversal_and_malformed_hashes(blob_daemon: DaemonProcess):
     port = _port(blob_daemon)
     assert _http(port, "/health")[0] == 200

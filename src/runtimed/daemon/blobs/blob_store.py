@@ -85,6 +85,21 @@ class BlobStore:
         atomic_write(self._meta_path(digest), json.dumps(meta).encode(), sync=False)
         return digest
 
+    def writer(self, media_type: str = DEFAULT_MEDIA_TYPE) -> BlobWriter:
+        """A blob written piece by piece (from any thread), never held whole in memory."""
+        return BlobWriter(self, check_media_type(media_type))
+
+    def _place(self, tmp: Path, digest: str, size: int, media_type: str) -> None:
+        dest = self.path(digest)
+        if dest.exists() and self._meta_path(digest).exists():
+            tmp.unlink(missing_ok=True)
+            os.utime(dest)
+            return
+        dest.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.replace(tmp, dest)
+        meta = {"media_type": media_type, "size": size, "created_at": time.time()}
+        atomic_write(self._meta_path(digest), json.dumps(meta).encode(), sync=False)
+
     def has(self, digest: str) -> bool:
         return is_valid_hash(digest) and self.path(digest).is_file()
 
@@ -147,7 +162,7 @@ class BlobStore:
             removed.append(digest)
         # Temp files of writers that died mid-write.
         if self.root.is_dir():
-            for tmp in self.root.glob("*/.*.tmp"):
+            for tmp in [*self.root.glob("*/.*.tmp"), *self.root.glob(".*.tmp")]:
                 try:
                     if now - tmp.stat().st_mtime > max(grace_secs, 3600):
                         tmp.unlink(missing_ok=True)
@@ -156,6 +171,49 @@ class BlobStore:
         if removed:
             log.info("blob gc removed %d unreferenced blob(s)", len(removed))
         return removed
+
+
+class BlobWriter:
+    """One blob written in pieces: hashed as it is written to a temp file, which
+    ``commit`` renames into place. Bounded by the store's maximum blob size."""
+
+    def __init__(self, store: BlobStore, media_type: str) -> None:
+        self.store = store
+        self.media_type = media_type
+        self.size = 0
+        self._hash = hashlib.sha256()
+        store.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._tmp = store.root / f".{os.getpid()}.{time.monotonic_ns()}.tmp"
+        self._fd: int | None = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+
+    def write(self, data: bytes | memoryview) -> None:
+        assert self._fd is not None, "written after commit or abort"
+        if self.size + len(data) > self.store.max_size:
+            raise BlobTooLargeError(self.size + len(data), self.store.max_size)
+        self._hash.update(data)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._fd, view) :]
+        self.size += len(data)
+
+    def commit(self) -> str:
+        """Close the blob; returns its SHA-256 hex digest."""
+        assert self._fd is not None, "committed twice"
+        os.close(self._fd)
+        self._fd = None
+        digest = self._hash.hexdigest()
+        try:
+            self.store._place(self._tmp, digest, self.size, self.media_type)
+        except BaseException:
+            self._tmp.unlink(missing_ok=True)
+            raise
+        return digest
+
+    def abort(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        self._tmp.unlink(missing_ok=True)
 
 
 _MEDIA_TYPE = re.compile(

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from pycrdt import Array
 
+from runtimed.daemon.execution.large_outputs import SpilledText
 from runtimed.daemon.kernels import OutputChange, OutputStore
 from runtimed.documents.blob_refs import BlobRef, make_ref, refer_payloads
 from runtimed.documents.notebook import NotebookDoc
@@ -66,8 +67,27 @@ class OutputWriter:
 
     def on_message(self, cell_id: str, msg: dict[str, Any]) -> None:
         """One IOPub message of the cell's execution."""
+        spilled = (msg.get("content") or {}).get("text")
+        if isinstance(spilled, SpilledText):
+            self._add_spilled(cell_id, msg, spilled)
+            return
         self._apply(self.store.apply(cell_id, msg))
         self._spill_now(cell_id, msg)
+
+    def _add_spilled(self, cell_id: str, msg: dict[str, Any], spilled: SpilledText) -> None:
+        """Stream text that came stored (a huge message): what the stream holds goes
+        first, then the stored parts, then the live tail."""
+        plain = {**msg, "content": {**msg["content"], "text": ""}}
+        self._apply(self.store.apply(cell_id, plain))
+        cell = self.store.cell(cell_id)
+        index = len(cell) - 1
+        if self.blobs is not None:
+            self._spill_one(cell_id, index, everything=True)
+        self._spilled.setdefault((cell_id, index), []).extend(dict(r) for r in spilled.refs)
+        self._dirty.setdefault(cell_id, set()).add(index)
+        if spilled.tail:
+            self._apply(self.store.apply(cell_id, {**plain, "content": {
+                **plain["content"], "text": spilled.tail}}))  # fmt: skip
 
     def add(self, cell_id: str, output: dict[str, Any]) -> None:
         """An output of the daemon's own (e.g. the kernel died)."""

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from runtimed.daemon.execution.large_outputs import BlobWriters, LargeMessageDecoder
 from runtimed.daemon.execution.output_writer import BlobSink, OutputWriter
 from runtimed.daemon.execution.queue import ExecutionQueue
 from runtimed.daemon.execution.records import ExecutionLog, ExecutionRecord, MemoryExecutionLog
@@ -166,6 +167,9 @@ class RoomKernel:
                 self.runtime.set_kernel(lifecycle="dead", error=exc.message)
                 raise
             self._on_state(self.kernel.session.state)
+            if isinstance(self.deps.blobs, BlobWriters):
+                decoder = LargeMessageDecoder(self.deps.blobs)
+                self.kernel.session.set_large_message_decoder(decoder.decode)
             self._describe_kernel(self.kernel.session, choice)
             self.queue.start()
             self.kernel_name = choice.name

@@ -26,7 +26,15 @@ from runtimed.daemon.kernels.execution import Message
 log = logging.getLogger(__name__)
 
 MessageHandler = Callable[[Message], object]
+#: Decodes a large message's parts (signature, header, parent, metadata, content,
+#: buffers...), in a worker thread; the daemon's stores big values as it decodes.
+PartsDecoder = Callable[[list[memoryview]], Message]
 _json = msgspec.json.Decoder()
+_DELIMITER = b"<IDS|MSG>"
+
+#: Messages at least this big are decoded in a worker thread, their socket paused
+#: meanwhile (order is kept): a 200 MB print would hold the event loop for a second.
+LARGE_MESSAGE_BYTES = 1 << 20
 
 # zmq retries a connect every 100 ms by default: a kernel binds its IPC sockets only once
 # ipykernel is imported, so a late IOPub subscription (the slow joiner) would cost up to
@@ -45,23 +53,39 @@ def channel_url(info: Mapping[str, Any], channel: str) -> str:
 
 def decode_message(session: Session, parts: list[bytes]) -> Message:
     """A signed multipart kernel message -> message dict. Raises ValueError if forged."""
-    _, found = session.feed_identities(parts, copy=True)
-    msg_list = cast("list[bytes]", found)
-    if len(msg_list) < 5:
-        raise ValueError(f"malformed kernel message: {len(msg_list)} parts")
+    return decode_parts(verified_parts(session, parts))
+
+
+def verified_parts(session: Session, frames: list[Any]) -> list[memoryview]:
+    """The message parts after the identities (signature first), signature checked.
+    ``frames``: bytes or zmq Frames, read in place (a huge content part is not copied)."""
+    views = [memoryview(f.buffer if isinstance(f, zmq.Frame) else f) for f in frames]
+    for i, view in enumerate(views):
+        if len(view) == len(_DELIMITER) and view == _DELIMITER:
+            parts = views[i + 1 :]
+            break
+    else:
+        raise ValueError("malformed kernel message: no delimiter")
+    if len(parts) < 5:
+        raise ValueError(f"malformed kernel message: {len(parts)} parts")
     if session.auth is not None:
-        expected = session.sign(msg_list[1:5])
-        if not hmac.compare_digest(msg_list[0], expected):
+        expected = session.sign(parts[1:5])
+        if not hmac.compare_digest(bytes(parts[0]), expected):
             raise ValueError("kernel message with an invalid signature")
-    header = _json.decode(msg_list[1])
+    return parts
+
+
+def decode_parts(parts: list[memoryview], content: Any = None) -> Message:
+    """The message dict of verified parts; ``content`` if the caller decoded it."""
+    header = _json.decode(parts[1])
     return {
         "header": header,
         "msg_id": header.get("msg_id"),
         "msg_type": header.get("msg_type"),
-        "parent_header": _json.decode(msg_list[2]),
-        "metadata": _json.decode(msg_list[3]),
-        "content": _json.decode(msg_list[4]),
-        "buffers": [memoryview(b) for b in msg_list[5:]],
+        "parent_header": _json.decode(parts[2]),
+        "metadata": _json.decode(parts[3]),
+        "content": _json.decode(parts[4]) if content is None else content,
+        "buffers": parts[5:],
     }
 
 
@@ -84,6 +108,8 @@ class KernelChannels:
         self.iopub = self._socket(context, zmq.SUB, channel_url(info, "iopub"))
         self.iopub.setsockopt(zmq.SUBSCRIBE, b"")
         self._handlers = {self.shell: on_reply, self.control: on_reply, self.iopub: on_iopub}
+        self._decoding: set[zmq.Socket[Any]] = set()  # a large message is off the loop
+        self.decode_large: PartsDecoder = decode_parts
         for sock in self._handlers:
             self._loop.add_reader(_fd(sock), self._drain, sock)
         self.closed = False
@@ -102,7 +128,7 @@ class KernelChannels:
         DRAIN_BATCH messages per loop turn and everyone else their turn in between."""
         handler = self._handlers[sock]
         for _ in range(DRAIN_BATCH):
-            if self.closed:
+            if self.closed or sock in self._decoding:
                 return
             try:
                 msg = self._receive(sock)
@@ -111,16 +137,46 @@ class KernelChannels:
             except (ValueError, msgspec.DecodeError) as exc:
                 log.warning("dropping a kernel message: %s", exc)
                 continue
-            try:
-                handler(msg)
-            except Exception:
-                log.exception("failed to handle a kernel message")
+            if msg is None:
+                return  # a large one, decoded in a thread; draining resumes after it
+            self._handle(handler, msg)
         self._loop.call_soon(self._drain, sock)
 
-    def _receive(self, sock: zmq.Socket[Any]) -> Message:
-        """The next message, decoded. Its raw frames are gone when this returns: a huge
-        output is not held twice while it is handled."""
-        return decode_message(self.session, sock.recv_multipart(zmq.NOBLOCK))
+    @staticmethod
+    def _handle(handler: MessageHandler, msg: Message) -> None:
+        try:
+            handler(msg)
+        except Exception:
+            log.exception("failed to handle a kernel message")
+
+    def _receive(self, sock: zmq.Socket[Any]) -> Message | None:
+        """The next message, decoded; None when it is large and went to a thread. The
+        frames are read in place and gone when it is handled: a huge output is not
+        held twice."""
+        frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
+        if sum(len(f) for f in frames) < LARGE_MESSAGE_BYTES:
+            return decode_parts(verified_parts(self.session, [f.bytes for f in frames]))
+        self._decoding.add(sock)
+        work = self._loop.run_in_executor(None, self._decode_large, frames)
+        work.add_done_callback(lambda done: self._large_decoded(sock, done))
+        return None
+
+    def _decode_large(self, frames: list[zmq.Frame]) -> Message:
+        return self.decode_large(verified_parts(self.session, frames))
+
+    def _large_decoded(self, sock: zmq.Socket[Any], done: asyncio.Future[Message]) -> None:
+        self._decoding.discard(sock)
+        if self.closed:
+            return
+        try:
+            msg = done.result()
+        except (ValueError, msgspec.DecodeError) as exc:
+            log.warning("dropping a kernel message: %s", exc)
+        except Exception:
+            log.exception("failed to decode a large kernel message")
+        else:
+            self._handle(self._handlers[sock], msg)
+        self._drain(sock)
 
     def send(self, sock: zmq.Socket[Any], msg_type: str, content: dict[str, Any]) -> str:
         """Send a request; returns its msg_id."""

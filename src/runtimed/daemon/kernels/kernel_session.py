@@ -21,7 +21,7 @@ from typing import IO, Any
 
 from jupyter_client.manager import AsyncKernelManager
 
-from runtimed.daemon.kernels.channels import KernelChannels
+from runtimed.daemon.kernels.channels import KernelChannels, PartsDecoder, decode_parts
 from runtimed.daemon.kernels.config import KernelConfig
 from runtimed.daemon.kernels.errors import (
     ExecutionAbortedError,
@@ -82,6 +82,7 @@ class KernelSession:
         self._router = MessageRouter(on_unrouted)
         self._km: AsyncKernelManager | None = None
         self._channels: KernelChannels | None = None
+        self._decode_large: PartsDecoder = decode_parts
         self._iopub_seen = asyncio.Event()
         self._workspace: KernelWorkspace | None = None
         self._log: IO[bytes] | None = None
@@ -109,6 +110,13 @@ class KernelSession:
         """Where IOPub messages of no pending execution go from now on (a kernel started
         before its owner was known gets its owner's handler here)."""
         self._router.set_unrouted_handler(callback)
+
+    def set_large_message_decoder(self, decoder: PartsDecoder) -> None:
+        """How messages over a megabyte are decoded (in a worker thread) from now on,
+        restarts included: the daemon stores their big values as blobs as it decodes."""
+        self._decode_large = decoder
+        if self._channels is not None:
+            self._channels.decode_large = decoder
 
     def relocate(self, cwd: Path) -> None:
         """From now on (restarts included) the kernel starts in ``cwd``; a pooled kernel
@@ -217,6 +225,7 @@ class KernelSession:
         self._channels = KernelChannels(
             km.get_connection_info(), km.session, self._on_iopub, self._router.route_reply
         )
+        self._channels.decode_large = self._decode_large
         reply = await wait_until_ready(
             self._request_kernel_info,
             self._iopub_seen,
