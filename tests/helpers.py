@@ -226,7 +226,8 @@ class MemoryConnection:
 
     @property
     def buffered(self) -> int:
-        return 0
+        """What the peer has not read yet (tests read by clearing ``sent``)."""
+        return sum(len(frame) for frame in self.sent)
 
     @property
     def closing(self) -> bool:

@@ -111,3 +111,37 @@ def test_repeated_lines_are_held_back() -> None:
     assert not any(repeats.filter(record("asyncio", "accept failed")) for _ in range(1000))
     own = record("runtimed", "uv build failed")
     assert repeats.filter(own) and repeats.filter(own)  # the daemon's own: one per event
+
+
+def test_slow_readers_together_stay_within_the_outgoing_budget() -> None:
+    """Each slow reader is under its own limit, yet all of them together are not allowed
+    past the daemon-wide budget: the peer that would go over is dropped, the rest and
+    the peers that keep up are served."""
+    from helpers import MemoryConnection
+    from runtimed.daemon.rooms.peer import OutgoingBudget, Peer
+    from runtimed.protocol.frames import FrameType
+
+    budget = OutgoingBudget(limit=10 * 2**20)
+    slow = [Peer(MemoryConnection(), f"slow-{i}", budget) for i in range(4)]  # type: ignore[arg-type]
+    reader = Peer(MemoryConnection(), "reader", budget)  # type: ignore[arg-type]
+    for _ in range(3):
+        for peer in [*slow, reader]:
+            peer.send(FrameType.NOTEBOOK_SYNC, b"u" * 2**20)
+        reader.stream.sent.clear()  # type: ignore[attr-defined]  # this one reads
+    assert budget.total() <= 10 * 2**20 + 2**20
+    assert sum(p.closed for p in slow) == 1, "one dropped: the one that would go over"
+    assert not reader.closed
+
+
+def test_presence_skips_a_reader_that_is_behind() -> None:
+    from helpers import MemoryConnection
+    from runtimed.daemon.rooms.peer import OutgoingBudget, Peer
+    from runtimed.protocol.frames import FrameType
+
+    peer = Peer(MemoryConnection(), "behind", OutgoingBudget(2**40))  # type: ignore[arg-type]
+    peer.send(FrameType.NOTEBOOK_SYNC, b"d" * 2 * 2**20)
+    peer.send_ephemeral(FrameType.AWARENESS, b"cursor")
+    assert len(peer.stream.sent) == 1 and not peer.closed  # type: ignore[attr-defined]
+    peer.stream.sent.clear()  # type: ignore[attr-defined]
+    peer.send_ephemeral(FrameType.AWARENESS, b"cursor")
+    assert peer.stream.sent == [b"\x04cursor"]  # type: ignore[attr-defined]

@@ -220,7 +220,7 @@ _KEYS = st.sampled_from(
     ["id", "cell_type", "source", "metadata", "outputs", "execution_count", "attachments", "x"]
 )
 _PLAIN = st.one_of(
-    st.none(), st.booleans(), st.integers(), st.text(max_size=8),
+    st.none(), st.booleans(), st.integers(-(2**53), 2**53), st.text(max_size=8),
     st.sampled_from(["code", "markdown", "raw", "cell-1", "cell-1"]),
 )  # fmt: skip
 

@@ -413,3 +413,46 @@ def test_daemon_client_close_leaves_daemon_running(rooms_daemon: DaemonProcess):
     time.sleep(0)  # nothing to wait for: close is local
     with rooms_daemon.client() as again:
         assert again.ping().protocol_version == 1
+
+
+def _raw_room_connection(d: DaemonProcess, notebook_id: str):  # type: ignore[no-untyped-def]
+    import socket as sk
+
+    conn = sk.socket(sk.AF_UNIX)
+    conn.settimeout(10)
+    conn.setsockopt(sk.SOL_SOCKET, sk.SO_RCVBUF, 64 * 1024)  # a slow reader's small buffer
+    conn.connect(str(d.socket_path))
+    handshake = {"channel": "notebook_sync", "notebook_id": notebook_id}
+    conn.sendall(PREAMBLE + encode_frame(json.dumps(handshake).encode()))
+    assert b'"ok":true' in conn.recv(65536)
+    return conn
+
+
+def test_presence_is_small_and_skipped_by_slow_readers(rooms_daemon: DaemonProcess):
+    """A 60 MB awareness frame is refused; 1 MB ones to 8 peers that never read are not
+    queued for them (before: 60 MB x 8 peers queued, 658 MB of daemon memory)."""
+    import psutil
+
+    s = session(rooms_daemon, "presence")
+    s.create_cell("here")
+    slow = [_raw_room_connection(rooms_daemon, "presence") for _ in range(8)]
+    daemon = psutil.Process(rooms_daemon.proc.pid)
+    before = daemon.memory_info().rss
+    sender = _raw_room_connection(rooms_daemon, "presence")
+    sender.sendall(encode_frame(b"\x04" + b"p" * 60_000_000, 2**30))
+    data = b""
+    while chunk := sender.recv(65536):
+        data += chunk
+    assert b'"code":"frame_too_large"' in data and b"presence may use at most" in data
+    sender = _raw_room_connection(rooms_daemon, "presence")
+    for i in range(100):
+        sender.sendall(encode_frame(b"\x04" + bytes([i]) * 1_000_000))
+    assert s.create_cell("still serving")  # every frame before it was handled
+    grown = (daemon.memory_info().rss - before) / 2**20
+    assert grown < 80, f"daemon grew {grown:.0f} MB for 100 MB of presence to 8 slow peers"
+    assert [c.source for c in session(rooms_daemon, "presence").get_cells()] == [
+        "here",
+        "still serving",
+    ]
+    for conn in [*slow, sender]:
+        conn.close()

@@ -64,6 +64,7 @@ class FramedStream:
         self._decoder = FrameDecoder(max_frame)
         self._ready: list[bytes] = []
         self._outbox: list[bytes] = []
+        self._outbox_bytes = 0
         self._large_writes = 0
 
     def set_max_frame(self, max_frame: int) -> None:
@@ -153,7 +154,9 @@ class FramedStream:
         loop turn, together with any other frame queued meanwhile)."""
         if not self._outbox:
             asyncio.get_running_loop().call_soon(self.flush)
-        self._outbox.append(encode_frame(payload, self.max_frame))
+        frame = encode_frame(payload, self.max_frame)
+        self._outbox.append(frame)
+        self._outbox_bytes += len(frame)
 
     @property
     def queued(self) -> int:
@@ -166,6 +169,7 @@ class FramedStream:
             return
         data = self._outbox[0] if len(self._outbox) == 1 else b"".join(self._outbox)
         self._outbox = []
+        self._outbox_bytes = 0
         if not self.writer.transport.is_closing():
             self.writer.write(data)
 
@@ -175,7 +179,8 @@ class FramedStream:
 
     @property
     def buffered(self) -> int:
-        return self.writer.transport.get_write_buffer_size()
+        """Bytes queued for the peer and not yet sent (this turn's frames included)."""
+        return self.writer.transport.get_write_buffer_size() + self._outbox_bytes
 
     @property
     def closing(self) -> bool:

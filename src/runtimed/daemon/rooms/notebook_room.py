@@ -13,7 +13,7 @@ from typing import Any
 import pycrdt
 from pycrdt import Doc, create_sync_message, create_update_message
 
-from runtimed.daemon.rooms.peer import Peer
+from runtimed.daemon.rooms.peer import MAX_AWARENESS, Peer
 from runtimed.daemon.rooms.room_store import RoomStore
 from runtimed.daemon.rooms.runtime_state import RuntimeState
 from runtimed.documents.nesting_guard import NestingGuard, UpdateRejected
@@ -133,10 +133,16 @@ class NotebookRoom:
         elif frame_type is FrameType.RUNTIME_SYNC:
             self._handle_runtime_sync(peer, payload)
         elif frame_type is FrameType.AWARENESS:
+            if len(payload) > MAX_AWARENESS:
+                raise ProtocolError(
+                    f"awareness frame of {len(payload)} bytes; presence may use at most "
+                    f"{MAX_AWARENESS} bytes",
+                    "frame_too_large",
+                )
             peer.awareness = payload
             for other in list(self.peers.values()):
                 if other is not peer:
-                    other.send(FrameType.AWARENESS, payload)
+                    other.send_ephemeral(FrameType.AWARENESS, payload)
         else:
             raise ProtocolError(f"clients may not send {frame_type.name} frames", "malformed_frame")
 
