@@ -297,3 +297,16 @@ def digest(text: str | None) -> tuple[int, str]:
 
     data = (text or "").encode()
     return len(data), hashlib.sha256(data).hexdigest()
+
+
+def test_a_huge_file_that_is_not_a_notebook_is_refused_clearly(
+    blob_daemon: DaemonProcess, tmp_path: Path
+) -> None:
+    """Files over 16 MB are parsed by a helper process; its errors read as the daemon's."""
+    path = tmp_path / "junk.ipynb"
+    path.write_text('{"cells": [' + '"x", ' * 4_000_000)  # 20 MB, cut short
+    with pytest.raises(RuntimedError, match="is not a notebook") as refused:
+        runtimed.Session.open(path, socket_path=blob_daemon.socket_path).connect()
+    assert refused.value.code == "invalid_notebook"
+    with runtimed.Session(socket_path=blob_daemon.socket_path) as s:
+        assert s.create_cell("still serving")

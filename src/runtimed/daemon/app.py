@@ -161,6 +161,7 @@ class Daemon:
             from runtimed.daemon.execution.room_kernel import RoomKernelDeps
             from runtimed.daemon.kernels.kernel_pool import KernelPool
             from runtimed.daemon.kernels.provider import LocalKernelProvider
+            from runtimed.daemon.rooms.notebook_loader import BlobPlace, NotebookLoader
             from runtimed.daemon.rooms.room_registry import RoomRegistry
             from runtimed.daemon.rooms.room_store import room_key
             from runtimed.daemon.runtimes import RuntimeRegistry
@@ -192,7 +193,14 @@ class Daemon:
                 self.paths.notebook_docs_dir,
                 keep_alive_secs=lambda: float(self.settings.get("keep_alive_secs")),
                 on_evict=close_room_kernel,
-                refer_outputs=self._refer_file_outputs,
+                load_notebook=NotebookLoader(
+                    self._refer_file_outputs,
+                    BlobPlace(
+                        self.blobs.root,
+                        self.blobs.max_size,
+                        lambda: int(self.settings.get("output_blob_threshold")),
+                    ),
+                ),
             )
             requests = RoomRequests(kernels, blob_fetch=self.blobs.get)
             self._notebook_channel = NotebookChannel(self._rooms, requests)

@@ -8,9 +8,10 @@ import os
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
-from runtimed.daemon.rooms.notebook_file import read_ipynb, text_hash
+from runtimed.daemon.rooms.notebook_file import file_hash as hash_of_file
+from runtimed.daemon.rooms.notebook_file import text_hash
+from runtimed.daemon.rooms.notebook_loader import NotebookLoader
 from runtimed.daemon.rooms.notebook_room import NotebookRoom
 from runtimed.daemon.rooms.room_store import RoomStore
 from runtimed.errors import RuntimedError
@@ -43,14 +44,13 @@ class RoomRegistry:
         docs_dir: Path,
         keep_alive_secs: Callable[[], float],
         on_evict: Callable[[NotebookRoom], Awaitable[None]] | None = None,
-        refer_outputs: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+        load_notebook: NotebookLoader | None = None,
     ) -> None:
-        """``refer_outputs`` moves a notebook file's large outputs to blobs when it is
-        loaded (run in a thread)."""
+        """``load_notebook`` reads a notebook file (its large outputs moved to blobs)."""
         self.docs_dir = docs_dir
         self.keep_alive_secs = keep_alive_secs
         self.on_evict = on_evict
-        self.refer_outputs = refer_outputs
+        self.load_notebook = load_notebook or NotebookLoader()
         self.rooms: dict[str, NotebookRoom] = {}
         self._opening: dict[str, asyncio.Task[NotebookRoom]] = {}
         self._evictions: dict[str, asyncio.TimerHandle] = {}
@@ -107,9 +107,7 @@ class RoomRegistry:
         file_hash = None
         clean_state = None
         if path is not None and os.path.exists(path):
-            nb_dict, file_hash = await asyncio.to_thread(read_ipynb, Path(path))
-            if self.refer_outputs is not None:
-                nb_dict = await asyncio.to_thread(self.refer_outputs, nb_dict)
+            file_hash = await asyncio.to_thread(hash_of_file, Path(path))
         if stored is not None and (path is None or stored.meta.get("file_hash") == file_hash):
             epoch = str(stored.meta.get("epoch") or new_epoch())
             updates = stored.updates
@@ -121,6 +119,8 @@ class RoomRegistry:
             if stored is not None:
                 log.info("%s changed on disk since it was last open; reloading it", path)
                 store.delete()
+            if path is not None and os.path.exists(path):
+                nb_dict, file_hash = await self.load_notebook(Path(path))
             epoch = new_epoch()
         room = NotebookRoom(notebook_id, store, epoch, path, self._on_empty)
         room.file_hash = file_hash
