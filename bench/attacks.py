@@ -16,12 +16,8 @@ import http.client
 import json
 import os
 import socket
-import subprocess
-import sys
 import tempfile
-import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +25,7 @@ import nbformat
 import psutil
 
 import runtimed
-from harness import DaemonProcess, bench_daemon, verdict, wait_settled
+from harness import DaemonProcess, OtherRoom, PeakRss, bench_daemon, verdict, wait_settled
 from runtimed.client.blobs import BlobClient
 from runtimed.protocol.framing import PREAMBLE, encode_frame
 
@@ -134,73 +130,22 @@ def huge_notebook(d: DaemonProcess, tmp: Path) -> None:
     path = tmp / "huge.ipynb"
     nbformat.write(nb, path)
     size = path.stat().st_size
-    worst = probe_while(d, lambda: open_and_check(d, path))
-    peak, seconds, doc_bytes = _opened
+    other = OtherRoom(d)
+    wait_settled(d, kernels=0, uv=1)
+    other.mark()
+    with PeakRss(d) as peak:
+        started = time.perf_counter()
+        with runtimed.Session.open(path, socket_path=d.socket_path) as s:
+            seconds = time.perf_counter() - started
+            doc_bytes = len(s.document.doc.get_update())
+    worst = max(other.stop(), default=0.0) * 1000
     line(
         f"opening a {size / 1e6:.0f} MB .ipynb (large inline outputs)",
         "fails (initial sync over the 64 MiB frame cap); daemon +810 MB, loop stalled ~1 s",
         f"opens in {seconds:.1f} s, document {doc_bytes / 1000:.0f} KB; daemon peak "
-        f"+{peak / 2**20:.0f} MB; another room's slowest run('1') meanwhile {worst:.0f} ms",
+        f"+{peak.grown / 2**20:.0f} MB; another room's slowest run('1') meanwhile {worst:.0f} ms",
         doc_bytes < 100_000 and worst < 1000,
     )
-
-
-_opened: list[float] = []
-
-
-def open_and_check(d: DaemonProcess, path: Path) -> None:
-    base, peak, stop = rss(d), [0], threading.Event()
-
-    def poll() -> None:
-        while not stop.wait(0.01):
-            peak[0] = max(peak[0], rss(d))
-
-    poller = threading.Thread(target=poll, daemon=True)
-    poller.start()
-    started = time.perf_counter()
-    with runtimed.Session.open(path, socket_path=d.socket_path) as s:
-        seconds = time.perf_counter() - started
-        doc_bytes = len(s.document.doc.get_update())
-    stop.set()
-    poller.join()
-    _opened[:] = [peak[0] - base, seconds, doc_bytes]
-
-
-PROBE = """
-import json, sys, threading, time
-import runtimed
-durations, stop = [], threading.Event()
-with runtimed.Session(socket_path=sys.argv[1]) as other:
-    other.run("1")
-    print("ready", flush=True)
-    threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
-    while not stop.is_set():
-        started = time.perf_counter()
-        other.run("1")
-        durations.append((time.time(), time.perf_counter() - started))
-print(json.dumps(durations), flush=True)
-"""
-
-
-def probe_while(d: DaemonProcess, work: Callable[[], None]) -> float:
-    """The slowest run('1') of another room's client process while ``work`` runs (ms)."""
-    probe = subprocess.Popen(
-        [sys.executable, "-c", PROBE, str(d.socket_path)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert probe.stdout is not None and probe.stdin is not None
-    assert probe.stdout.readline().strip() == "ready"
-    wait_settled(d, kernels=0, uv=1)
-    start = time.time()
-    work()
-    end = time.time()
-    probe.stdin.close()
-    runs = json.loads(probe.stdout.readline())
-    probe.wait(60)
-    during = [dur for ended, dur in runs if ended >= start and ended - dur <= end]
-    return max(during, default=0.0) * 1000
 
 
 def partial_frames(d: DaemonProcess) -> None:

@@ -3,8 +3,11 @@ tests/helpers.py), plus verdicts."""
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -16,7 +19,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from helpers import DaemonProcess, percentile
 
-__all__ = ["DaemonProcess", "bench_daemon", "percentile", "verdict", "wait_settled"]
+__all__ = [
+    "DaemonProcess",
+    "OtherRoom",
+    "PeakRss",
+    "bench_daemon",
+    "percentile",
+    "verdict",
+    "wait_settled",
+]
 
 
 def verdict(ok: bool) -> str:
@@ -44,3 +55,78 @@ def wait_settled(d: DaemonProcess, kernels: int, uv: int = 2, timeout: float = 3
             raise SystemExit("the kernel pool did not fill in time")
         time.sleep(0.05)
     time.sleep(0.5)  # let the refills' CPU settle before measuring
+
+
+# Another room's client: run("1") until stdin closes, then print (end, duration) of each.
+_PROBE = """
+import json, sys, threading, time
+import runtimed
+durations, stop = [], threading.Event()
+with runtimed.Session(socket_path=sys.argv[1]) as other:
+    other.run("1")
+    print("ready", flush=True)
+    threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
+    while not stop.is_set():
+        started = time.perf_counter()
+        other.run("1")
+        durations.append((time.time(), time.perf_counter() - started))
+print(json.dumps(durations), flush=True)
+"""
+
+
+class OtherRoom:
+    """Another notebook's client, in a process of its own (in the bench's process it would
+    wait for the GIL while the bench decodes big results), running ``run("1")`` in a loop.
+    ``stop()`` returns the durations (s) of the runs that overlapped the window between
+    ``mark()`` and ``stop()``."""
+
+    def __init__(self, d: DaemonProcess) -> None:
+        self._proc = subprocess.Popen(
+            [sys.executable, "-c", _PROBE, str(d.socket_path)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self._proc.stdout is not None
+        assert self._proc.stdout.readline().strip() == "ready"
+        self._start = time.time()
+
+    def mark(self) -> None:
+        self._start = time.time()
+
+    def stop(self) -> list[float]:
+        end = time.time()
+        assert self._proc.stdin is not None and self._proc.stdout is not None
+        self._proc.stdin.close()
+        runs = json.loads(self._proc.stdout.readline())
+        self._proc.wait(60)
+        return [dur for ended, dur in runs if ended >= self._start and ended - dur <= end]
+
+
+class PeakRss:
+    """The highest RSS of the daemon while the block runs, polled every 10 ms."""
+
+    def __init__(self, d: DaemonProcess) -> None:
+        self.process = d.process
+        self.base = self.peak = self.process.memory_info().rss
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def _poll(self) -> None:
+        while not self._stop.wait(0.01):
+            try:
+                self.peak = max(self.peak, self.process.memory_info().rss)
+            except Exception:
+                return
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(60)
+
+    @property
+    def grown(self) -> int:
+        return self.peak - self.base

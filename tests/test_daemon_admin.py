@@ -81,6 +81,12 @@ def sock(d: DaemonProcess) -> list[str]:
 
 def test_status_text_and_json(daemon: DaemonProcess, user_env: dict[str, str]) -> None:
     assert daemon.proc is not None
+
+    def warmed_up() -> bool:  # the kernel pool is built just after start
+        with daemon.client() as c:
+            return c.status().kernels is not None
+
+    wait_until(warmed_up, 20, what="the daemon's warm-up")
     r = runt(user_env, "status", *sock(daemon))
     assert r.returncode == 0, r.stderr
     assert f"runtimed {runtimed.__version__} running, pid {daemon.proc.pid}, up " in r.stdout

@@ -67,8 +67,8 @@ def test_console_runs_streams_interrupts_exits_and_exports(
         child.expect("line 1")
         child.expect(r"In \[3\]: ")
         # Output streams while the cell runs; Ctrl-C interrupts it.
-        child.sendline("import time; print('before', flush=True); time.sleep(30)")
-        child.expect("before")
+        child.sendline("import time; print('be' + 'fore', flush=True); time.sleep(30)")
+        child.expect("before")  # the output (the echoed input does not have it)
         child.sendintr()
         child.expect("KeyboardInterrupt")
         child.expect(r"In \[4\]: ")

@@ -114,19 +114,28 @@ class Repl:
         self.runtime = runtime
         self.console = console
         self._running = False
+        self._submitting = False
+        self._interrupt_pending = False
         self._interrupts: list[asyncio.Future[int]] = []
         self.count = 1 + max(
             (c.execution_count or 0 for c in session.document.get_cells()), default=0
         )
 
     async def run_cell(self, code: str) -> None:
-        """Queue ``code`` as a new cell, stream its outputs, Ctrl-C interrupts it."""
-        cell_id = await self.session.create_cell(code)
-        execution_id = await self.session.queue_cell(cell_id)
+        """Queue ``code`` as a new cell, stream its outputs, Ctrl-C interrupts it (also
+        one pressed while the cell is still being queued)."""
+        self._submitting, self._interrupt_pending = True, False
+        try:
+            cell_id = await self.session.create_cell(code)
+            execution_id = await self.session.queue_cell(cell_id)
+        finally:
+            self._submitting = False
         done = asyncio.ensure_future(self.session.wait_for_execution(execution_id))
         printer = OutputPrinter(self.console, self.session)
         self._interrupts = []
         self._running = True
+        if self._interrupt_pending:
+            self._on_sigint()
         try:
             with self._ctrl_c_interrupts():
                 while not done.done():
@@ -165,9 +174,11 @@ class Repl:
 
     def _on_sigint(self) -> None:
         """Ctrl-C: interrupts the running cell. At the prompt prompt_toolkit reads it as a
-        key; a SIGINT that slips in between (the terminal not yet raw) does nothing."""
+        key; a SIGINT while the cell is being queued interrupts it once it is."""
         if self._running:
             self._interrupts.append(asyncio.ensure_future(self.session.interrupt()))
+        elif self._submitting:
+            self._interrupt_pending = True
 
     async def loop(self, prompt: PromptSession[str]) -> None:
         loop = asyncio.get_running_loop()
