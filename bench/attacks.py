@@ -340,9 +340,9 @@ def runtime_doc(d: DaemonProcess) -> None:
     line(
         f"the runtime document after {runs // 2:,} and {runs:,} runs",
         "every execution record kept forever (~225 bytes each)",
-        f"{half / 1000:.0f} KB and {full / 1000:.0f} KB (the last 500 records; history is "
-        "in SQLite)",
-        full < half * 1.5 or runs <= 500,
+        f"{half / 1000:.0f} KB and {full / 1000:.0f} KB (the last 500 records, rebuilt "
+        "without tombstones every 500 deletions; history is in SQLite)",
+        full < half * 1.2 or runs <= 1000,
     )
 
 

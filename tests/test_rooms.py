@@ -456,3 +456,33 @@ def test_presence_is_small_and_skipped_by_slow_readers(rooms_daemon: DaemonProce
     ]
     for conn in [*slow, sender]:
         conn.close()
+
+
+def test_the_runtime_document_stays_the_same_size_however_many_runs(
+    daemon_factory: Callable[..., DaemonProcess],
+):
+    """500 records are kept; the tombstones of deleted ones are dropped by rebuilding the
+    document, and every peer's replica follows (event ``runtime_reset``)."""
+    from runtimed.documents.runtime import RuntimeDoc
+
+    d = daemon_factory("--uv-pool-size", "1", "--conda-pool-size", "0")
+    d.wait_pool("uv", 1)
+    s, watcher = session(d, "many-runs"), session(d, "many-runs")
+    cell = s.create_cell("1")
+    sizes = {}
+    for run in range(1, 1101):
+        s.execute_cell(cell)
+        if run in (550, 1100):
+            s.sync(10)
+            sizes[run] = len(s.runtime_doc.get_update())
+    assert sizes[1100] < sizes[550] * 1.2, sizes  # before: +225 bytes a run, for good
+    last = s.execute_cell(cell)
+    for replica in (s, watcher):
+        wait_until(
+            lambda r=replica: RuntimeDoc(r.runtime_doc).execution(last.execution_id),
+            10,
+            what="the last record in every replica",
+        )
+        records = RuntimeDoc(replica.runtime_doc).executions_map
+        assert len(records) <= 501
+        assert RuntimeDoc(replica.runtime_doc).kernel()["lifecycle"] == "running"

@@ -348,6 +348,8 @@ class RoomConnection:
                 future.set_result(reply)
         elif frame_type is FrameType.EVENT:
             event = parse_json(payload, "event")
+            if event.get("event") == "runtime_reset":
+                self._runtime = Doc()  # the daemon's new runtime document follows, whole
             for listener in list(self._listeners):
                 listener(event)
 

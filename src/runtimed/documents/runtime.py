@@ -44,6 +44,18 @@ class RuntimeDoc:
         if execution_id in self.executions_map:
             del self.executions_map[execution_id]
 
+    def copy(self) -> RuntimeDoc:
+        """A new document holding this one's content and none of its history: the
+        tombstones deleted records leave behind are not copied."""
+        new = RuntimeDoc()
+        with new.doc.transaction():
+            new.set_kernel(**self.kernel())
+            queue = self.queue()
+            new.set_queue(queue.get("executing"), list(queue.get("queued") or []))
+            for execution_id, record in self.executions_map.items():
+                new.executions_map[execution_id] = _ints(record)
+        return new
+
     # --- reading --------------------------------------------------------------------
 
     def kernel(self) -> dict[str, Any]:

@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 
 COMPACT_AFTER_BYTES = 4 * 1024 * 1024
 COMPACT_DELAY_SECS = 2.0
+#: The runtime document keeps 500 records; every deleted one leaves a tombstone. After
+#: this many it is rebuilt, and peers replace their replica (event ``runtime_reset``).
+RESET_RUNTIME_AFTER = 500
 
 
 class NotebookRoom:
@@ -63,6 +66,7 @@ class NotebookRoom:
         self._touched: set[int] = set()
         self._compact_handle: asyncio.TimerHandle | None = None
         self._snapshot_task: asyncio.Task[None] | None = None
+        self._runtime_reset: asyncio.Handle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
     # --- setup ---------------------------------------------------------------------
@@ -192,6 +196,23 @@ class NotebookRoom:
         message = create_update_message(event.update)
         for peer in list(self.peers.values()):
             peer.send(FrameType.RUNTIME_SYNC, message)
+        if self.runtime_state.deleted >= RESET_RUNTIME_AFTER and self._runtime_reset is None:
+            self._runtime_reset = asyncio.get_running_loop().call_soon(self.reset_runtime)
+
+    def reset_runtime(self) -> None:
+        """Rebuild the runtime document without its tombstones; every peer is told to
+        drop its replica, then gets the new document whole (in that order)."""
+        self._runtime_reset = None
+        self.runtime_state.flush()
+        fresh = self.runtime_state.doc.copy()
+        self.runtime_state.replace_doc(fresh)
+        self.runtime = fresh.doc
+        self.runtime.observe(self._on_runtime_update)
+        event = pack_json(FrameType.EVENT, {"event": "runtime_reset"})[1:]
+        state = create_update_message(self.runtime.get_update())
+        for peer in list(self.peers.values()):
+            peer.send(FrameType.EVENT, event)
+            peer.send(FrameType.RUNTIME_SYNC, state)
 
     # --- persistence ---------------------------------------------------------------
 

@@ -32,6 +32,9 @@ class RuntimeState:
         self._queue_dirty = False
         self._executions: dict[str, dict[str, Any] | None] = {}  # None: delete it
         self._handle: asyncio.TimerHandle | None = None
+        #: Records deleted from the document since it was last rebuilt (each leaves a
+        #: tombstone in it).
+        self.deleted = 0
 
     # --- reading (always current) ----------------------------------------------------
 
@@ -86,8 +89,15 @@ class RuntimeState:
             for execution_id, record in executions.items():
                 if record is None:
                     self.doc.delete_execution(execution_id)
+                    self.deleted += 1
                 else:
                     self.doc.set_execution(execution_id, record)
+
+    def replace_doc(self, doc: RuntimeDoc) -> None:
+        """Write into ``doc`` from now on (its content already copied from the old one)."""
+        self.flush()
+        self.doc = doc
+        self.deleted = 0
 
     def _schedule(self) -> None:
         if self._handle is not None:
