@@ -125,8 +125,6 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="runtimed-bench-blobs-"))
     os.environ["UV_CACHE_DIR"] = args.uv_cache or str(tmp / "uv-cache")
     os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")
-    os.environ["IPYTHONDIR"] = str(tmp / "ipython")
-    os.environ["JUPYTER_RUNTIME_DIR"] = str(tmp / "jupyter-runtime")
     os.environ.pop("RUNTIMED_SOCKET_PATH", None)
     d = bench_daemon(tmp / "cache", "--uv-pool-size", "1", "--conda-pool-size", "0")
     try:

@@ -3,10 +3,13 @@ tests/helpers.py), plus verdicts."""
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -14,10 +17,16 @@ from pathlib import Path
 # A bench measures the daemon it started: a client that polls it before it listens must
 # not start another one (bench/autostart.py turns this back on for its own clients).
 os.environ.setdefault("RUNTIMED_NO_AUTOSTART", "1")
+# Nor may a bench write to the user's ~/.ipython or Jupyter runtime dir (jupyter_client
+# creates them when it looks up a kernelspec or starts a raw kernel for a baseline).
+_SCRATCH = tempfile.mkdtemp(prefix="runtimed-bench-home-")
+atexit.register(shutil.rmtree, _SCRATCH, ignore_errors=True)
+os.environ.setdefault("IPYTHONDIR", os.path.join(_SCRATCH, "ipython"))
+os.environ.setdefault("JUPYTER_RUNTIME_DIR", os.path.join(_SCRATCH, "jupyter-runtime"))
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from helpers import DaemonProcess, percentile
+from helpers import DaemonProcess, percentile  # noqa: E402 - after the environment set-up
 
 __all__ = [
     "DaemonProcess",
