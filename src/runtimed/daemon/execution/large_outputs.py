@@ -81,25 +81,24 @@ class LargeMessageDecoder:
             fields = _fields.decode(parts[4])
         except msgspec.DecodeError:
             return decode_parts(parts)  # raises the same error, the usual way
-        content = self._stream(fields) if msg_type == "stream" else self._display(fields)
+        # Everything but the one field that can be huge decodes the usual way.
+        big, convert = ("text", self._text) if msg_type == "stream" else ("data", self._data)
+        content = {key: _json.decode(value) for key, value in fields.items() if key != big}
+        if big in fields:
+            content[big] = convert(fields[big])
         return decode_parts(parts, content)
 
     # --- streams -------------------------------------------------------------------------
 
-    def _stream(self, fields: dict[str, msgspec.Raw]) -> dict[str, Any]:
-        content = {key: _json.decode(value) for key, value in fields.items() if key != "text"}
-        raw = fields.get("text")
-        if raw is None:
-            return content
+    def _text(self, raw: msgspec.Raw) -> Any:
         try:
-            content["text"] = self._spill_text(memoryview(raw))
+            return self._spill_text(memoryview(raw))
         except (_NotPlain, msgspec.DecodeError, RuntimedError, OSError) as exc:
             if not isinstance(exc, _NotPlain):
                 log.warning("a large stream output stays in memory: %s", exc)
-            content["text"] = _json.decode(raw)
-        return content
+            return _json.decode(raw)
 
-    def _spill_text(self, raw: memoryview) -> SpilledText | str:
+    def _spill_text(self, raw: memoryview) -> SpilledText:
         if len(raw) < LARGE_VALUE or raw[0] != _QUOTE:
             raise _NotPlain
         refs: list[BlobRef] = []
@@ -123,18 +122,12 @@ class LargeMessageDecoder:
 
     # --- MIME bundles --------------------------------------------------------------------
 
-    def _display(self, fields: dict[str, msgspec.Raw]) -> dict[str, Any]:
-        content = {key: _json.decode(value) for key, value in fields.items() if key != "data"}
-        raw_data = fields.get("data")
-        if raw_data is None:
-            return content
+    def _data(self, raw: msgspec.Raw) -> Any:
         try:
-            data = _fields.decode(raw_data)
+            data = _fields.decode(raw)
         except msgspec.DecodeError:
-            content["data"] = _json.decode(raw_data)
-            return content
-        content["data"] = {mime: self._payload(mime, value) for mime, value in data.items()}
-        return content
+            return _json.decode(raw)  # not an object: as the kernel sent it
+        return {mime: self._payload(mime, value) for mime, value in data.items()}
 
     def _payload(self, mime: str, raw: msgspec.Raw) -> Any:
         view = memoryview(raw)

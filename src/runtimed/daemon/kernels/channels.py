@@ -155,7 +155,7 @@ class KernelChannels:
         held twice."""
         frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
         if sum(len(f) for f in frames) < LARGE_MESSAGE_BYTES:
-            return decode_parts(verified_parts(self.session, [f.bytes for f in frames]))
+            return decode_parts(verified_parts(self.session, frames))
         self._decoding.add(sock)
         work = self._loop.run_in_executor(None, self._decode_large, frames)
         work.add_done_callback(lambda done: self._large_decoded(sock, done))

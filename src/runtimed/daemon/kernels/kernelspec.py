@@ -35,10 +35,6 @@ def check_language(language: str | None) -> str:
     return normalized
 
 
-#: IPython keeps its input history in memory: on disk every kernel would share the
-#: IPYTHONDIR's history.sqlite, and one kernel's commit (an fsync, slow while another
-#: writes a 200 MB output) held up every other kernel's next cell by up to 2 s.
-IPYTHON_OPTIONS = ("--HistoryManager.hist_file=:memory:",)
 
 
 def kernel_argv(python_path: str, guard_parent_pid: int | None) -> list[str]:
@@ -48,7 +44,7 @@ def kernel_argv(python_path: str, guard_parent_pid: int | None) -> list[str]:
     ``guard_parent_pid`` the same interpreter first runs :mod:`guard` (by path, the env
     does not have runtimed installed), which ties the kernel's life to that pid.
     """
-    kernel = [python_path, str(LAUNCHER_SCRIPT), "-f", "{connection_file}", *IPYTHON_OPTIONS]
+    kernel = [python_path, str(LAUNCHER_SCRIPT), "-f", "{connection_file}"]
     if guard_parent_pid is None:
         return kernel
     guard = [python_path, "-I", "-S", str(GUARD_SCRIPT), str(guard_parent_pid), "--"]

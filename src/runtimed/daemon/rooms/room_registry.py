@@ -106,7 +106,8 @@ class RoomRegistry:
         nb_dict = None
         file_hash = None
         clean_state = None
-        if path is not None and os.path.exists(path):
+        if stored is not None and path is not None and os.path.exists(path):
+            # the stored room is reused if the file is as it was (no need to parse it)
             file_hash = await asyncio.to_thread(hash_of_file, Path(path))
         if stored is not None and (path is None or stored.meta.get("file_hash") == file_hash):
             epoch = str(stored.meta.get("epoch") or new_epoch())
