@@ -35,8 +35,6 @@ def check_language(language: str | None) -> str:
     return normalized
 
 
-
-
 def kernel_argv(python_path: str, guard_parent_pid: int | None) -> list[str]:
     """``<env python> <launcher.py> -f {connection_file}``, behind the death guard.
 
