@@ -115,6 +115,45 @@ def test_interrupt_stops_sleep_within_two_seconds_and_clears_queue(exec_daemon: 
     s.close()
 
 
+# ipykernel sends no execute_reply when SIGINT lands while it still announces the cell
+# (inside its _publish_execute_input): it goes idle without a reply. Widening that window
+# makes the race certain.
+SLOW_ANNOUNCE = """
+import time
+k = get_ipython().kernel
+announce = k._publish_execute_input
+def slow_announce(*args, **kwargs):
+    k._publish_execute_input = announce
+    announce(*args, **kwargs)
+    time.sleep(1)
+k._publish_execute_input = slow_announce
+"""
+
+
+def test_interrupt_while_the_kernel_announces_the_cell_still_ends_it(
+    exec_daemon: DaemonProcess,
+):
+    s = session(exec_daemon, "interrupt-early")
+    assert s.run(SLOW_ANNOUNCE).success
+    running = s.queue_cell(s.create_cell("time.sleep(30)"))
+    wait_until(lambda: s.request("get_execution", execution_id=running)["status"] == "running", 10)
+    s.interrupt()
+    r = s.wait_for_execution(running, timeout=5)
+    assert r.error is not None and r.error.ename == "KeyboardInterrupt"
+    assert s.run("1 + 1").display_data[0].data["text/plain"] == "2"  # nothing left hanging
+    s.close()
+
+
+def test_a_cell_the_kernel_never_answers_ends_with_an_error(exec_daemon: DaemonProcess):
+    s = session(exec_daemon, "no-reply")
+    no_reply = SLOW_ANNOUNCE.replace("time.sleep(1)", "raise KeyboardInterrupt")
+    assert s.run(no_reply).success
+    r = s.run("print('announced, never run')", timeout=10)
+    assert not r.success and r.error is not None and r.error.ename == "KernelError"
+    assert s.run("1 + 1").display_data[0].data["text/plain"] == "2"
+    s.close()
+
+
 def test_kernel_death_mid_cell_is_reported_and_restart_recovers(exec_daemon: DaemonProcess):
     s = session(exec_daemon, "death")
     s.run("state = 'alive'")

@@ -28,6 +28,7 @@ from runtimed.daemon.kernels import (
     KernelLifecycle,
     Message,
 )
+from runtimed.daemon.kernels.outputs import error_output
 from runtimed.daemon.rooms.runtime_state import RuntimeState
 from runtimed.documents.notebook import NotebookDoc
 from runtimed.documents.runtime import FINAL_STATUSES
@@ -222,6 +223,17 @@ class ExecutionQueue:
         except KernelError as exc:
             self._finish(record, "error", error=exc.message)
             return
+        if reply.synthesized:  # the kernel wrote no error output either
+            self.writer.add(
+                cell_id,
+                error_output(
+                    {
+                        "ename": reply.ename,
+                        "evalue": reply.evalue,
+                        "traceback": [f"{reply.ename}: {reply.evalue}"],
+                    }
+                ),
+            )
         count = reply.execution_count or self.writer.execution_count(cell_id)
         status = "done" if reply.success else "error"
         error = f"{reply.ename}: {reply.evalue}" if not reply.success else None

@@ -23,6 +23,8 @@ class ExecuteReply:
     ename: str | None = None
     evalue: str | None = None
     traceback: tuple[str, ...] = field(default_factory=tuple)
+    #: The kernel sent no reply (see :meth:`Execution.reply`): nor any error output.
+    synthesized: bool = False
 
     @property
     def success(self) -> bool:
@@ -55,6 +57,11 @@ class CompleteResult:
     metadata: Mapping[str, Any] = field(default_factory=dict)
 
 
+#: How long a reply may trail the kernel's ``idle`` for its request. The kernel sends the
+#: reply before it publishes idle, so a reply still missing after this never comes.
+REPLY_GRACE = 1.0
+
+
 class _End:
     pass
 
@@ -78,6 +85,7 @@ class Execution:
         self._ended: asyncio.Future[None] = reply.get_loop().create_future()
         self._listener: MessageCallback | None = None
         self.done = False
+        self.interrupted = False
 
     def push(self, msg: Message) -> None:
         """Router side: one IOPub message for this execution."""
@@ -120,9 +128,32 @@ class Execution:
                 raise item
             yield item
 
+    def mark_interrupted(self) -> None:
+        """Router side: an interrupt was sent while this execution was in flight."""
+        self.interrupted = True
+
     async def reply(self) -> ExecuteReply:
-        """The ``execute_reply`` (raises the same errors as iteration)."""
-        return ExecuteReply.from_message(await self._reply)
+        """The ``execute_reply`` (raises the same errors as iteration).
+
+        ipykernel sends no reply when an interrupt lands before the cell's code runs (while
+        it publishes ``execute_input``): it goes idle all the same. Such an execution ends
+        with a KeyboardInterrupt error; any other one without a reply with a KernelError.
+        """
+        if not self._ended.done() or self._reply.done():
+            return ExecuteReply.from_message(await self._reply)
+        try:
+            return ExecuteReply.from_message(
+                await asyncio.wait_for(asyncio.shield(self._reply), REPLY_GRACE)
+            )
+        except TimeoutError:
+            return self._missing_reply()
+
+    def _missing_reply(self) -> ExecuteReply:
+        if self.interrupted:
+            ename, evalue = "KeyboardInterrupt", "interrupted before it ran"
+        else:
+            ename, evalue = "KernelError", "the kernel went idle without replying"
+        return ExecuteReply(self.msg_id, "error", None, ename, evalue, (), synthesized=True)
 
     async def wait(self, on_message: MessageCallback | None = None) -> ExecuteReply:
         """Feed every IOPub message to ``on_message`` until idle, then return the reply.

@@ -377,6 +377,7 @@ class KernelSession:
         self._require_running()
         assert self._km is not None
         spec = self._km.kernel_spec
+        self._router.mark_interrupted()
         if spec is not None and spec.interrupt_mode == "message" and await self._interrupt_msg():
             return
         await self._km.signal_kernel(signal.SIGINT)

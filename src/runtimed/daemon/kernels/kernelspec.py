@@ -35,6 +35,13 @@ def check_language(language: str | None) -> str:
     return normalized
 
 
+#: IPython keeps its input history in memory (the daemon keeps the durable history). On
+#: disk every kernel shares the IPYTHONDIR's history.sqlite, and a commit there (an fsync,
+#: slow while another kernel's 200 MB output is being written) held every other kernel's
+#: next cell up by 0.6-2 s.
+IPYTHON_OPTIONS = ("--HistoryManager.hist_file=:memory:",)
+
+
 def kernel_argv(python_path: str, guard_parent_pid: int | None) -> list[str]:
     """``<env python> <launcher.py> -f {connection_file}``, behind the death guard.
 
@@ -42,7 +49,7 @@ def kernel_argv(python_path: str, guard_parent_pid: int | None) -> list[str]:
     ``guard_parent_pid`` the same interpreter first runs :mod:`guard` (by path, the env
     does not have runtimed installed), which ties the kernel's life to that pid.
     """
-    kernel = [python_path, str(LAUNCHER_SCRIPT), "-f", "{connection_file}"]
+    kernel = [python_path, str(LAUNCHER_SCRIPT), "-f", "{connection_file}", *IPYTHON_OPTIONS]
     if guard_parent_pid is None:
         return kernel
     guard = [python_path, "-I", "-S", str(GUARD_SCRIPT), str(guard_parent_pid), "--"]

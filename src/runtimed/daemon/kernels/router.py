@@ -47,6 +47,11 @@ class MessageRouter:
         """Executions still waiting for idle."""
         return len(self._executions)
 
+    def mark_interrupted(self) -> None:
+        """An interrupt is being sent: every execution in flight may end without a reply."""
+        for execution in self._executions.values():
+            execution.mark_interrupted()
+
     def route_iopub(self, msg: Message) -> None:
         """Deliver one IOPub message; ``idle`` for an execution finishes it."""
         key = parent_id(msg)
