@@ -4,7 +4,8 @@ into blobs.
 A 200 MB ``print`` arrives as one message. Decoded whole it becomes a 200 MB ``str``, then
 200 MB of UTF-8 for its blob, beside the 200 MB received; and decoding, encoding, hashing
 and writing it would hold the event loop for a second. Here the message's JSON is parsed
-with its big string values left raw (``msgspec.Raw``, a view of the received bytes), and
+with its big string values left raw (views of the received bytes, found a megabyte at a
+time by :mod:`json_fields`, since one msgspec call over them would hold the GIL), and
 each is turned into blob bytes a megabyte at a time, written and hashed as it goes. The
 event loop gets a small message: stream text as ``SpilledText`` (blob references and a
 live tail), MIME payloads as blob references. Anything unusual (terminal control
@@ -24,6 +25,7 @@ from typing import Any, Protocol, runtime_checkable
 import msgspec
 
 from runtimed.daemon.blobs.blob_store import BlobWriter
+from runtimed.daemon.execution.json_fields import object_fields
 from runtimed.daemon.kernels.channels import decode_parts
 from runtimed.daemon.kernels.execution import Message
 from runtimed.documents.blob_refs import BlobRef, is_binary_mime, is_json_mime, make_ref
@@ -40,7 +42,6 @@ PART = 64 << 20
 #: A tail of the text after its last newline up to this long stays live.
 LIVE_TAIL = 64 * 1024
 
-_fields = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _json = msgspec.json.Decoder()
 _TERMINAL_CONTROLS = ("\r", "\b", "\x1b")
 _QUOTE, _BACKSLASH, _U = ord('"'), ord("\\"), ord("u")
@@ -78,7 +79,7 @@ class LargeMessageDecoder:
         if len(parts[4]) < LARGE_VALUE or msg_type not in ("stream", *_DISPLAY_TYPES):
             return decode_parts(parts)
         try:
-            fields = _fields.decode(parts[4])
+            fields = object_fields(parts[4])
         except msgspec.DecodeError:
             return decode_parts(parts)  # raises the same error, the usual way
         # Everything but the one field that can be huge decodes the usual way.
@@ -90,9 +91,9 @@ class LargeMessageDecoder:
 
     # --- streams -------------------------------------------------------------------------
 
-    def _text(self, raw: msgspec.Raw) -> Any:
+    def _text(self, raw: memoryview) -> Any:
         try:
-            return self._spill_text(memoryview(raw))
+            return self._spill_text(raw)
         except (_NotPlain, msgspec.DecodeError, RuntimedError, OSError) as exc:
             if not isinstance(exc, _NotPlain):
                 log.warning("a large stream output stays in memory: %s", exc)
@@ -122,17 +123,16 @@ class LargeMessageDecoder:
 
     # --- MIME bundles --------------------------------------------------------------------
 
-    def _data(self, raw: msgspec.Raw) -> Any:
+    def _data(self, raw: memoryview) -> Any:
         try:
-            data = _fields.decode(raw)
+            data = object_fields(raw)
         except msgspec.DecodeError:
             return _json.decode(raw)  # not an object: as the kernel sent it
         return {mime: self._payload(mime, value) for mime, value in data.items()}
 
-    def _payload(self, mime: str, raw: msgspec.Raw) -> Any:
-        view = memoryview(raw)
+    def _payload(self, mime: str, view: memoryview) -> Any:
         if len(view) < LARGE_VALUE or view[0] != _QUOTE or is_json_mime(mime):
-            return _json.decode(raw)  # the writer decides (small, JSON, a list of lines)
+            return _json.decode(view)  # the writer decides (small, JSON, a list of lines)
         writer = None
         try:
             writer = self.blobs.writer(mime)
@@ -148,7 +148,7 @@ class LargeMessageDecoder:
                 writer.abort()
             if isinstance(exc, OSError | RuntimedError | msgspec.DecodeError):
                 log.warning("a large %s output stays in memory: %s", mime, exc)
-            return _json.decode(raw)
+            return _json.decode(view)
 
 
 def _commit(writer: BlobWriter) -> BlobRef:
