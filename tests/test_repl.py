@@ -76,6 +76,16 @@ def test_console_runs_streams_interrupts_exits_and_exports(
         child.sendline("1/0")
         child.expect("ZeroDivisionError")
         child.expect(r"In \[5\]: ")
+        # Keys typed while a cell runs wait for the next prompt, as in IPython.
+        child.sendline("import time; print('st' + 'arted', flush=True); time.sleep(1.5)")
+        child.expect("started")
+        child.send("print('type' + 'ahead')\r")
+        child.expect("typeahead")
+        child.expect(r"In \[7\]: ")
+        # A Ctrl-C read together with the Enter (the prompt read past it) still interrupts.
+        child.send("time.sleep(30)\r\x03")
+        child.expect("KeyboardInterrupt", timeout=20)
+        child.expect(r"In \[8\]: ")
         child.sendeof()
         child.expect(f'Runtime "{runtime_id}" exited with no errors. To export a notebook')
         child.expect(f"runt export {runtime_id} --notebook")

@@ -20,6 +20,8 @@ from runtimed.errors import RuntimedError
 
 if TYPE_CHECKING:
     from prompt_toolkit import PromptSession
+    from prompt_toolkit.input import Input
+    from prompt_toolkit.key_binding import KeyPress
     from rich.console import Console
 
     from runtimed.client.async_session import AsyncSession
@@ -156,21 +158,29 @@ class Repl:
     @contextlib.contextmanager
     def _ctrl_c_interrupts(self) -> Iterator[None]:
         """While a cell runs, the terminal is read in raw mode and Ctrl-C is a key: it
-        then interrupts however the terminal was left (a SIGINT does the same)."""
+        then interrupts however the terminal was left (a SIGINT does the same). Other keys
+        typed meanwhile are kept for the next prompt, as IPython does."""
         if not sys.stdin.isatty():
             yield
             return
         from prompt_toolkit.input import create_input
-        from prompt_toolkit.keys import Keys
+        from prompt_toolkit.input.typeahead import get_typeahead
 
         keys = create_input()
-
-        def ready() -> None:
-            if any(k.key == Keys.ControlC for k in keys.read_keys()):
-                self._on_sigint()
-
-        with keys.raw_mode(), keys.attach(ready):
+        # The prompt may have read keys past its Enter (a Ctrl-C right after it, say).
+        self._take_keys(keys, get_typeahead(keys))
+        with keys.raw_mode(), keys.attach(lambda: self._take_keys(keys, keys.read_keys())):
             yield
+        self._take_keys(keys, keys.flush_keys())
+
+    def _take_keys(self, keys: Input, presses: list[KeyPress]) -> None:
+        """Ctrl-C interrupts the cell; any other key waits for the next prompt."""
+        from prompt_toolkit.input.typeahead import store_typeahead
+        from prompt_toolkit.keys import Keys
+
+        if any(press.key == Keys.ControlC for press in presses):
+            self._on_sigint()
+        store_typeahead(keys, [press for press in presses if press.key != Keys.ControlC])
 
     def _on_sigint(self) -> None:
         """Ctrl-C: interrupts the running cell. At the prompt prompt_toolkit reads it as a
