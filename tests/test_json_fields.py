@@ -66,6 +66,17 @@ def test_strings_with_escapes_and_quotes_across_steps(step: int):
     assert msgspec.json.decode(fields["n"]) == [1, {"x": "]}"}]
 
 
+@pytest.mark.parametrize("run", range(1, 7))
+def test_backslash_runs_end_where_they_should_in_steps_without_a_quote(step: int, run: int):
+    # Quote-free steps are skipped without the regex: one that ends mid-escape must not
+    # let the escaped character (here a quote, after the step) close the string.
+    text = "abc" + "\\" * run + '"' + "\\" * run + "tail"
+    data = json.dumps({"text": text, "after": "x"}).encode()
+    fields = object_fields(memoryview(data))
+    assert msgspec.json.decode(fields["text"]) == text
+    assert msgspec.json.decode(fields["after"]) == "x"
+
+
 @pytest.mark.parametrize(
     "bad",
     [

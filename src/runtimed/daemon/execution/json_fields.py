@@ -3,9 +3,10 @@
 ``msgspec.json.Decoder(dict[str, msgspec.Raw])`` finds the same fields, but it scans a
 600 MB string value in one call that holds the GIL for 0.3 s, and the event loop, which
 shares the daemon's process with the worker thread doing it, stalls as long. Here each
-step scans at most STEP bytes (compiled regexes over a memoryview, no copies), so the
-thread lets the loop run in between. Values are returned unparsed and unvalidated: the
-caller decodes each small one with msgspec, which validates it.
+step scans at most STEP bytes (compiled regexes over the memoryview; a string's steps
+without a quote are skipped with ``bytes`` search), so the thread lets the loop run in
+between. Values are returned unparsed and unvalidated: the caller decodes each small one
+with msgspec, which validates it.
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ STEP = 1 << 20
 MAX_KEY = 4096
 
 _WHITESPACE = re.compile(rb"[ \t\n\r]*+")
-# A string's body up to its closing quote: runs without quote or backslash, or escapes.
-_STRING_BODY = re.compile(rb'(?:[^"\\]++|\\.)*+', re.DOTALL)
 # Inside an array or object, everything up to the next quote or bracket.
 _CONTAINER_BODY = re.compile(rb'[^"{}\[\]]*+')
+# A string's body up to its closing quote: runs without quote or backslash, or escapes.
+_STRING_BODY = re.compile(rb'(?:[^"\\]++|\\.)*+', re.DOTALL)
 _SCALAR = re.compile(rb"[^,}\]\s]*+")
 _QUOTE, _OPEN_OBJECT, _CLOSE_OBJECT = ord('"'), ord("{"), ord("}")
 _OPENERS, _CLOSERS = frozenset(b"{["), frozenset(b"}]")
@@ -80,17 +81,24 @@ def value_end(data: memoryview, pos: int) -> int:
 def string_end(data: memoryview, pos: int) -> int:
     """Just past the closing quote of the JSON string that opens at ``pos``."""
     _expect(data, pos, _QUOTE)
-    pos += 1
+    start = pos + 1  # never inside an escape
     while True:
         # One byte more than a step, so a window always holds a whole escape.
-        match = _STRING_BODY.match(data, pos, min(pos + STEP + 1, len(data)))
+        stop = min(start + STEP + 1, len(data))
+        window = bytes(data[start:stop])
+        if b'"' not in window and stop < len(data):
+            # No end here; bytes' memchr skips it ~50x faster than the regex. A window
+            # that ends in an odd run of backslashes ends inside an escape: step back one.
+            start = stop - (len(window) - len(window.rstrip(b"\\"))) % 2
+            continue
+        match = _STRING_BODY.match(data, start, stop)
         assert match is not None
         end = match.end()
         if _at(data, end) == _QUOTE:
             return end + 1
-        if end == pos:  # nothing left, or a lone backslash at the end
+        if end == start:  # nothing left, or a lone backslash at the end
             raise msgspec.DecodeError("an unterminated JSON string")
-        pos = end  # the step ended (at worst just before a backslash)
+        start = end  # the step ended (at worst just before a backslash)
 
 
 def _container_end(data: memoryview, pos: int) -> int:
