@@ -135,8 +135,8 @@ def test_version_mismatch_is_pointed_out(
     shutil.copytree(
         ROOT / "src" / "runtimed", old / "runtimed", ignore=shutil.ignore_patterns("__pycache__")
     )
-    init = old / "runtimed" / "__init__.py"
-    init.write_text(init.read_text().replace(f'"{runtimed.__version__}"', '"0.0.1"', 1))
+    version = old / "runtimed" / "version.py"
+    version.write_text(version.read_text().replace(f'"{runtimed.__version__}"', '"0.0.1"', 1))
     monkeypatch.setenv("PYTHONPATH", str(old))
     d = DaemonProcess(tmp_path / "cache", list(NO_POOLS)).start()
     monkeypatch.delenv("PYTHONPATH")

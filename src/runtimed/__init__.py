@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from runtimed.version import __version__
 
 __all__ = [
     "AsyncDaemonClient",
@@ -39,8 +39,6 @@ def __getattr__(name: str) -> Any:
         from runtimed.client import results
 
         return getattr(results, name)
-    if name == "Cell":
-        return Cell
     if name == "RuntimedError":
         from runtimed.errors import RuntimedError
 

@@ -46,7 +46,7 @@ def version_callback(prog: str) -> Any:
 
     def show(value: bool) -> None:
         if value:
-            from runtimed import __version__
+            from runtimed.version import __version__
 
             typer.echo(f"{prog} {__version__}")
             raise typer.Exit()

@@ -9,7 +9,7 @@ import sys
 def main() -> None:
     argv = sys.argv[1:]
     if argv == ["--version"]:  # answered without typer, like `run`
-        from runtimed import __version__
+        from runtimed.version import __version__
 
         print(f"runtimed {__version__}")
         return

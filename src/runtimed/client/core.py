@@ -15,11 +15,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from runtimed import __version__
 from runtimed.errors import ProtocolError, RuntimedError
 from runtimed.protocol.codec import encode
 from runtimed.protocol.framing import PROTOCOL_VERSION, Channel
 from runtimed.protocol.handshake import encode_handshake
+from runtimed.version import __version__
 
 T = TypeVar("T")
 

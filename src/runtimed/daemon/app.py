@@ -15,7 +15,6 @@ import time
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from runtimed import __version__
 from runtimed.daemon.blobs import BlobStore
 from runtimed.daemon.blobs.blob_collector import BlobCollector
 from runtimed.daemon.channels.blob import BlobChannel
@@ -35,6 +34,7 @@ from runtimed.protocol.control import DaemonInfo, RoomInfo, StatusReply
 from runtimed.protocol.framing import PROTOCOL_VERSION
 from runtimed.protocol.handshake import Handshake
 from runtimed.transport.unix_server import UnixSocketServer, raise_descriptor_limit
+from runtimed.version import __version__
 
 if TYPE_CHECKING:
     from runtimed.daemon.blobs.http_server import BlobHttpServer

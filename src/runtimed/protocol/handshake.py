@@ -6,10 +6,10 @@ from typing import Any, Literal
 
 import msgspec
 
-from runtimed import __version__
 from runtimed.errors import ProtocolError
 from runtimed.protocol.codec import encode
 from runtimed.protocol.framing import PROTOCOL_VERSION
+from runtimed.version import __version__
 
 ChannelName = Literal["pool", "settings_sync", "notebook_sync", "open_notebook", "blob"]
 CHANNELS: tuple[str, ...] = ("pool", "settings_sync", "notebook_sync", "open_notebook", "blob")

@@ -60,10 +60,10 @@ class Facts:
 
 def gather(socket: str | Path | None) -> Facts:
     """Ask the daemon on ``socket`` who it is (never starting one)."""
-    from runtimed import __version__
     from runtimed.client import DaemonClient
     from runtimed.client.core import OutdatedDaemonWarning
     from runtimed.errors import DaemonNotRunningError, RuntimedError
+    from runtimed.version import __version__
 
     paths = cache.paths_for_socket(socket)
     # Asked straight away rather than probed first: a bare connect-and-close probe shows

@@ -8,7 +8,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from runtimed import __version__
 from runtimed.daemon.disk_keeper import DiskKeeper
 from runtimed.daemon.envs import EnvPool
 from runtimed.errors import ProtocolError, RuntimedError
@@ -42,6 +41,7 @@ from runtimed.protocol.control import (
 from runtimed.protocol.framing import PROTOCOL_VERSION, Channel
 from runtimed.protocol.handshake import Handshake, handshake_ok
 from runtimed.protocol.runtimes import RuntimeRequest
+from runtimed.version import __version__
 
 if TYPE_CHECKING:
     from runtimed.daemon.channels.runtimes import RuntimeRequests
