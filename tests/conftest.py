@@ -12,7 +12,45 @@ from pathlib import Path
 
 import pytest
 
+import helpers
 from helpers import DaemonProcess
+
+#: The slow tier: tests that start a real daemon or kernel carry ``@pytest.mark.daemon``
+#: (or a module-level ``pytestmark``). ``pytest -m "not daemon"`` runs the in-process
+#: tier; a test there that starts a real daemon or kernel fails, naming the marker.
+_tier: dict[str, str | None] = {"test": None}
+
+
+def _check_tier(what: str) -> None:
+    test = _tier["test"]
+    if test is not None:
+        raise AssertionError(
+            f"{test} starts {what} but is not marked daemon: add @pytest.mark.daemon "
+            "(or move it to the in-process tier with a test double)"
+        )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    # Before any fixture of the item, module-scoped ones included, is set up.
+    _tier["test"] = None if item.get_closest_marker("daemon") else item.nodeid
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _tier_guard() -> Iterator[None]:
+    """Real daemons and kernels started by an unmarked test fail it."""
+    from jupyter_client.provisioning import local_provisioner
+
+    launch = local_provisioner.launch_kernel
+
+    def guarded_launch(*args: object, **kwargs: object) -> object:
+        _check_tier("a kernel")
+        return launch(*args, **kwargs)
+
+    helpers.before_real_process = _check_tier
+    local_provisioner.launch_kernel = guarded_launch
+    yield
+    local_provisioner.launch_kernel = launch
 
 
 @pytest.fixture(scope="session", autouse=True)

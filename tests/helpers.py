@@ -22,6 +22,12 @@ from runtimed.errors import RuntimedError
 ROOT = Path(__file__).resolve().parent.parent
 
 
+#: Called before a real daemon starts; the test suite sets it to check the test's tier
+#: (``pytest -m "not daemon"`` must start none). Benches leave it alone.
+def before_real_process(what: str) -> None:
+    """Replaced by the test suite (conftest.py)."""
+
+
 class DaemonExitedError(AssertionError):
     """The daemon under test exited while we waited for it."""
 
@@ -100,6 +106,7 @@ class DaemonProcess:
     start_secs: float = 0.0
 
     def start(self, wait: bool = True) -> DaemonProcess:
+        before_real_process("a daemon")
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         started = time.perf_counter()

@@ -16,6 +16,8 @@ from helpers import wait_until
 from runtimed.client.autostart import daemon_argv
 from runtimed.errors import DaemonNotRunningError
 
+pytestmark = pytest.mark.daemon
+
 
 def daemons_for(cache: Path) -> list[psutil.Process]:
     found = []

@@ -97,6 +97,7 @@ def _http(
         return exc.code, {k.lower(): v for k, v in exc.headers.items()}, exc.read()
 
 
+@pytest.mark.daemon
 def test_large_outputs_become_refs_and_resolve(blob_daemon: DaemonProcess, tmp_path: Path):
     s = runtimed.Session("blob-outputs", socket_path=blob_daemon.socket_path).connect()
     r = s.run(
@@ -158,6 +159,7 @@ def test_large_outputs_become_refs_and_resolve(blob_daemon: DaemonProcess, tmp_p
     s.close()
 
 
+@pytest.mark.daemon
 def test_one_huge_message_of_each_kind_arrives_whole(blob_daemon: DaemonProcess):
     """Messages over a megabyte take the daemon's off-loop path: a 3 MB print of
     escapes and non-ASCII text, continued by a later print on the same line, and 2 MB
@@ -184,6 +186,7 @@ def test_one_huge_message_of_each_kind_arrives_whole(blob_daemon: DaemonProcess)
     s.close()
 
 
+@pytest.mark.daemon
 def test_http_rejects_traversal_and_malformed_hashes(blob_daemon: DaemonProcess):
     port = _port(blob_daemon)
     assert _http(port, "/health")[0] == 200
@@ -204,6 +207,7 @@ def test_http_rejects_traversal_and_malformed_hashes(blob_daemon: DaemonProcess)
     assert _http(port, "/blob/" + "0" * 64)[0] == 404
 
 
+@pytest.mark.daemon
 def test_http_listens_on_loopback_only(blob_daemon: DaemonProcess):
     port = _port(blob_daemon)
     assert blob_daemon.proc is not None
@@ -221,6 +225,7 @@ def test_http_listens_on_loopback_only(blob_daemon: DaemonProcess):
     )
 
 
+@pytest.mark.daemon
 def test_blob_channel_put_get_and_errors(blob_daemon: DaemonProcess):
     data = random.Random(3).randbytes(3 * 1024 * 1024)
     with BlobClient(blob_daemon.socket_path) as blobs:
@@ -237,6 +242,7 @@ def test_blob_channel_put_get_and_errors(blob_daemon: DaemonProcess):
     assert status == 200 and body == data and headers["content-type"] == "application/x-test"
 
 
+@pytest.mark.daemon
 def test_daemon_gc_removes_unreferenced_keeps_referenced(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
@@ -261,6 +267,7 @@ def test_daemon_gc_removes_unreferenced_keeps_referenced(
         d.stop()
 
 
+@pytest.mark.daemon
 def test_a_notebook_with_huge_inline_outputs_opens(
     blob_daemon: DaemonProcess, tmp_path: Path
 ) -> None:
@@ -299,6 +306,7 @@ def digest(text: str | None) -> tuple[int, str]:
     return len(data), hashlib.sha256(data).hexdigest()
 
 
+@pytest.mark.daemon
 def test_a_huge_file_that_is_not_a_notebook_is_refused_clearly(
     blob_daemon: DaemonProcess, tmp_path: Path
 ) -> None:

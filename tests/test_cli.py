@@ -39,12 +39,14 @@ def sock(d: DaemonProcess) -> list[str]:
     return ["--socket", str(d.socket_path)]
 
 
+@pytest.mark.daemon
 def test_pool_ping(daemon: DaemonProcess) -> None:
     r = cli("runt", "pool", "ping", *sock(daemon))
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("pong:") and "protocol 1" in r.stdout
 
 
+@pytest.mark.daemon
 def test_pool_status_table_and_json(daemon: DaemonProcess) -> None:
     r = cli("runt", "pool", "status", *sock(daemon))
     assert r.returncode == 0, r.stderr
@@ -59,6 +61,7 @@ def test_pool_status_table_and_json(daemon: DaemonProcess) -> None:
     assert {"available", "warming", "packages", "error"} <= status["pools"]["uv"].keys()
 
 
+@pytest.mark.daemon
 def test_pool_take_and_return(daemon: DaemonProcess) -> None:
     daemon.wait_pool("uv", 1)
     r = cli("runt", "pool", "take", "uv", *sock(daemon))
@@ -76,6 +79,7 @@ def test_pool_take_and_return(daemon: DaemonProcess) -> None:
     assert r.stderr.startswith("error:") and len(r.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.daemon
 def test_pool_take_conda_and_bad_type(daemon: DaemonProcess) -> None:
     r = cli("runt", "pool", "take", "conda", "--timeout", "0.5", *sock(daemon))
     assert r.returncode != 0
@@ -84,6 +88,7 @@ def test_pool_take_conda_and_bad_type(daemon: DaemonProcess) -> None:
     assert r.returncode != 0 and "pixi" in r.stderr
 
 
+@pytest.mark.daemon
 def test_runtimed_status(daemon: DaemonProcess) -> None:
     assert daemon.proc is not None
     r = cli("runtimed", "status", *sock(daemon))
@@ -93,6 +98,7 @@ def test_runtimed_status(daemon: DaemonProcess) -> None:
     assert json.loads(r.stdout)["daemon"]["pid"] == daemon.proc.pid
 
 
+@pytest.mark.daemon
 def test_pool_flush(daemon: DaemonProcess) -> None:
     r = cli("runt", "pool", "flush", *sock(daemon))
     assert r.returncode == 0, r.stderr
@@ -100,6 +106,7 @@ def test_pool_flush(daemon: DaemonProcess) -> None:
     daemon.wait_pool("uv", 1)
 
 
+@pytest.mark.daemon
 def test_runt_pool_shutdown(daemon_factory: Callable[..., DaemonProcess]) -> None:
     d = daemon_factory("--uv-pool-size", "0", "--conda-pool-size", "0")
     assert d.proc is not None
@@ -108,6 +115,7 @@ def test_runt_pool_shutdown(daemon_factory: Callable[..., DaemonProcess]) -> Non
     assert d.proc.wait(timeout=30) == 0
 
 
+@pytest.mark.daemon
 def test_runtimed_stop_waits_for_exit(daemon_factory: Callable[..., DaemonProcess]) -> None:
     d = daemon_factory("--uv-pool-size", "0", "--conda-pool-size", "0")
     assert d.proc is not None

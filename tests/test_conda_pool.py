@@ -179,6 +179,7 @@ def test_package_hash_follows_specs_and_channels(tmp_path: Path) -> None:
 # --- through a real daemon --------------------------------------------------------------
 
 
+@pytest.mark.daemon
 def test_take_return_flush_and_reuse_on_restart(
     daemon_factory: DaemonFactory, channel: str, tmp_path: Path
 ) -> None:
@@ -213,6 +214,7 @@ def test_take_return_flush_and_reuse_on_restart(
     assert "conda pool: reused 2 ready env(s)" in log
 
 
+@pytest.mark.daemon
 def test_unsatisfiable_spec_shows_solve_error_and_uv_keeps_serving(
     daemon_factory: DaemonFactory, channel: str
 ) -> None:
@@ -233,6 +235,7 @@ def test_unsatisfiable_spec_shows_solve_error_and_uv_keeps_serving(
     assert "needs-new-python" in out.stdout, out.stdout + out.stderr
 
 
+@pytest.mark.daemon
 @pytest.mark.parametrize("where", ["refused", "missing-dir"])
 def test_unreachable_channel_shows_network_error_and_backs_off(
     daemon_factory: DaemonFactory, tmp_path: Path, where: str
@@ -264,6 +267,7 @@ def test_unreachable_channel_shows_network_error_and_backs_off(
     assert seen <= failures <= seen + 2
 
 
+@pytest.mark.daemon
 def test_default_channel_through_a_mirror(
     daemon_factory: DaemonFactory, http_channel: str, tmp_path: Path
 ) -> None:
@@ -280,6 +284,7 @@ def test_default_channel_through_a_mirror(
     assert run_python(env, "import ipykernel; print('ok')") == "ok"
 
 
+@pytest.mark.daemon
 def test_kernel_from_conda_env_executes(
     daemon_factory: DaemonFactory, channel: str, tmp_path: Path
 ) -> None:

@@ -62,6 +62,7 @@ def small_daemon(tmp_path: Path) -> Iterator[DaemonProcess]:
         d.stop()
 
 
+@pytest.mark.daemon
 def test_the_descriptor_soft_limit_is_raised(small_daemon: DaemonProcess) -> None:
     assert small_daemon.proc is not None
     limits = Path(f"/proc/{small_daemon.proc.pid}/limits").read_text().splitlines()
@@ -69,6 +70,7 @@ def test_the_descriptor_soft_limit_is_raised(small_daemon: DaemonProcess) -> Non
     assert soft == hard
 
 
+@pytest.mark.daemon
 def test_connections_past_the_cap_are_refused_clearly(small_daemon: DaemonProcess) -> None:
     held = [pool_connection(small_daemon.socket_path) for _ in range(20)]
     for s in held:
@@ -90,6 +92,7 @@ def test_connections_past_the_cap_are_refused_clearly(small_daemon: DaemonProces
             time.sleep(0.05)
 
 
+@pytest.mark.daemon
 def test_a_frame_that_stalls_midway_times_out(small_daemon: DaemonProcess) -> None:
     s = pool_connection(small_daemon.socket_path)
     assert json.loads(read_frame(s))["ok"] is True

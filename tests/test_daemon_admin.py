@@ -79,6 +79,7 @@ def sock(d: DaemonProcess) -> list[str]:
 # --- status ----------------------------------------------------------------------------
 
 
+@pytest.mark.daemon
 def test_status_text_and_json(daemon: DaemonProcess, user_env: dict[str, str]) -> None:
     assert daemon.proc is not None
 
@@ -125,6 +126,7 @@ def test_status_without_a_daemon_never_starts_one(tmp_path: Path, user_env: dict
     assert not socket.exists()  # auto-start was on, and still nothing started
 
 
+@pytest.mark.daemon
 @pytest.mark.filterwarnings("ignore::runtimed.client.core.OutdatedDaemonWarning")
 def test_version_mismatch_is_pointed_out(
     tmp_path: Path, user_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
@@ -176,6 +178,7 @@ def _daemon_pids(cache: Path) -> list[int]:
     return found
 
 
+@pytest.mark.daemon
 def test_stop_start_restart_keep_the_rooms(
     daemon_factory: Callable[..., DaemonProcess], tmp_path: Path, user_env: dict[str, str]
 ) -> None:
@@ -229,6 +232,7 @@ def test_stop_start_restart_keep_the_rooms(
 # --- logs ------------------------------------------------------------------------------
 
 
+@pytest.mark.daemon
 def test_logs_last_lines(daemon: DaemonProcess, user_env: dict[str, str], tmp_path: Path) -> None:
     log = daemon.cache_dir / "runtimed.log"
     r = runt(user_env, "logs", "-n", "3", *sock(daemon))
@@ -274,6 +278,7 @@ def test_tail_and_follow_across_rotation(tmp_path: Path) -> None:
 # --- doctor ----------------------------------------------------------------------------
 
 
+@pytest.mark.daemon
 def test_doctor_on_a_healthy_daemon(daemon: DaemonProcess, user_env: dict[str, str]) -> None:
     r = runt(user_env, "doctor", *sock(daemon))
     assert r.returncode == 0, r.stdout + r.stderr
@@ -292,6 +297,7 @@ def test_doctor_on_a_healthy_daemon(daemon: DaemonProcess, user_env: dict[str, s
     assert daemon.proc is not None and str(daemon.proc.pid) in checks["lock"]["message"]
 
 
+@pytest.mark.daemon
 def test_doctor_finds_and_fixes_what_a_killed_daemon_left(
     daemon_factory: Callable[..., DaemonProcess], tmp_path: Path, user_env: dict[str, str]
 ) -> None:
@@ -323,6 +329,7 @@ def test_doctor_finds_and_fixes_what_a_killed_daemon_left(
     assert stale["status"] == "ok"
 
 
+@pytest.mark.daemon
 def test_doctor_fails_when_the_lock_holder_does_not_answer(
     daemon_factory: Callable[..., DaemonProcess], user_env: dict[str, str]
 ) -> None:

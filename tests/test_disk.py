@@ -64,6 +64,7 @@ def inline_envs(d: DaemonProcess) -> list[dict[str, object]]:
     return [e for e in listed if not str(e["kind"]).startswith("pool-")]
 
 
+@pytest.mark.daemon
 def test_one_env_per_dependency_set_and_nothing_in_use_is_removed(
     d: DaemonProcess, tmp_path: Path
 ) -> None:
@@ -92,6 +93,7 @@ def test_one_env_per_dependency_set_and_nothing_in_use_is_removed(
     assert inline_envs(d) == []
 
 
+@pytest.mark.daemon
 def test_stats_and_forgotten_rooms(d: DaemonProcess) -> None:
     with runtimed.Session("untitled-to-forget", socket_path=d.socket_path) as s:
         s.create_cell("x = 1")
@@ -113,6 +115,7 @@ def test_stats_and_forgotten_rooms(d: DaemonProcess) -> None:
             assert [c.source for c in again.get_cells()] == ["y = 1"]  # open: kept
 
 
+@pytest.mark.daemon
 def test_clean_rejects_bad_input(d: DaemonProcess) -> None:
     r = runt(d, "env", "clean", "--max-age-days", "-1")
     assert r.returncode == 1 and r.stderr.startswith("error:")

@@ -29,6 +29,8 @@ from runtimed.daemon.envs.resolver import (
 from runtimed.errors import RuntimedError
 from runtimed.protocol.control import PooledEnv
 
+pytestmark = pytest.mark.daemon
+
 SIX = {"runt": {"uv": {"dependencies": ["six"]}}}
 
 

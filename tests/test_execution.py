@@ -14,6 +14,8 @@ import runtimed
 from helpers import DaemonProcess, wait_until
 from runtimed.daemon.kernels.kernelspec import LAUNCHER_SCRIPT
 
+pytestmark = pytest.mark.daemon
+
 
 @pytest.fixture(scope="module")
 def exec_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:

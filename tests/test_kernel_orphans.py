@@ -15,6 +15,8 @@ import runtimed
 from helpers import DaemonProcess, wait_until
 from runtimed.client.settings_client import SettingsClient
 
+pytestmark = pytest.mark.daemon
+
 # Two escapes: a `sleep` in a session of its own, and a `sleep` whose parent shell exits at
 # once (an orphan, re-parented away from the kernel).
 SPAWN = """\

@@ -17,6 +17,8 @@ import runtimed
 from helpers import DaemonProcess, wait_until
 from runtimed.client.settings_client import SettingsClient
 
+pytestmark = pytest.mark.daemon
+
 PROBE = """\
 import json, os, sys
 import helper_next_to_notebook as helper

@@ -100,6 +100,7 @@ async def run(session: KernelSession, code: str, cell: str = "c") -> tuple[Any, 
 # -- basics ---------------------------------------------------------------------------------
 
 
+@pytest.mark.daemon
 async def test_execute_result_streams_error(tmp_path: Path, kernel_env_path: Path) -> None:
     states: list[KernelState] = []
     async with make_session(tmp_path, kernel_env_path) as session:
@@ -137,6 +138,7 @@ async def test_execute_result_streams_error(tmp_path: Path, kernel_env_path: Pat
         assert (tmp_path / "ipython").is_dir()
 
 
+@pytest.mark.daemon
 async def test_private_files_and_cleanup(tmp_path: Path, kernel_env_path: Path) -> None:
     async with make_session(tmp_path, kernel_env_path) as session:
         workspace = session.workspace
@@ -152,6 +154,7 @@ async def test_private_files_and_cleanup(tmp_path: Path, kernel_env_path: Path) 
     wait_until(lambda: process_gone(pid), 5, "kernel process to exit")
 
 
+@pytest.mark.daemon
 async def test_submit_iterates_messages_until_idle(tmp_path: Path, kernel_env_path: Path) -> None:
     async with make_session(tmp_path, kernel_env_path) as session:
         execution = session.submit("for i in range(3): print(i, flush=True)")
@@ -161,6 +164,7 @@ async def test_submit_iterates_messages_until_idle(tmp_path: Path, kernel_env_pa
         assert (await execution.reply()).success
 
 
+@pytest.mark.daemon
 async def test_complete(tmp_path: Path, kernel_env_path: Path) -> None:
     async with make_session(tmp_path, kernel_env_path) as session:
         # jedi's first inference costs seconds; plain IPython completion keeps the test fast
@@ -174,6 +178,7 @@ async def test_complete(tmp_path: Path, kernel_env_path: Path) -> None:
 # -- interrupt, death, restart ---------------------------------------------------------------
 
 
+@pytest.mark.daemon
 async def test_interrupt_sleep_within_2s(tmp_path: Path, kernel_env_path: Path) -> None:
     async with make_session(tmp_path, kernel_env_path) as session:
         store = OutputStore()
@@ -190,6 +195,7 @@ async def test_interrupt_sleep_within_2s(tmp_path: Path, kernel_env_path: Path) 
         assert (await session.execute("1")).success  # still usable
 
 
+@pytest.mark.daemon
 async def test_interrupt_signal_fallback(
     tmp_path: Path, kernel_env_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -208,6 +214,7 @@ async def test_interrupt_signal_fallback(
         assert reply.ename == "KeyboardInterrupt"
 
 
+@pytest.mark.daemon
 async def test_death_mid_cell_then_restart(tmp_path: Path, kernel_env_path: Path) -> None:
     states: list[KernelState] = []
     async with make_session(tmp_path, kernel_env_path) as session:
@@ -243,6 +250,7 @@ async def test_death_mid_cell_then_restart(tmp_path: Path, kernel_env_path: Path
         assert (await session.execute("y = 1")).success
 
 
+@pytest.mark.daemon
 async def test_restart_running_kernel_aborts_pending(tmp_path: Path, kernel_env_path: Path) -> None:
     async with make_session(tmp_path, kernel_env_path) as session:
         await session.execute("x = 1")
@@ -254,6 +262,7 @@ async def test_restart_running_kernel_aborts_pending(tmp_path: Path, kernel_env_
         assert (await session.execute("x")).ename == "NameError"
 
 
+@pytest.mark.daemon
 async def test_shutdown_aborts_running_execution(tmp_path: Path, kernel_env_path: Path) -> None:
     session = KernelSession(config_for(tmp_path, kernel_env_path))
     await session.start()
@@ -279,6 +288,7 @@ def fake_python(tmp_path: Path, body: str) -> Path:
     return path
 
 
+@pytest.mark.daemon
 async def test_failed_start_reports_stderr(tmp_path: Path) -> None:
     python = fake_python(tmp_path, "echo 'boom: ipykernel is not installed' >&2\nexit 1")
     session = KernelSession(config_for(tmp_path, python))
@@ -293,6 +303,7 @@ async def test_failed_start_reports_stderr(tmp_path: Path) -> None:
     await session.shutdown()
 
 
+@pytest.mark.daemon
 async def test_start_timeout_kills_silent_kernel(tmp_path: Path) -> None:
     python = fake_python(tmp_path, "echo 'hanging' >&2\nexec sleep 60")
     session = KernelSession(config_for(tmp_path, python, startup_timeout=1.0))
@@ -301,6 +312,7 @@ async def test_start_timeout_kills_silent_kernel(tmp_path: Path) -> None:
     assert session.lifecycle is KernelLifecycle.DEAD
 
 
+@pytest.mark.daemon
 async def test_missing_python_is_a_start_error(tmp_path: Path) -> None:
     session = KernelSession(config_for(tmp_path, tmp_path / "nope" / "bin" / "python"))
     with pytest.raises(KernelStartError, match="could not run"):
@@ -373,6 +385,7 @@ async def test_kernel_dies_with_sigkilled_parent(
     wait_until(lambda: all(process_gone(p) for p in tree), 5, "kernel to die with its parent")
 
 
+@pytest.mark.daemon
 async def test_late_thread_output_goes_to_on_unrouted(
     tmp_path: Path, kernel_env_path: Path
 ) -> None:
@@ -423,6 +436,7 @@ def test_kernel_messages_are_checked_against_the_key() -> None:
         decode_message(JupyterSession(key=b"other"), parts)
 
 
+@pytest.mark.daemon
 async def test_kernel_starts_without_the_debugger_and_behaves_like_ipykernel_launcher(
     tmp_path: Path, kernel_env_path: Path
 ) -> None:

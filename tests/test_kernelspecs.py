@@ -80,6 +80,7 @@ def runt(d: DaemonProcess, *args: str) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
+@pytest.mark.daemon
 def test_runt_start_bash_runs_its_own_argv(ks_daemon: DaemonProcess, tmp_path: Path) -> None:
     started = runt(ks_daemon, "start", "bash", "--cwd", str(tmp_path))
     assert started.returncode == 0, started.stderr
@@ -105,6 +106,7 @@ def test_runt_start_bash_runs_its_own_argv(ks_daemon: DaemonProcess, tmp_path: P
                what="the bash kernel to exit")  # fmt: skip
 
 
+@pytest.mark.daemon
 def test_a_bash_notebook_runs_and_saves_as_bash(ks_daemon: DaemonProcess, tmp_path: Path) -> None:
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "bash", "display_name": "Bash", "language": "bash"}
@@ -122,12 +124,14 @@ def test_a_bash_notebook_runs_and_saves_as_bash(ks_daemon: DaemonProcess, tmp_pa
     assert saved.cells[0].outputs[0]["text"].strip() == "123"
 
 
+@pytest.mark.daemon
 def test_python_still_takes_pooled_envs(ks_daemon: DaemonProcess) -> None:
     with runtimed.Session(socket_path=ks_daemon.socket_path) as s:
         assert s.run("1 + 1").display_data[0].data["text/plain"] == "2"
         assert s.env_source == "uv:prewarmed"
 
 
+@pytest.mark.daemon
 def test_unknown_names_list_what_is_installed(ks_daemon: DaemonProcess) -> None:
     refused = runt(ks_daemon, "start", "nosuchkernel")
     assert refused.returncode != 0
@@ -140,6 +144,7 @@ def test_unknown_names_list_what_is_installed(ks_daemon: DaemonProcess) -> None:
     nb_julia.close()
 
 
+@pytest.mark.daemon
 def test_interrupt_a_bash_cell(ks_daemon: DaemonProcess) -> None:
     with runtimed.Session(socket_path=ks_daemon.socket_path) as s:
         s.set_metadata("kernelspec", {"name": "bash", "language": "bash"})
@@ -152,6 +157,7 @@ def test_interrupt_a_bash_cell(ks_daemon: DaemonProcess) -> None:
         assert s.run("echo after").stdout.strip() == "after"
 
 
+@pytest.mark.daemon
 @pytest.mark.skipif(
     deno_binary() is None and not os.environ.get("CI"),
     reason="deno is not installed (.ci/run installs it with npm)",

@@ -167,6 +167,7 @@ def tiny_png() -> bytes:
 # --- with a daemon ------------------------------------------------------------------------
 
 
+@pytest.mark.daemon
 @module_loop
 async def test_tools_and_schemas(agent: Agent, work: str) -> None:
     # (`work` is created first: its kernel starts in the background while the pool builds)
@@ -189,6 +190,7 @@ async def test_tools_and_schemas(agent: Agent, work: str) -> None:
     assert annotations is not None and annotations.read_only_hint
 
 
+@pytest.mark.daemon
 @module_loop
 async def test_bad_arguments_are_tool_errors_that_never_reach_the_daemon(
     agent: Agent, mcp_daemon: DaemonProcess, tmp_path: Path
@@ -237,6 +239,7 @@ async def test_bad_arguments_are_tool_errors_that_never_reach_the_daemon(
     assert "a = 1\na = 2" in text  # every refused edit changed nothing
 
 
+@pytest.mark.daemon
 @module_loop
 async def test_dependencies_then_sync_environment_in_the_background(
     agent: Agent, deps_sync: dict[str, Any], tmp_path: Path
@@ -260,6 +263,7 @@ async def test_dependencies_then_sync_environment_in_the_background(
     )
 
 
+@pytest.mark.daemon
 @module_loop
 async def test_http_transport_needs_the_token(mcp_daemon: DaemonProcess, tmp_path: Path) -> None:
     import httpx2
@@ -308,6 +312,7 @@ async def test_http_transport_needs_the_token(mcp_daemon: DaemonProcess, tmp_pat
     assert "Authorization: Bearer $RUNTIMED_MCP_TOKEN" in (tmp_path / "http.log").read_text()
 
 
+@pytest.mark.daemon
 @module_loop
 async def test_agent_and_session_share_a_notebook(agent: Agent, human: Any, tmp_path: Path) -> None:
     path = tmp_path / "shared.ipynb"
@@ -360,6 +365,7 @@ async def test_agent_and_session_share_a_notebook(agent: Agent, human: Any, tmp_
     assert any(r["path"] == str(path) for r in data["recent"])
 
 
+@pytest.mark.daemon
 @module_loop
 async def test_run_all_cells_and_stop_on_error(agent: Agent, work: str) -> None:
     # First on the shared notebook: its only cells are these three.
@@ -374,6 +380,7 @@ async def test_run_all_cells_and_stop_on_error(agent: Agent, work: str) -> None:
     assert "after 1" in text
 
 
+@pytest.mark.daemon
 @module_loop
 async def test_long_cell_gives_an_execution_id_that_get_results_finishes(
     agent: Agent, work: str
@@ -392,6 +399,7 @@ async def test_long_cell_gives_an_execution_id_that_get_results_finishes(
     assert info["status"] == "done" and "finished" in text
 
 
+@pytest.mark.daemon
 @module_loop
 async def test_image_output_is_image_content(agent: Agent, work: str) -> None:
     await agent.ok("open_notebook", path=work)
@@ -416,6 +424,7 @@ async def test_image_output_is_image_content(agent: Agent, work: str) -> None:
     assert '[application/json]\n{"rows": 3}' in text and "JSON object>" not in text
 
 
+@pytest.mark.daemon
 @module_loop
 async def test_errors_long_outputs_and_paging(agent: Agent, work: str) -> None:
     await agent.ok("open_notebook", path=work)
@@ -441,6 +450,7 @@ async def test_errors_long_outputs_and_paging(agent: Agent, work: str) -> None:
     assert "line 10000" in page or "line 9999" in page
 
 
+@pytest.mark.daemon
 @module_loop
 async def test_cells_are_resources(agent: Agent, work: str) -> None:
     assert agent.session is not None
@@ -456,6 +466,7 @@ async def test_cells_are_resources(agent: Agent, work: str) -> None:
     assert info["cell_id"] in whole.contents[0].text  # type: ignore[union-attr]
 
 
+@pytest.mark.daemon
 @module_loop
 async def test_interrupt_and_restart(agent: Agent, work: str) -> None:
     await agent.ok("open_notebook", path=work)
@@ -480,6 +491,7 @@ async def test_interrupt_and_restart(agent: Agent, work: str) -> None:
     assert status["lifecycle"] == "running" and status["env_source"] == "uv:prewarmed"
 
 
+@pytest.mark.daemon
 @module_loop
 async def test_sync_environment_restarted_the_kernel_in_the_new_env(
     agent: Agent, deps_sync: dict[str, Any]

@@ -50,6 +50,7 @@ def write_notebook(path: Path, *sources: str) -> None:
 
 
 # 1. a session connects on first use; a closed one says so
+@pytest.mark.daemon
 def test_session_open_connects_on_first_use(d: DaemonProcess, tmp_path: Path) -> None:
     path = tmp_path / "first.ipynb"
     write_notebook(path, "a = 1", "b = 2")
@@ -66,6 +67,7 @@ def test_session_open_connects_on_first_use(d: DaemonProcess, tmp_path: Path) ->
 
 
 # 2. one output type for cells and results
+@pytest.mark.daemon
 def test_cell_outputs_and_result_outputs_are_one_type(d: DaemonProcess) -> None:
     with runtimed.Session(socket_path=d.socket_path) as s:
         result = s.run("print('hi')")
@@ -76,6 +78,7 @@ def test_cell_outputs_and_result_outputs_are_one_type(d: DaemonProcess) -> None:
 
 
 # 3. saved notebooks say which kernel they need; 4. run_all(stop_on_error=False)
+@pytest.mark.daemon
 def test_saved_notebook_has_kernelspec_and_run_all_can_go_on(
     d: DaemonProcess, tmp_path: Path
 ) -> None:
@@ -96,6 +99,7 @@ def test_saved_notebook_has_kernelspec_and_run_all_can_go_on(
 
 
 # 5. a lingering room follows its file on disk, and never overwrites a newer file
+@pytest.mark.daemon
 def test_lingering_room_reloads_a_file_changed_on_disk(d: DaemonProcess, tmp_path: Path) -> None:
     path = tmp_path / "disk.ipynb"
     write_notebook(path, "old = 1")
@@ -107,6 +111,7 @@ def test_lingering_room_reloads_a_file_changed_on_disk(d: DaemonProcess, tmp_pat
         assert [c.source for c in s.get_cells()] == ["new = 1", "new = 2"]
 
 
+@pytest.mark.daemon
 def test_unsaved_room_refuses_to_overwrite_a_newer_file(d: DaemonProcess, tmp_path: Path) -> None:
     path = tmp_path / "conflict.ipynb"
     write_notebook(path, "mine = 1")
@@ -134,6 +139,7 @@ def test_versions() -> None:
 
 
 # 7. negative values reach the validator
+@pytest.mark.daemon
 def test_config_set_negative_value_gets_the_validators_message(d: DaemonProcess) -> None:
     r = cli("runt", "config", "set", "uv.pool_size", "-3", "--socket", str(d.socket_path))
     assert r.returncode == 1
@@ -142,6 +148,7 @@ def test_config_set_negative_value_gets_the_validators_message(d: DaemonProcess)
 
 
 # 11. rooms at 80 columns: ids and paths are never cut
+@pytest.mark.daemon
 def test_rooms_table_keeps_long_ids_apart(d: DaemonProcess) -> None:
     prefix = "a-long-notebook-name-shared-by-two-rooms-" * 2
     ids = [prefix + "first", prefix + "second"]
@@ -187,6 +194,7 @@ def test_status_json_without_a_daemon(tmp_path: Path) -> None:
 
 
 # 9, 10, 12: a failing pool: short error, one log line per step, fast take, target 0
+@pytest.mark.daemon
 def test_failing_pool_is_short_fast_and_quiet(daemon_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     bad = daemon_factory(
         "--uv-pool-size",
@@ -230,6 +238,7 @@ def test_failing_pool_is_short_fast_and_quiet(daemon_factory, tmp_path: Path) ->
     wait_until(lambda: attempts() == 0, 10, what="the error to go with the pool")
 
 
+@pytest.mark.daemon
 def test_lowering_the_pool_size_trims_ready_envs(d: DaemonProcess) -> None:
     d.wait_pool("uv", 2, settled=True)
     envs = d.cache_dir / "envs"

@@ -210,6 +210,7 @@ async def run_in(session: Any, code: str, store: OutputStore, cell_id: str) -> A
     return await session.execute(code, lambda m: store.apply(cell_id, m))
 
 
+@pytest.mark.daemon
 async def test_real_kernel_outputs(tmp_path: Path, kernel_env_path: Path) -> None:  # noqa: F811
     store = OutputStore()
     async with make_session(tmp_path, kernel_env_path) as session:

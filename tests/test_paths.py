@@ -12,6 +12,8 @@ import runtimed
 from helpers import DaemonProcess
 from runtimed.client.channel import open_blocking
 
+pytestmark = pytest.mark.daemon
+
 
 def test_relative_paths_are_refused_by_the_daemon(daemon: DaemonProcess) -> None:
     with pytest.raises(runtimed.RuntimedError) as info:

@@ -15,6 +15,8 @@ from helpers import DaemonProcess, wait_until
 from runtimed.client import AsyncDaemonClient
 from runtimed.errors import RuntimedError
 
+pytestmark = pytest.mark.daemon
+
 POOL_1 = ["--uv-pool-size", "1", "--conda-pool-size", "0"]
 READY_MARKER = ".runtimed-ready.json"
 

@@ -17,6 +17,8 @@ from hypothesis import strategies as st
 from helpers import DaemonProcess
 from runtimed.protocol.framing import PREAMBLE, Channel
 
+pytestmark = pytest.mark.daemon
+
 HANDSHAKE_POOL = json.dumps({"channel": "pool"}).encode()
 
 

@@ -49,6 +49,7 @@ def spawn(d: DaemonProcess, *args: str) -> pexpect.spawn:
     return child
 
 
+@pytest.mark.daemon
 def test_console_runs_streams_interrupts_exits_and_exports(
     repl_daemon: DaemonProcess, tmp_path: Path
 ) -> None:
@@ -114,6 +115,7 @@ def test_console_runs_streams_interrupts_exits_and_exports(
     assert nb.metadata.kernelspec.language == "python"
 
 
+@pytest.mark.daemon
 def test_attach_joins_a_runtime_that_another_client_watches(repl_daemon: DaemonProcess) -> None:
     with repl_daemon.client() as client:
         runtime = client.start_runtime("python3")
@@ -138,6 +140,7 @@ def test_attach_joins_a_runtime_that_another_client_watches(repl_daemon: DaemonP
         client.kill_runtimes([runtime.runtime_id])
 
 
+@pytest.mark.daemon
 def test_run_without_a_terminal_says_so(repl_daemon: DaemonProcess) -> None:
     r = subprocess.run(
         [str(BIN / "runt"), "run", "--socket", str(repl_daemon.socket_path)],

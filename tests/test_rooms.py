@@ -17,6 +17,8 @@ import runtimed
 from helpers import ROOT, DaemonProcess, wait_until
 from runtimed.protocol.framing import PREAMBLE, encode_frame
 
+pytestmark = pytest.mark.daemon
+
 EDITOR = ROOT / "tests" / "clients" / "editor.py"
 
 

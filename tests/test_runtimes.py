@@ -16,6 +16,8 @@ import runtimed
 from helpers import DaemonProcess, wait_until
 from runtimed.errors import RuntimedError
 
+pytestmark = pytest.mark.daemon
+
 BIN = Path(sys.executable).parent
 
 

@@ -9,7 +9,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from helpers import DaemonProcess, wait_until
+
+pytestmark = pytest.mark.daemon
 
 # No env builds are needed here: keep both pools empty so the daemons start in a blink.
 NO_POOLS = ("--uv-pool-size", "0", "--conda-pool-size", "0")

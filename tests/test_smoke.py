@@ -1,4 +1,8 @@
+import pytest
+
 from helpers import DaemonProcess
+
+pytestmark = pytest.mark.daemon
 
 
 def test_ping_reports_versions(daemon: DaemonProcess) -> None:
