@@ -9,7 +9,6 @@ for that).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 from collections.abc import Callable
@@ -18,7 +17,6 @@ from typing import Any
 
 from runtimed.client.blobs import AsyncBlobClient
 from runtimed.client.results import Cell, ExecutionResult
-from runtimed.client.room_calls import execution_event
 from runtimed.client.room_connection import (
     CONNECT_TIMEOUT,
     REQUEST_TIMEOUT,
@@ -29,7 +27,6 @@ from runtimed.documents.blob_refs import output_refs, resolve_output
 from runtimed.documents.notebook import CellData
 from runtimed.documents.runtime import RuntimeDoc
 from runtimed.errors import RuntimedError
-from runtimed.protocol.room import ExecutionRecord
 
 LAUNCH_TIMEOUT = 900.0  # may build an env from the notebook's own dependencies
 
@@ -158,23 +155,7 @@ class AsyncSession(RoomConnection):
 
         Starts the kernel first when none runs.
         """
-        # One request that the daemon answers when the cell has run: the answer arrives in
-        # the same write as the outputs (a round trip less than queue + wait).
-        try:
-            record = await self._call("execute_cell", timeout, cell_id=cell_id, wait=True)
-        except RuntimedError as exc:
-            if exc.code != "timeout":
-                raise
-            raise RuntimedError(
-                f"cell {cell_id} did not finish within {timeout} s "
-                "(it keeps running; interrupt() stops it)",
-                "timeout",
-            ) from None
-        if not isinstance(record, ExecutionRecord):
-            raise RuntimedError(f"unexpected reply to execute_cell: {record!r}", "protocol_error")
-        event = execution_event(record)
-        self._on_execution_event(event)
-        return await self._result(event)
+        return await self.wait_for_execution(await self.queue_cell(cell_id), timeout)
 
     async def run(self, code: str, timeout: float | None = None) -> ExecutionResult:
         """Append a code cell with ``code`` and execute it."""
@@ -194,20 +175,7 @@ class AsyncSession(RoomConnection):
     async def wait_for_execution(
         self, execution_id: str, timeout: float | None = None
     ) -> ExecutionResult:
-        event = self._finished.get(execution_id)
-        if event is None:
-            future = self._exec_waiters.get(execution_id)
-            if future is None:
-                future = asyncio.get_running_loop().create_future()
-                self._exec_waiters[execution_id] = future
-            try:
-                event = await asyncio.wait_for(asyncio.shield(future), timeout)
-            except TimeoutError:
-                raise RuntimedError(
-                    f"execution {execution_id} did not finish within {timeout} s "
-                    "(it keeps running; interrupt() stops it)",
-                    "timeout",
-                ) from None
+        event = await self._executions.wait(execution_id, timeout)
         return await self._result(event)
 
     async def _result(self, event: dict[str, Any]) -> ExecutionResult:

@@ -12,7 +12,6 @@ from runtimed.protocol.codec import encode
 from runtimed.protocol.frames import FrameType, pack
 from runtimed.protocol.room import (
     REQUEST_TYPES,
-    ExecutionRecord,
     RoomReply,
     RoomRequest,
     RoomResult,
@@ -52,8 +51,3 @@ def as_dict(result: RoomResult) -> dict[str, Any]:
     fields = msgspec.to_builtins(result)
     fields.pop("type", None)
     return dict(fields)
-
-
-def execution_event(record: ExecutionRecord) -> dict[str, Any]:
-    """The ``execution_done`` event that goes with a final record."""
-    return {"event": "execution_done", **record.as_dict()}

@@ -26,6 +26,7 @@ from pycrdt import Doc, create_sync_message, create_update_message, handle_sync_
 
 from runtimed.client.blobs import AsyncBlobClient
 from runtimed.client.channel import open_async
+from runtimed.client.execution_waiters import ExecutionWaiters
 from runtimed.client.room_calls import (
     as_dict,
     build_request,
@@ -92,21 +93,9 @@ class RoomConnection:
         self._ever_connected = False
         self._connect_lock = asyncio.Lock()
         self._reconnector: asyncio.Task[None] | None = None
-        self._finished: dict[str, dict[str, Any]] = {}
-        self._exec_waiters: dict[str, asyncio.Future[dict[str, Any]]] = {}
-        self._listeners.append(self._on_execution_event)
+        self._executions = ExecutionWaiters()
+        self._listeners.append(self._executions.on_event)
         self._observe()
-
-    def _on_execution_event(self, event: dict[str, Any]) -> None:
-        if event.get("event") != "execution_done":
-            return
-        execution_id = str(event.get("execution_id"))
-        self._finished[execution_id] = event
-        if len(self._finished) > 10_000:  # bounded memory for long-lived sessions
-            self._finished.pop(next(iter(self._finished)))
-        future = self._exec_waiters.pop(execution_id, None)
-        if future is not None and not future.done():
-            future.set_result(event)
 
     # --- identity ------------------------------------------------------------------
 
@@ -366,9 +355,8 @@ class RoomConnection:
 
     def _fail_pending(self, error: RuntimedError) -> None:
         pending, self._pending = self._pending, {}
-        waiters, self._exec_waiters = self._exec_waiters, {}
-        futures: list[asyncio.Future[Any]] = [*pending.values(), *waiters.values()]
-        for future in futures:
+        self._executions.fail_all(error)
+        for future in pending.values():
             if not future.done():
                 future.set_exception(error)
                 future.exception()  # a waiter may have given up: no "never retrieved" noise
