@@ -130,3 +130,20 @@ class RuntimePaths:
             self.socket_path.parent, tighten=self.socket_path.parent == self.cache_dir
         )
         ensure_private_dir(self.envs_dir)
+
+
+#: The systemd user unit's name (`runtimed install` writes it; clients start it).
+SERVICE_NAME = "runtimed.service"
+
+
+def _config_home() -> Path:
+    xdg = os.environ.get("XDG_CONFIG_HOME")
+    # The XDG spec says to ignore a relative XDG_CONFIG_HOME.
+    if xdg and os.path.isabs(xdg):
+        return Path(xdg)
+    return Path.home() / ".config"
+
+
+def systemd_unit_path() -> Path:
+    """``$XDG_CONFIG_HOME/systemd/user/runtimed.service`` (``~/.config/...`` by default)."""
+    return _config_home() / "systemd" / "user" / SERVICE_NAME

@@ -19,11 +19,16 @@ import time
 from pathlib import Path
 
 from runtimed.errors import DaemonNotRunningError, RuntimedError
-from runtimed.paths import default_cache_dir, default_socket_path, ensure_private_dir
+from runtimed.paths import (
+    SERVICE_NAME,
+    default_cache_dir,
+    default_socket_path,
+    ensure_private_dir,
+    systemd_unit_path,
+)
 
 NO_AUTOSTART_ENV = "RUNTIMED_NO_AUTOSTART"
 START_TIMEOUT_SECS = 30.0
-SERVICE_NAME = "runtimed.service"
 
 
 def autostart_enabled() -> bool:
@@ -93,8 +98,6 @@ def _start(socket_path: Path) -> Path:
 def _start_service() -> bool:
     """`systemctl --user start runtimed` when the unit is installed and a user manager
     answers; False when there is none (then the daemon is started directly)."""
-    from runtimed.service.units import systemd_unit_path
-
     if not systemd_unit_path().exists() or shutil.which("systemctl") is None:
         return False
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from runtimed.paths import SERVICE_NAME, systemd_unit_path
 from runtimed.service.service_manager import (
     Report,
     ServiceState,
@@ -13,10 +14,8 @@ from runtimed.service.service_manager import (
     run_tool,
 )
 from runtimed.service.units import (
-    SERVICE_NAME,
     ServiceSpec,
     systemd_unit,
-    systemd_unit_path,
     systemd_wants_link,
 )
 

@@ -20,9 +20,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from runtimed.paths import CACHE_DIR_ENV, CONFIG_DIR_ENV, SOCKET_PATH_ENV, default_cache_dir
+from runtimed.paths import (
+    CACHE_DIR_ENV,
+    CONFIG_DIR_ENV,
+    SERVICE_NAME,
+    SOCKET_PATH_ENV,
+    default_cache_dir,
+    systemd_unit_path,
+)
 
-SERVICE_NAME = "runtimed.service"
 LAUNCHD_LABEL = "io.runtimed"
 STARTUP_SCRIPT = "runtimed.cmd"
 #: What the service manager's own capture of the daemon's output is written to (the
@@ -55,22 +61,6 @@ class ServiceSpec:
 def daemon_argv() -> tuple[str, ...]:
     """The daemon's command line: this interpreter (absolute) ``-m runtimed run``."""
     return (os.path.abspath(sys.executable), "-m", "runtimed", "run")
-
-
-def _config_home() -> Path:
-    xdg = os.environ.get("XDG_CONFIG_HOME")
-    # The XDG spec says to ignore a relative XDG_CONFIG_HOME.
-    if xdg and os.path.isabs(xdg):
-        return Path(xdg)
-    return Path.home() / ".config"
-
-
-# --- systemd ---------------------------------------------------------------------------
-
-
-def systemd_unit_path() -> Path:
-    """``$XDG_CONFIG_HOME/systemd/user/runtimed.service`` (``~/.config/...`` by default)."""
-    return _config_home() / "systemd" / "user" / SERVICE_NAME
 
 
 def systemd_wants_link() -> Path:
