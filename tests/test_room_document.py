@@ -25,6 +25,7 @@ from pycrdt import (
 from helpers import MemoryConnection
 from runtimed.daemon.rooms.notebook_room import NotebookRoom
 from runtimed.daemon.rooms.peer import Peer
+from runtimed.daemon.rooms.room_loading import RoomContent, start_room
 from runtimed.daemon.rooms.room_store import RoomStore
 from runtimed.documents.notebook import NotebookDoc
 from runtimed.errors import ProtocolError
@@ -34,9 +35,8 @@ from runtimed.protocol.frames import FrameType, unpack
 def open_room(docs: Path, notebook_id: str = "nb") -> NotebookRoom:
     store = RoomStore(docs, notebook_id)
     stored = store.load()
-    room = NotebookRoom(notebook_id, store, "epoch-1", None, on_empty=lambda room: None)
-    room.start(stored.updates if stored else [], None)
-    return room
+    content = RoomContent("epoch-1", None, stored_updates=stored.updates if stored else [])
+    return start_room(store, notebook_id, content, on_empty=lambda room: None)
 
 
 class Client:
@@ -140,7 +140,7 @@ async def test_save_writes_valid_nbformat(tmp_path: Path) -> None:
     room.nb.insert_cell(None, "print('hi')")
     room.nb.insert_cell(None, "# Title", "markdown")
     target = tmp_path / "out.ipynb"
-    assert room.save_ipynb(str(target)) == str(target)
+    assert room.file.save(str(target)) == str(target)
     nb = nbformat.read(target, as_version=4)
     nbformat.validate(nb)
     assert [c.cell_type for c in nb.cells] == ["code", "markdown"]
@@ -196,7 +196,7 @@ async def test_a_poisoned_update_is_repaired_for_everyone(tmp_path: Path, poison
         cells = nb.get_cells()  # never fails
         assert all(c.cell_type in ("code", "markdown", "raw") for c in cells)
     assert all(isinstance(c, Map) for c in room.nb.cells)
-    room.save_ipynb(str(tmp_path / "saved.ipynb"))
+    room.file.save(str(tmp_path / "saved.ipynb"))
     nbformat.validate(nbformat.read(tmp_path / "saved.ipynb", as_version=4))
     await room.close()
 
@@ -210,7 +210,7 @@ async def test_a_poisoned_document_on_disk_is_repaired_on_load(tmp_path: Path) -
     store.close()
     room = open_room(tmp_path)
     assert [c.source for c in room.nb.get_cells()] == [""]
-    room.save_ipynb(str(tmp_path / "repaired.ipynb"))
+    room.file.save(str(tmp_path / "repaired.ipynb"))
     await room.close()
 
 
@@ -258,7 +258,7 @@ def test_generated_updates_never_poison_the_notebook(inserts: list[tuple[int, An
             cells = nb.get_cells()
             assert all(c.cell_type in ("code", "markdown", "raw") for c in cells)
             assert len({c.id for c in cells}) == len(cells)
-        room.save_ipynb(str(tmp / "saved.ipynb"))
+        room.file.save(str(tmp / "saved.ipynb"))
         nbformat.validate(nbformat.read(tmp / "saved.ipynb", as_version=4))
         await room.close()
 

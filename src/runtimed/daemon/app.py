@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from runtimed.daemon.channels.notebook import NotebookChannel
     from runtimed.daemon.channels.settings import SettingsChannel
     from runtimed.daemon.envs.resolver import EnvResolver
+    from runtimed.daemon.execution.room_kernels import RoomKernels
     from runtimed.daemon.history import HistoryLog
     from runtimed.daemon.kernels.kernel_pool import KernelPool
     from runtimed.daemon.rooms.room_registry import RoomRegistry
@@ -77,6 +78,7 @@ class Daemon:
             ),
         }
         self._rooms: RoomRegistry | None = None
+        self._room_kernels: RoomKernels | None = None
         self._notebook_channel: NotebookChannel | None = None
         self._settings_channel: SettingsChannel | None = None
         self._env_resolver: EnvResolver | None = None
@@ -157,8 +159,9 @@ class Daemon:
         jupyter_client and friends load then)."""
         if self._notebook_channel is None:
             from runtimed.daemon.channels.notebook import NotebookChannel
-            from runtimed.daemon.channels.room_requests import RoomRequests, close_room_kernel
+            from runtimed.daemon.channels.room_requests import RoomRequests
             from runtimed.daemon.execution.room_kernel import RoomKernelDeps
+            from runtimed.daemon.execution.room_kernels import RoomKernels
             from runtimed.daemon.kernels.kernel_pool import KernelPool
             from runtimed.daemon.kernels.provider import LocalKernelProvider
             from runtimed.daemon.rooms.notebook_loader import BlobPlace, NotebookLoader
@@ -179,20 +182,23 @@ class Daemon:
                 busy=self._any_cell_running,
                 pool_dir=cache / "kernel-pool",
             )
-            kernels = RoomKernelDeps(
-                provider=self._kernel_pool,
-                untitled_cwd=lambda notebook_id: cache / "untitled" / room_key(notebook_id),
-                blobs=self.blobs,
-                blob_threshold=lambda: int(self.settings.get("output_blob_threshold")),
-                execution_log=lambda notebook_id, nb: self.history.for_room(
-                    notebook_id, nb, lambda: self.runtimes.runtime_id_of(notebook_id)
-                ),
-                on_runtime=lambda kernel, event: self.runtimes.observe(kernel, event),
+            room_kernels = RoomKernels(
+                RoomKernelDeps(
+                    provider=self._kernel_pool,
+                    untitled_cwd=lambda notebook_id: cache / "untitled" / room_key(notebook_id),
+                    blobs=self.blobs,
+                    blob_threshold=lambda: int(self.settings.get("output_blob_threshold")),
+                    execution_log=lambda notebook_id, nb: self.history.for_room(
+                        notebook_id, nb, lambda: self.runtimes.runtime_id_of(notebook_id)
+                    ),
+                    on_runtime=lambda room_kernel, event: self.runtimes.observe(room_kernel, event),
+                )
             )
+            self._room_kernels = room_kernels
             self._rooms = RoomRegistry(
                 self.paths.notebook_docs_dir,
                 keep_alive_secs=lambda: float(self.settings.get("keep_alive_secs")),
-                on_evict=close_room_kernel,
+                kernels=room_kernels,
                 load_notebook=NotebookLoader(
                     self._refer_file_outputs,
                     BlobPlace(
@@ -202,9 +208,9 @@ class Daemon:
                     ),
                 ),
             )
-            requests = RoomRequests(kernels, blob_fetch=self.blobs.get)
+            requests = RoomRequests(room_kernels, blob_fetch=self.blobs.get)
             self._notebook_channel = NotebookChannel(self._rooms, requests)
-            self._runtimes = RuntimeRegistry(self._rooms, requests.kernel_of, self.history)
+            self._runtimes = RuntimeRegistry(self._rooms, room_kernels, self.history)
         return self._notebook_channel
 
     @property
@@ -267,10 +273,8 @@ class Daemon:
     def _envs_in_use(self) -> set[str]:
         """Env dirs kernels run in (rooms' and the kernel pool's): never collected."""
         used = self._kernel_pool.env_paths() if self._kernel_pool is not None else set()
-        for room in self._rooms.rooms.values() if self._rooms is not None else ():
-            kernel = getattr(room.extensions.get("kernel"), "kernel", None)
-            if kernel is not None and kernel.env is not None:
-                used.add(kernel.env.env.venv_path)
+        if self._room_kernels is not None:
+            used |= self._room_kernels.env_paths()
         return used
 
     def _any_cell_running(self) -> bool:
@@ -334,7 +338,7 @@ class Daemon:
         _preload_notebook_modules()
         await self._start_blob_http()
         self._write_info()
-        self.notebook_channel.requests.kernels.provider  # noqa: B018 - builds the kernel pool
+        self.notebook_channel  # noqa: B018 - builds the rooms and the kernel pool
         if self._kernel_pool is not None:
             self._kernel_pool.start()
 

@@ -37,7 +37,7 @@ class NotebookChannel:
         reset = handshake.epoch is not None and handshake.epoch != room.epoch
         await stream.write_frame(
             handshake_ok(
-                notebook_id=room.notebook_id, epoch=room.epoch, path=room.path, reset=reset
+                notebook_id=room.notebook_id, epoch=room.epoch, path=room.file.path, reset=reset
             )
         )
         peer = Peer(stream, handshake.client)

@@ -60,9 +60,13 @@ class ExecutingKernel(Protocol):
     async def interrupt(self) -> None: ...
 
 
-#: Returns a running kernel for the next cell (starting one if none runs), or raises
-#: RuntimedError with the reason the cell cannot run.
-KernelGate = Callable[[], Awaitable[ExecutingKernel]]
+class KernelGate(Protocol):
+    """What the queue awaits before each cell: a running kernel (``RoomKernel`` starts
+    one if none runs), or RuntimedError with the reason the cell cannot run."""
+
+    def __call__(self) -> Awaitable[ExecutingKernel]: ...
+
+
 EventSink = Callable[[dict[str, Any]], None]
 
 
@@ -73,18 +77,18 @@ class ExecutionQueue:
     def __init__(
         self,
         nb: NotebookDoc,
-        runtime: RuntimeState,
+        runtime_state: RuntimeState,
         writer: OutputWriter,
         execution_log: ExecutionLog,
-        kernel: KernelGate,
+        gate: KernelGate,
         broadcast: EventSink,
         name: str = "queue",
     ) -> None:
         self.nb = nb
-        self.runtime = runtime
+        self.runtime_state = runtime_state
         self.writer = writer
         self.log = execution_log
-        self.kernel = kernel
+        self.gate = gate
         self.broadcast = broadcast
         self.name = name
         self._queue: deque[ExecutionRecord] = deque()
@@ -101,7 +105,7 @@ class ExecutionQueue:
         self._wake = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
         self._closed = False
-        self.runtime.set_queue(None, [])
+        self.runtime_state.set_queue(None, [])
 
     # --- queueing ------------------------------------------------------------------------
 
@@ -188,7 +192,7 @@ class ExecutionQueue:
 
     async def _run(self, record: ExecutionRecord) -> None:
         try:
-            kernel = await self.kernel()
+            kernel = await self.gate()
         except RuntimedError as exc:
             self._finish(record, "error", error=exc.message)
             return
@@ -284,12 +288,12 @@ class ExecutionQueue:
     def _save(self, record: ExecutionRecord) -> ExecutionRecord:
         fields = record.as_dict()
         del fields["execution_id"]
-        self.runtime.set_execution(record.execution_id, fields)
+        self.runtime_state.set_execution(record.execution_id, fields)
         if record.status in FINAL_STATUSES:
             self._live.pop(record.execution_id, None)
             self._ended.append(record.execution_id)
             while len(self._ended) > KEEP_RECORDS_IN_DOC:
-                self.runtime.forget_execution(self._ended.popleft())
+                self.runtime_state.forget_execution(self._ended.popleft())
         else:
             self._live[record.execution_id] = record
         self.log.record(record)
@@ -301,7 +305,7 @@ class ExecutionQueue:
             record = self._live.get(current)
             if record is None or record.status != "running":
                 current = None
-        self.runtime.set_queue(current, [r.execution_id for r in self._queue])
+        self.runtime_state.set_queue(current, [r.execution_id for r in self._queue])
 
     # --- interrupt -----------------------------------------------------------------------
 

@@ -1,6 +1,9 @@
-"""RoomKernel: the one kernel of a room, its state in the runtime document, and control.
+"""RoomKernel: the controller of a room's one kernel, its state in the runtime document.
 
-The kernel comes from a ``KernelProvider``; cells run through the room's
+Names, here and wherever a room's kernel is handled: ``RoomKernel`` (this controller;
+``room_kernel``), the ``AcquiredKernel`` a ``KernelProvider`` hands it (``acquired``: the
+kernel and the env it runs in), that kernel's ``KernelSession`` (``session``) and the
+queue's ``KernelGate`` (``_ready_session``). Cells run through the room's
 ``ExecutionQueue``, whose outputs the ``OutputWriter`` puts into the notebook document.
 """
 
@@ -56,22 +59,24 @@ class RoomKernelDeps:
         MemoryExecutionLog()
     )
     #: Told when a room's kernel starts, restarts, dies or stops (the runtimes registry).
-    on_runtime: Callable[[RoomKernel, str], None] = lambda kernel, event: None
+    on_runtime: Callable[[RoomKernel, str], None] = lambda room_kernel, event: None
 
 
 class RoomKernel:
-    """The kernel of one room. Created on the first kernel request of the room."""
+    """Launches, controls and describes the kernel of one room (``RoomKernels`` makes
+    it on the room's first kernel request); the kernel itself is ``acquired``."""
 
     def __init__(self, room: NotebookRoom, deps: RoomKernelDeps) -> None:
         self.room = room
         self.deps = deps
-        self.runtime = room.runtime_state
+        self.runtime_state = room.runtime_state
         #: This kernel's id in ``runt ps`` (kept across restarts).
         self.runtime_id = runtime_id_of_room(room.notebook_id)
         self.kernel_name: str | None = None
         self.started_at: float | None = None
         self.last_activity: float | None = None
-        self.kernel: AcquiredKernel | None = None
+        #: The running kernel and its env, from the provider; None when none runs.
+        self.acquired: AcquiredKernel | None = None
         self.writer = OutputWriter(room.nb, deps.blobs, deps.blob_threshold)
         self.queue = ExecutionQueue(
             room.nb,
@@ -83,7 +88,7 @@ class RoomKernel:
             name=f"queue-{room.notebook_id}",
         )
         self._launch_lock = asyncio.Lock()
-        self.runtime.set_kernel(
+        self.runtime_state.set_kernel(
             lifecycle="not_started",
             activity="idle",
             env_source=None,
@@ -96,30 +101,38 @@ class RoomKernel:
 
     @property
     def session(self) -> KernelSession | None:
-        return self.kernel.session if self.kernel is not None else None
+        """The running kernel's session (None when none runs)."""
+        return self.acquired.session if self.acquired is not None else None
+
+    @property
+    def env_path(self) -> str | None:
+        """The env dir the kernel runs in (None for an installed kernelspec, or none)."""
+        if self.acquired is None or self.acquired.env is None:
+            return None
+        return self.acquired.env.env.venv_path
 
     @property
     def lifecycle(self) -> str:
-        return str(self.runtime.kernel().get("lifecycle", "not_started"))
+        return str(self.runtime_state.kernel().get("lifecycle", "not_started"))
 
     @property
     def status(self) -> str:
         """For `list_rooms`: lifecycle, plus activity while running."""
-        kernel = self.runtime.kernel()
-        lifecycle = kernel.get("lifecycle", "not_started")
-        return f"{lifecycle}/{kernel.get('activity')}" if lifecycle == "running" else lifecycle
+        fields = self.runtime_state.kernel()
+        lifecycle = fields.get("lifecycle", "not_started")
+        return f"{lifecycle}/{fields.get('activity')}" if lifecycle == "running" else lifecycle
 
     def info(self) -> KernelDetails:
-        kernel = self.runtime.kernel()
+        fields = self.runtime_state.kernel()
         return KernelDetails(
-            lifecycle=str(kernel.get("lifecycle") or "not_started"),
-            activity=kernel.get("activity"),
-            env_source=kernel.get("env_source"),
-            name=kernel.get("name"),
-            language=kernel.get("language"),
-            error=kernel.get("error"),
-            python_path=self.kernel.env.env.python_path
-            if self.kernel and self.kernel.env
+            lifecycle=str(fields.get("lifecycle") or "not_started"),
+            activity=fields.get("activity"),
+            env_source=fields.get("env_source"),
+            name=fields.get("name"),
+            language=fields.get("language"),
+            error=fields.get("error"),
+            python_path=self.acquired.env.env.python_path
+            if self.acquired and self.acquired.env
             else None,
             pid=self.session.pid if self.session else None,
         )
@@ -127,7 +140,7 @@ class RoomKernel:
     def _on_state(self, state: KernelState) -> None:
         self.last_activity = time.time()
         dying = state.lifecycle is KernelLifecycle.DEAD and self.lifecycle != "dead"
-        self.runtime.set_kernel(
+        self.runtime_state.set_kernel(
             lifecycle=state.lifecycle.value, activity=state.activity, error=state.error
         )
         if dying and self.started_at is not None:
@@ -151,7 +164,7 @@ class RoomKernel:
             if self._running():
                 return self.info()
             choice = choose_for_notebook(kernel_type, self.room.nb.metadata())
-            self.runtime.set_kernel(
+            self.runtime_state.set_kernel(
                 lifecycle="preparing_env" if choice.is_env_python else "launching",
                 activity="unknown",
                 env_source=env_source if choice.is_env_python else f"kernelspec:{choice.name}",
@@ -160,17 +173,19 @@ class RoomKernel:
                 error=None,
             )
             try:
-                self.kernel = await self.deps.provider.acquire(
+                acquired = await self.deps.provider.acquire(
                     self._request(env_source, notebook_path, choice, cwd)
                 )
             except RuntimedError as exc:
-                self.runtime.set_kernel(lifecycle="dead", error=exc.message)
+                self.runtime_state.set_kernel(lifecycle="dead", error=exc.message)
                 raise
-            self._on_state(self.kernel.session.state)
+            self.acquired = acquired
+            session = acquired.session
+            self._on_state(session.state)
             if isinstance(self.deps.blobs, BlobWriters):
                 decoder = LargeMessageDecoder(self.deps.blobs)
-                self.kernel.session.set_large_message_decoder(decoder.decode)
-            self._describe_kernel(self.kernel.session, choice)
+                session.set_large_message_decoder(decoder.decode)
+            self._describe_kernel(session, choice)
             self.queue.start()
             self.kernel_name = choice.name
             self.started_at = self.last_activity = time.time()
@@ -178,8 +193,8 @@ class RoomKernel:
             log.info(
                 "kernel for %s running (%s, pid %s)",
                 self.room.notebook_id,
-                self.kernel.env_source,
-                self.kernel.session.pid,
+                acquired.env_source,
+                session.pid,
             )
             return self.info()
 
@@ -189,21 +204,21 @@ class RoomKernel:
         language = choice.language
 
         def launching(env: Any) -> None:
-            self.runtime.set_kernel(
+            self.runtime_state.set_kernel(
                 lifecycle="launching",
                 env_source=env.env_source,
                 name=f"{language} ({env.env_source})",
             )
 
-        path = notebook_path or self.room.path
+        file_path = self.room.file.path
         return KernelRequest(
             env_source=env_source,
             metadata=self.room.nb.metadata(),
-            notebook_path=path,
+            notebook_path=notebook_path or file_path,
             cwd=cwd
             or (
-                Path(self.room.path).parent
-                if self.room.path
+                Path(file_path).parent
+                if file_path
                 else self.deps.untitled_cwd(self.room.notebook_id)
             ),
             on_unrouted=self._on_unrouted,
@@ -229,7 +244,8 @@ class RoomKernel:
                 nb.set_metadata("language_info", language_info)
 
     async def _ready_session(self) -> KernelSession:
-        """The queue's gate: a running kernel, started on demand."""
+        """The queue's ``KernelGate``: the session of a running kernel, started on
+        demand."""
         if self.session is None or self.session.lifecycle in (
             KernelLifecycle.NOT_STARTED,
             KernelLifecycle.SHUTDOWN,
@@ -305,14 +321,14 @@ class RoomKernel:
     async def shutdown(self) -> None:
         """Stop the kernel and give its env back (pool envs are deleted)."""
         self.queue.cancel_queued(reason="the kernel was shut down")
-        kernel, self.kernel = self.kernel, None
-        if kernel is not None:
+        acquired, self.acquired = self.acquired, None
+        if acquired is not None:
             try:
-                await self.deps.provider.release(kernel)
+                await self.deps.provider.release(acquired)
             except KernelError:
                 log.exception("shutting down the kernel of %s failed", self.room.notebook_id)
-        self.runtime.set_kernel(lifecycle="shutdown", activity="idle")
-        if kernel is not None:
+        self.runtime_state.set_kernel(lifecycle="shutdown", activity="idle")
+        if acquired is not None:
             self.deps.on_runtime(self, "stopped")
 
     async def close(self) -> None:

@@ -1,14 +1,21 @@
-"""Reading .ipynb files into rooms."""
+"""A room's .ipynb file: reading it, hashing it, and ``NotebookFile`` (save, change
+detection, whether the document has unsaved changes)."""
 
 from __future__ import annotations
 
 import hashlib
+import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from runtimed.errors import RuntimedError
+from runtimed.files import atomic_write
+
+if TYPE_CHECKING:  # the loader's helper process reads files without loading pycrdt
+    from runtimed.documents.notebook import NotebookDoc
 
 
 def text_hash(text: str | bytes) -> str:
@@ -62,3 +69,104 @@ def read_ipynb(path: Path) -> tuple[dict[str, Any], str]:
             f"{path} is not a valid notebook: {message.splitlines()[0]}", "invalid_notebook"
         ) from exc
     return dict(nb), text_hash(data)
+
+
+class NotebookFile:
+    """The .ipynb file of one room's notebook: where it is, the hash of its bytes when it
+    was last loaded or saved, and the document's state then.
+
+    ``path`` is None for an untitled notebook until its first save names one. Every save
+    that changes what the file is calls ``on_saved`` (the room's persistence then writes
+    its stored meta).
+    """
+
+    def __init__(
+        self,
+        nb: NotebookDoc,
+        path: str | None = None,
+        file_hash: str | None = None,
+        clean_state: str | None = None,
+        on_saved: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.nb = nb
+        self.path = path
+        self.file_hash = file_hash
+        #: The document's state vector when it last matched its file (loaded or saved).
+        self.clean_state = clean_state
+        self.on_saved = on_saved
+
+    def mark_clean(self) -> None:
+        """The document now holds exactly the file's content (it was just loaded)."""
+        self.clean_state = self.nb.doc.get_state().hex()
+
+    @property
+    def dirty(self) -> bool:
+        """True when the document has changes its file does not have."""
+        return self.clean_state != self.nb.doc.get_state().hex()
+
+    def changed_on_disk(self) -> bool:
+        """True when the file is not the one last loaded or saved (blocking: it reads
+        the file)."""
+        return self.path is not None and file_hash(Path(self.path)) != self.file_hash
+
+    def meta(self) -> dict[str, Any]:
+        """What the room's stored meta keeps of its file."""
+        return {"path": self.path, "file_hash": self.file_hash, "clean_state": self.clean_state}
+
+    def save(
+        self,
+        path: str | None,
+        blob_fetch: Callable[[str], bytes] | None = None,
+        force: bool = False,
+    ) -> str:
+        """Write the notebook as nbformat-valid .ipynb, atomically (temp + rename), to
+        ``path`` or else its own file; returns the path written.
+
+        Its own file is not overwritten when it changed on disk since it was loaded or
+        saved, unless ``force``. ``blob_fetch`` resolves blob references in outputs (the
+        file gets the content).
+        """
+        target = path or self.path
+        if not target:
+            raise RuntimedError("this notebook has no file yet; pass a path to save()", "no_path")
+        if not os.path.isabs(target):
+            raise RuntimedError(f"save path must be absolute: {target!r}", "invalid_path")
+        if target == self.path and not force and self.changed_on_disk():
+            raise RuntimedError(
+                f"{target} changed on disk since this notebook was opened or saved; "
+                "reopen it to load the new version, or save with force=True to overwrite it",
+                "file_changed",
+            )
+        state = self.nb.doc.get_state().hex()
+        text = _ipynb_text(self.nb, blob_fetch)
+        try:
+            atomic_write(Path(target), text.encode("utf-8"), sync=False)
+        except OSError as exc:
+            raise RuntimedError(f"cannot write {target}: {exc.strerror}", "io_error") from exc
+        if self.path is None or self.path == target:  # a copy elsewhere leaves it as it was
+            self.path = target
+            self.file_hash = text_hash(text)
+            self.clean_state = state
+            self.on_saved()
+        return target
+
+
+def _ipynb_text(nb: NotebookDoc, blob_fetch: Callable[[str], bytes] | None) -> str:
+    """The notebook as validated .ipynb text."""
+    import nbformat
+
+    nb_dict = nb.to_nbformat()
+    if blob_fetch is not None:  # outputs hold blob references: the file gets the content
+        from runtimed.documents.blob_refs import resolve_output
+
+        for cell in nb_dict["cells"]:
+            if "outputs" in cell:
+                cell["outputs"] = [resolve_output(o, blob_fetch) for o in cell["outputs"]]
+    notebook = nbformat.from_dict(nb_dict)  # type: ignore[no-untyped-call]
+    try:
+        nbformat.validate(notebook)
+    except nbformat.ValidationError as exc:
+        raise RuntimedError(
+            f"the notebook is not valid nbformat: {exc.message}", "invalid_notebook"
+        ) from exc
+    return str(nbformat.writes(notebook))  # type: ignore[no-untyped-call]

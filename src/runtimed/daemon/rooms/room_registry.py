@@ -1,19 +1,17 @@
-"""RoomRegistry: finds or creates the one room per notebook, and evicts idle rooms."""
+"""RoomRegistry: finds or loads the one room per notebook, and evicts idle rooms."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import os
-import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
-from runtimed.daemon.rooms.notebook_file import file_hash as hash_of_file
-from runtimed.daemon.rooms.notebook_file import text_hash
 from runtimed.daemon.rooms.notebook_loader import NotebookLoader
 from runtimed.daemon.rooms.notebook_room import NotebookRoom
-from runtimed.daemon.rooms.room_store import RoomStore
+from runtimed.daemon.rooms.room_loading import LoadNotebook, load_room
 from runtimed.errors import RuntimedError
 from runtimed.protocol.control import RoomInfo
 from runtimed.protocol.handshake import Handshake
@@ -31,8 +29,14 @@ def validate_notebook_id(notebook_id: str) -> str:
     return notebook_id
 
 
-def new_epoch() -> str:
-    return uuid.uuid4().hex
+class KernelsOfRooms(Protocol):
+    """What the registry needs of the rooms' kernels (``RoomKernels``)."""
+
+    def status(self, notebook_id: str) -> str | None:
+        """The kernel status ``list_rooms`` shows; None when the room has no kernel."""
+
+    async def close(self, room: NotebookRoom) -> None:
+        """The room is going: stop its kernel and give its env back."""
 
 
 class RoomRegistry:
@@ -43,13 +47,14 @@ class RoomRegistry:
         self,
         docs_dir: Path,
         keep_alive_secs: Callable[[], float],
-        on_evict: Callable[[NotebookRoom], Awaitable[None]] | None = None,
-        load_notebook: NotebookLoader | None = None,
+        kernels: KernelsOfRooms | None = None,
+        load_notebook: LoadNotebook | None = None,
     ) -> None:
-        """``load_notebook`` reads a notebook file (its large outputs moved to blobs)."""
+        """``kernels`` go with their rooms; ``load_notebook`` reads a notebook file (its
+        large outputs moved to blobs)."""
         self.docs_dir = docs_dir
         self.keep_alive_secs = keep_alive_secs
-        self.on_evict = on_evict
+        self.kernels = kernels
         self.load_notebook = load_notebook or NotebookLoader()
         self.rooms: dict[str, NotebookRoom] = {}
         self._opening: dict[str, asyncio.Task[NotebookRoom]] = {}
@@ -89,47 +94,22 @@ class RoomRegistry:
         """A lingering room whose file changed on disk: dropped (and reopened from the
         file) when it has nothing unsaved; kept otherwise (its save will refuse to
         overwrite the newer file)."""
-        if not await asyncio.to_thread(room.changed_on_disk):
+        if not await asyncio.to_thread(room.file.changed_on_disk):
             return room
-        if room.dirty:
-            log.warning("%s changed on disk, but its room has unsaved changes", room.path)
+        if room.file.dirty:
+            log.warning("%s changed on disk, but its room has unsaved changes", room.file.path)
             return room
-        log.info("%s changed on disk; reloading it", room.path)
+        log.info("%s changed on disk; reloading it", room.file.path)
         self._cancel_eviction(room.notebook_id)
         await self.evict(room.notebook_id)
         return None
 
     async def _create(self, notebook_id: str, path: str | None) -> NotebookRoom:
-        store = RoomStore(self.docs_dir, notebook_id)
-        stored = store.load()
-        updates: list[bytes] = []
-        nb_dict = None
-        file_hash = None
-        clean_state = None
-        if stored is not None and path is not None and os.path.exists(path):
-            # the stored room is reused if the file is as it was (no need to parse it)
-            file_hash = await asyncio.to_thread(hash_of_file, Path(path))
-        if stored is not None and (path is None or stored.meta.get("file_hash") == file_hash):
-            epoch = str(stored.meta.get("epoch") or new_epoch())
-            updates = stored.updates
-            path = path or stored.meta.get("path")
-            file_hash = stored.meta.get("file_hash")
-            clean_state = stored.meta.get("clean_state")
-            nb_dict = None  # the stored doc already holds the file plus unsaved edits
-        else:
-            if stored is not None:
-                log.info("%s changed on disk since it was last open; reloading it", path)
-                store.delete()
-            if path is not None and os.path.exists(path):
-                nb_dict, file_hash = await self.load_notebook(Path(path))
-            epoch = new_epoch()
-        room = NotebookRoom(notebook_id, store, epoch, path, self._on_empty)
-        room.file_hash = file_hash
-        room.start(updates, nb_dict)
-        if nb_dict is None:
-            room.clean_state = clean_state
+        room = await load_room(self.docs_dir, notebook_id, path, self.load_notebook, self._on_empty)
         self.rooms[notebook_id] = room
-        log.info("room %s opened (epoch %s, %d cells)", notebook_id, epoch[:8], len(room.nb.cells))
+        log.info(
+            "room %s opened (epoch %s, %d cells)", notebook_id, room.epoch[:8], len(room.nb.cells)
+        )
         return room
 
     def _on_empty(self, room: NotebookRoom) -> None:
@@ -152,19 +132,17 @@ class RoomRegistry:
         if room is None or room.peers or notebook_id in self.pinned:
             return
         del self.rooms[notebook_id]
-        if self.on_evict is not None:
-            await self.on_evict(room)
-        await room.close()
+        await self._close(room)
         log.info("room %s evicted after %.0f s without peers", notebook_id, self.keep_alive_secs())
 
     def list(self) -> list[RoomInfo]:
         infos = []
         for room in self.rooms.values():
-            status = getattr(room.extensions.get("kernel"), "status", None)
+            status = self.kernels.status(room.notebook_id) if self.kernels is not None else None
             infos.append(
                 RoomInfo(
                     notebook_id=room.notebook_id,
-                    path=room.path,
+                    path=room.file.path,
                     active_peers=len(room.peers),
                     has_kernel=status is not None and status not in ("not_started", "shutdown"),
                     kernel_status=status,
@@ -182,9 +160,7 @@ class RoomRegistry:
         await asyncio.gather(*(self._close(room) for room in rooms), return_exceptions=True)
 
     async def _close(self, room: NotebookRoom) -> None:
-        if self.on_evict is not None:
-            await self.on_evict(room)
+        """A room that goes takes its kernel (and its env) with it."""
+        if self.kernels is not None:
+            await self.kernels.close(room)
         await room.close()
-
-
-__all__ = ["RoomRegistry", "text_hash"]

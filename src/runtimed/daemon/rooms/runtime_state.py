@@ -18,6 +18,9 @@ from runtimed.documents.runtime import RuntimeDoc
 # Long enough that a quick cell goes from queued to done in one write; short enough that
 # no one can see a "running" state arrive late.
 FLUSH_DELAY_SECS = 0.02
+#: The runtime document keeps 500 records; every deleted one leaves a tombstone. After
+#: this many it is rebuilt (the room's peers then replace their replica).
+REBUILD_AFTER_DELETIONS = 500
 
 
 class RuntimeState:
@@ -93,11 +96,18 @@ class RuntimeState:
                 else:
                     self.doc.set_execution(execution_id, record)
 
-    def replace_doc(self, doc: RuntimeDoc) -> None:
-        """Write into ``doc`` from now on (its content already copied from the old one)."""
+    @property
+    def needs_rebuild(self) -> bool:
+        """Enough records were deleted that the document's tombstones outweigh it."""
+        return self.deleted >= REBUILD_AFTER_DELETIONS
+
+    def rebuild(self) -> RuntimeDoc:
+        """Write into a new document from now on, holding this one's content and none of
+        its tombstones (``RuntimeDoc.copy``); returns it."""
         self.flush()
-        self.doc = doc
+        self.doc = self.doc.copy()
         self.deleted = 0
+        return self.doc
 
     def _schedule(self) -> None:
         if self._handle is not None:

@@ -12,13 +12,13 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 from runtimed.daemon.execution.room_kernel import RUNTIME_ROOM_PREFIX, RoomKernel
+from runtimed.daemon.execution.room_kernels import RoomKernels
 from runtimed.daemon.history.log import HistoryLog
 from runtimed.daemon.kernels.installed import choose_kernel
-from runtimed.daemon.rooms.notebook_room import NotebookRoom
 from runtimed.daemon.rooms.room_registry import RoomRegistry
 from runtimed.errors import RuntimedError
 from runtimed.protocol.handshake import Handshake
@@ -42,66 +42,64 @@ class RuntimeRegistry:
     def __init__(
         self,
         rooms: RoomRegistry,
-        kernel_of: Callable[[NotebookRoom], RoomKernel],
+        room_kernels: RoomKernels,
         history: HistoryLog | None = None,
     ) -> None:
         self.rooms = rooms
-        self.kernel_of = kernel_of
+        self.room_kernels = room_kernels
         self.history = history
 
     # --- what RoomKernel tells us --------------------------------------------------------
 
-    def observe(self, kernel: RoomKernel, event: str) -> None:
+    def observe(self, room_kernel: RoomKernel, event: str) -> None:
         """``started`` / ``restarted`` / ``died`` / ``stopped``: into the history."""
         if self.history is None:
             return
-        session = kernel.session
-        details = kernel.info()
-        if event in ("started", "restarted"):
-            self.history.add_runtime(
-                kernel.runtime_id,
-                kernel_name=kernel.kernel_name,
-                language=details.language,
-                env_source=details.env_source,
-                notebook_id=kernel.room.notebook_id,
-                pid=session.pid if session is not None else None,
-                kernel_info=session.kernel_info if session is not None else None,
-                started_at=kernel.started_at,
-            )
-        else:
-            self.history.add_runtime(kernel.runtime_id, ended_at=time.time(), exit_status=event)
+        runtime_id = room_kernel.runtime_id
+        if event not in ("started", "restarted"):
+            self.history.add_runtime(runtime_id, ended_at=time.time(), exit_status=event)
+            return
+        session = room_kernel.session
+        details = room_kernel.info()
+        self.history.add_runtime(
+            runtime_id,
+            kernel_name=room_kernel.kernel_name,
+            language=details.language,
+            env_source=details.env_source,
+            notebook_id=room_kernel.room.notebook_id,
+            pid=session.pid if session is not None else None,
+            kernel_info=session.kernel_info if session is not None else None,
+            started_at=room_kernel.started_at,
+        )
 
     def runtime_id_of(self, notebook_id: str) -> str | None:
-        room = self.rooms.rooms.get(notebook_id)
-        kernel = room.extensions.get("kernel") if room is not None else None
-        return kernel.runtime_id if isinstance(kernel, RoomKernel) else None
+        room_kernel = self.room_kernels.get(notebook_id)
+        return room_kernel.runtime_id if room_kernel is not None else None
 
     # --- listing -------------------------------------------------------------------------
 
-    def _kernels(self) -> Iterator[RoomKernel]:
-        for room in list(self.rooms.rooms.values()):
-            kernel = room.extensions.get("kernel")
-            if not isinstance(kernel, RoomKernel) or kernel.started_at is None:
-                continue
-            if kernel.lifecycle != "shutdown":
-                yield kernel
+    def _runtimes(self) -> Iterator[RoomKernel]:
+        """Rooms' kernels that started and were not shut down."""
+        for room_kernel in self.room_kernels:
+            if room_kernel.started_at is not None and room_kernel.lifecycle != "shutdown":
+                yield room_kernel
 
     def list(self) -> list[RuntimeInfo]:
         """Every runtime alive or dead (not shut down), oldest first."""
-        infos = [describe(kernel) for kernel in self._kernels()]
+        infos = [describe(room_kernel) for room_kernel in self._runtimes()]
         return sorted(infos, key=lambda info: info.started_at or 0)
 
     def find(self, runtime_id: str) -> RoomKernel:
         """A runtime by id or unique id prefix; RuntimedError says what exists."""
-        kernels = list(self._kernels())
-        matches = [k for k in kernels if k.runtime_id == runtime_id]
+        runtimes = list(self._runtimes())
+        matches = [k for k in runtimes if k.runtime_id == runtime_id]
         if not matches and runtime_id:
-            matches = [k for k in kernels if k.runtime_id.startswith(runtime_id)]
+            matches = [k for k in runtimes if k.runtime_id.startswith(runtime_id)]
         if len(matches) == 1:
             return matches[0]
         if matches:
             raise RuntimedError(f"{runtime_id!r} matches several runtimes; give more of the id")
-        known = ", ".join(k.runtime_id for k in kernels) or "none running"
+        known = ", ".join(k.runtime_id for k in runtimes) or "none running"
         raise RuntimedError(
             f"no runtime {runtime_id!r} (runtimes: {known}); see `runt ps`", "not_found"
         )
@@ -123,63 +121,63 @@ class RuntimeRegistry:
         notebook_id = f"{RUNTIME_ROOM_PREFIX}{uuid.uuid4().hex[:8]}"
         room = await self.rooms.open(Handshake(channel="notebook_sync", notebook_id=notebook_id))
         self.rooms.pinned.add(notebook_id)
-        kernel = self.kernel_of(room)
+        room_kernel = self.room_kernels.of(room)
         try:
-            await kernel.launch(kernel_name, env_source, cwd=directory)
+            await room_kernel.launch(kernel_name, env_source, cwd=directory)
         except BaseException:
-            await self.kill(kernel.runtime_id, missing_ok=True)
+            await self.kill(room_kernel.runtime_id, missing_ok=True)
             raise
-        return describe(kernel)
+        return describe(room_kernel)
 
     async def kill(self, runtime_id: str, missing_ok: bool = False) -> str:
         """Stop a runtime's kernel; a runtime room of its own is unpinned and, once
         nobody is in it, evicted. Returns the full id."""
         try:
-            kernel = self.find(runtime_id)
+            room_kernel = self.find(runtime_id)
         except RuntimedError:
             if missing_ok:
                 return runtime_id
             raise
-        await kernel.shutdown()
-        notebook_id = kernel.room.notebook_id
+        await room_kernel.shutdown()
+        notebook_id = room_kernel.room.notebook_id
         if notebook_id in self.rooms.pinned:
             self.rooms.pinned.discard(notebook_id)
             await self.rooms.evict(notebook_id)
-        log.info("runtime %s killed", kernel.runtime_id)
-        return kernel.runtime_id
+        log.info("runtime %s killed", room_kernel.runtime_id)
+        return room_kernel.runtime_id
 
     async def interrupt(self, runtime_id: str) -> RuntimeInfo:
-        kernel = self.find(runtime_id)
-        await kernel.interrupt()
-        return describe(kernel)
+        room_kernel = self.find(runtime_id)
+        await room_kernel.interrupt()
+        return describe(room_kernel)
 
     async def restart(self, runtime_id: str) -> RuntimeInfo:
-        kernel = self.find(runtime_id)
-        await kernel.restart()
-        return describe(kernel)
+        room_kernel = self.find(runtime_id)
+        await room_kernel.restart()
+        return describe(room_kernel)
 
 
-def describe(kernel: RoomKernel) -> RuntimeInfo:
+def describe(room_kernel: RoomKernel) -> RuntimeInfo:
     """What `runt ps` shows of one runtime."""
-    details = kernel.info()
+    details = room_kernel.info()
     lifecycle = details.lifecycle
     status = _STATUS.get(lifecycle, "unknown")
     if lifecycle == "running":
         status = "busy" if details.activity == "busy" else "idle"
-    session = kernel.session
+    session = room_kernel.session
     workspace = session.workspace if session is not None else None
-    room = kernel.room
+    room = room_kernel.room
     return RuntimeInfo(
-        runtime_id=kernel.runtime_id,
-        kernel_name=kernel.kernel_name,
+        runtime_id=room_kernel.runtime_id,
+        kernel_name=room_kernel.kernel_name,
         language=details.language,
         pid=details.pid,
         status=status,
         transport=session.transport if session is not None else None,
         connection_file=str(workspace.connection_file) if workspace is not None else None,
         notebook_id=room.notebook_id,
-        notebook_path=room.path,
+        notebook_path=room.file.path,
         env_source=details.env_source,
-        started_at=kernel.started_at,
-        last_activity=kernel.last_activity,
+        started_at=room_kernel.started_at,
+        last_activity=room_kernel.last_activity,
     )
