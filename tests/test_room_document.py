@@ -23,11 +23,14 @@ from pycrdt import (
 )
 
 from helpers import MemoryConnection
+from runtimed.daemon.rooms.notebook_file import NotebookFile
 from runtimed.daemon.rooms.notebook_room import NotebookRoom
 from runtimed.daemon.rooms.peer import Peer
 from runtimed.daemon.rooms.room_loading import RoomContent, start_room
 from runtimed.daemon.rooms.room_store import RoomStore
+from runtimed.daemon.rooms.runtime_state import REBUILD_AFTER_DELETIONS
 from runtimed.documents.notebook import NotebookDoc
+from runtimed.documents.runtime import RuntimeDoc
 from runtimed.errors import ProtocolError
 from runtimed.protocol.frames import FrameType, unpack
 
@@ -93,6 +96,79 @@ async def test_an_edit_reaches_the_other_peers_and_the_log(tmp_path: Path) -> No
     await reopened.close()
 
 
+class OrderCheckingLog:
+    """An UpdateLog that notes, for each update, what the peers had been sent by then."""
+
+    def __init__(self, peers: list[MemoryConnection]) -> None:
+        self.peers = peers
+        self.sent_when_logged: list[list[int]] = []
+        self.closed = False
+
+    def append(self, update: bytes) -> None:
+        self.sent_when_logged.append([len(conn.sent) for conn in self.peers])
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+async def test_every_update_is_logged_before_any_peer_gets_it() -> None:
+    nb = NotebookDoc()
+    update_log = OrderCheckingLog([])
+    room = NotebookRoom("nb", "epoch-1", nb, NotebookFile(nb), update_log, lambda room: None)
+    room.load([], None)
+    room.start()
+    alice, bob = Client(room), Client(room)
+    update_log.peers = [alice.conn, bob.conn]
+    alice.conn.sent.clear()
+    bob.conn.sent.clear()
+    alice.nb.insert_cell(None, "x = 1")
+    alice.push()
+    room.nb.insert_cell(None, "by the daemon")
+    assert update_log.sent_when_logged[0] == [0, 0]  # logged: nobody told yet
+    assert len(bob.conn.sent) >= 2 and len(alice.conn.sent) >= 1
+    assert update_log.sent_when_logged[1] == [0, 1]  # alice is not sent her own edit
+    bob.pump()
+    assert [c.source for c in bob.nb.get_cells()] == ["x = 1", "by the daemon"]
+    await room.close()
+    assert update_log.closed
+
+
+async def test_a_runtime_document_full_of_tombstones_is_replaced_for_every_peer(
+    tmp_path: Path,
+) -> None:
+    room = open_room(tmp_path)
+    client = Client(room)
+    state = room.runtime_state
+    state.set_kernel(lifecycle="running", activity="idle")
+    for i in range(REBUILD_AFTER_DELETIONS):
+        state.set_execution(f"exec-{i}", {"cell_id": "c", "status": "done"})
+        state.flush()
+        state.forget_execution(f"exec-{i}")
+        state.flush()
+    state.set_execution("kept", {"cell_id": "c", "status": "done"})
+    old = room.runtime
+    client.conn.sent.clear()
+    state.flush()
+    await asyncio.sleep(0)  # the rebuild runs in the next loop turn
+    assert room.runtime is not old and state.deleted == 0
+    frames = [unpack(frame) for frame in client.conn.sent]
+    reset = next(i for i, (kind, payload) in enumerate(frames) if b"runtime_reset" in payload)
+    replica: Doc[Any] = Doc()  # the peer drops its replica and takes the new one whole
+    for kind, payload in frames[reset + 1 :]:
+        if kind is FrameType.RUNTIME_SYNC:
+            handle_sync_message(payload[1:], replica)
+    assert RuntimeDoc(replica).kernel()["lifecycle"] == "running"
+    assert list(RuntimeDoc(replica).executions_map.keys()) == ["kept"]
+    client.conn.sent.clear()
+    state.set_kernel(activity="busy")
+    state.flush()  # the new document is observed: its updates reach the peers
+    for kind, payload in (unpack(frame) for frame in client.conn.sent):
+        if kind is FrameType.RUNTIME_SYNC:
+            handle_sync_message(payload[1:], replica)
+    assert RuntimeDoc(replica).kernel()["activity"] == "busy"
+    await room.close()
+
+
 async def test_clients_cannot_write_the_runtime_document(tmp_path: Path) -> None:
     room = open_room(tmp_path)
     mallory = Client(room)
@@ -103,7 +179,7 @@ async def test_clients_cannot_write_the_runtime_document(tmp_path: Path) -> None
     forged.get("kernel", type=Map)["lifecycle"] = "hacked"
     mallory.send(FrameType.RUNTIME_SYNC, create_update_message(updates[0]))
     room.runtime_state.flush()
-    assert room.runtime_state.kernel().get("lifecycle") != "hacked"
+    assert room.runtime_state.kernel_fields().get("lifecycle") != "hacked"
     assert room.runtime.get("kernel", type=Map).get("lifecycle") != "hacked"
     await room.close()
 

@@ -113,17 +113,17 @@ class RoomKernel:
 
     @property
     def lifecycle(self) -> str:
-        return str(self.runtime_state.kernel().get("lifecycle", "not_started"))
+        return str(self.runtime_state.kernel_fields().get("lifecycle", "not_started"))
 
     @property
     def status(self) -> str:
         """For `list_rooms`: lifecycle, plus activity while running."""
-        fields = self.runtime_state.kernel()
+        fields = self.runtime_state.kernel_fields()
         lifecycle = fields.get("lifecycle", "not_started")
         return f"{lifecycle}/{fields.get('activity')}" if lifecycle == "running" else lifecycle
 
     def info(self) -> KernelDetails:
-        fields = self.runtime_state.kernel()
+        fields = self.runtime_state.kernel_fields()
         return KernelDetails(
             lifecycle=str(fields.get("lifecycle") or "not_started"),
             activity=fields.get("activity"),

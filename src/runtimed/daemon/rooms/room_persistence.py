@@ -2,7 +2,7 @@
 
 The room hands it every update before it sends the update to anyone (acknowledged means
 durable); it appends the update to the log and schedules compaction: 2 s after a burst,
-or at once past 4 MiB of log. Compaction swaps the logs on the event loop and writes
+or in the next loop turn past 4 MiB of log. Compaction swaps the logs on the event loop and writes
 the snapshot (fsync) in a thread, one snapshot at a time. It also keeps the room's
 stored meta: its id, epoch and what its ``NotebookFile`` knows of the file.
 """
@@ -43,7 +43,8 @@ class RoomPersistence:
         self.file = file
         self.compact_after_bytes = compact_after_bytes
         self.compact_delay_secs = compact_delay_secs
-        self._compact_handle: asyncio.TimerHandle | None = None
+        self._compact_handle: asyncio.Handle | None = None
+        self._compact_soon = False  # the handle runs in the next loop turn
         self._snapshot_task: asyncio.Task[None] | None = None
 
     def open(self) -> None:
@@ -61,17 +62,25 @@ class RoomPersistence:
 
     def append(self, update: bytes) -> None:
         """Log one update of the document (before anyone is told of it), then schedule
-        a compaction."""
+        a compaction: soon past the log limit, else after the delay."""
         self.store.append(update)
         if self.store.wal_bytes > self.compact_after_bytes:
-            self._compact_in_background()
-            return
-        if self._compact_handle is None:
+            if not self._compact_soon:
+                # Not here: this runs inside the transaction that made the update, where
+                # pycrdt cannot read the document's state.
+                self._cancel_scheduled()
+                self._compact_handle = asyncio.get_running_loop().call_soon(
+                    self._compact_in_background
+                )
+                self._compact_soon = True
+        elif self._compact_handle is None:
             self._compact_later()
 
     def _compact_later(self) -> None:
         loop = asyncio.get_running_loop()
-        self._compact_handle = loop.call_later(self.compact_delay_secs, self._compact_in_background)
+        self._compact_handle = loop.call_later(
+            self.compact_delay_secs, self._compact_in_background
+        )
 
     def _compact_in_background(self) -> None:
         """Rotate the log here; write the snapshot (fsync) in a thread, off the loop."""
@@ -95,6 +104,7 @@ class RoomPersistence:
         if self._compact_handle is not None:
             self._compact_handle.cancel()
             self._compact_handle = None
+        self._compact_soon = False
 
     def compact(self) -> None:
         """Snapshot the document and empty both logs, blocking (opening and closing)."""

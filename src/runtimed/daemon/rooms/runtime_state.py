@@ -29,7 +29,7 @@ class RuntimeState:
     def __init__(self, doc: RuntimeDoc, delay: float = FLUSH_DELAY_SECS) -> None:
         self.doc = doc
         self.delay = delay
-        self._kernel: dict[str, Any] = doc.kernel()
+        self._kernel_fields: dict[str, Any] = doc.kernel()
         self._queue: dict[str, Any] = doc.queue()
         self._kernel_dirty: dict[str, Any] = {}
         self._queue_dirty = False
@@ -41,8 +41,9 @@ class RuntimeState:
 
     # --- reading (always current) ----------------------------------------------------
 
-    def kernel(self) -> dict[str, Any]:
-        return dict(self._kernel)
+    def kernel_fields(self) -> dict[str, Any]:
+        """The document's ``kernel`` map: lifecycle, activity, env_source, name, ..."""
+        return dict(self._kernel_fields)
 
     def queue(self) -> dict[str, Any]:
         return {"executing": self._queue.get("executing"), "queued": self._queue.get("queued", [])}
@@ -51,8 +52,8 @@ class RuntimeState:
 
     def set_kernel(self, **fields: Any) -> None:
         for key, value in fields.items():
-            if key not in self._kernel or self._kernel[key] != value:
-                self._kernel[key] = value
+            if key not in self._kernel_fields or self._kernel_fields[key] != value:
+                self._kernel_fields[key] = value
                 self._kernel_dirty[key] = value
         self._schedule()
 
