@@ -1,5 +1,7 @@
 """What every bench shares with the tests: the daemon runner and percentiles (in
-tests/helpers.py), plus verdicts."""
+tests/helpers.py), plus verdicts. ``DaemonProcess.stop`` fails the bench (AssertionError
+with the daemon's log tail) when the daemon does not exit within its bound after
+``shutdown`` or leaves its socket or daemon.json behind."""
 
 from __future__ import annotations
 

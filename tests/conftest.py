@@ -84,8 +84,14 @@ def daemon_factory(tmp_path: Path) -> Iterator[Callable[..., DaemonProcess]]:
         return d.start(wait=wait)
 
     yield make
-    for d in started:
-        d.stop()
+    failures: list[AssertionError] = []
+    for d in started:  # every daemon is stopped even when one fails to stop cleanly
+        try:
+            d.stop()
+        except AssertionError as exc:
+            failures.append(exc)
+    if failures:
+        raise failures[0]
 
 
 @pytest.fixture

@@ -157,7 +157,13 @@ class DaemonProcess:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(timeout=10)
 
+    #: Seconds from the `shutdown` request to the daemon's exit before ``stop`` fails.
+    stop_bound_secs: float = 20.0
+
     def stop(self) -> None:
+        """Shut the daemon down; fail (AssertionError) unless it exits within
+        ``stop_bound_secs`` and leaves what a clean exit leaves: no socket, no daemon.json,
+        and daemon.lock without a pid (the file itself stays: docs/architecture.md)."""
         if self.proc is None or self.proc.poll() is not None:
             return
         try:
@@ -166,10 +172,37 @@ class DaemonProcess:
         except (RuntimedError, OSError):
             self.proc.terminate()
         try:
-            self.proc.wait(timeout=20)
+            self.proc.wait(timeout=self.stop_bound_secs)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(timeout=10)
+            raise AssertionError(
+                f"the daemon (pid {self.proc.pid}) did not exit within "
+                f"{self.stop_bound_secs:g} s of shutdown and was killed; "
+                f"left behind: {', '.join(self.leftovers()) or 'nothing'}; "
+                f"its log ends:\n{self.log_tail()}"
+            ) from None
+        leftovers = self.leftovers()
+        if leftovers:
+            raise AssertionError(
+                f"the daemon exited ({self.proc.returncode}) but left behind "
+                f"{', '.join(leftovers)}; its log ends:\n{self.log_tail()}"
+            )
+
+    def leftovers(self) -> list[str]:
+        """What an exited daemon should have removed but did not."""
+        left = [p.name for p in (self.socket_path, self.cache_dir / "daemon.json") if p.exists()]
+        lock = self.cache_dir / "daemon.lock"
+        if lock.exists() and lock.read_text().strip():
+            left.append(f"daemon.lock naming pid {lock.read_text().strip()}")
+        return left
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
 
 
 # --- in-process pieces ------------------------------------------------------------------

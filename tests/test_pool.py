@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 
 from helpers import DaemonProcess, wait_until
 from runtimed.client import AsyncDaemonClient
+from runtimed.client.settings_client import SettingsClient
 from runtimed.errors import RuntimedError
 
 pytestmark = pytest.mark.daemon
@@ -62,7 +64,9 @@ def test_taken_env_is_usable_and_owned(shared: DaemonProcess) -> None:
             # bytecode compiled at build time
             assert list(prefix.glob("lib/python*/site-packages/ipykernel/__pycache__/*.pyc"))
         finally:
-            assert c.return_env(env.venv_path) in ("returned", "deleted")
+            # "returned" if the refill this take started is still building, else "deleted"
+            answer = c.return_env(env.venv_path)
+            assert prefix.exists() == (answer == "returned"), answer
 
 
 def test_fifty_concurrent_takes_get_distinct_envs(shared: DaemonProcess) -> None:
@@ -143,16 +147,19 @@ def test_return_puts_back_then_deletes_when_full(shared: DaemonProcess) -> None:
             assert exc.value.code == "invalid_env"
 
 
-def test_take_conda_is_a_clear_answer(shared: DaemonProcess) -> None:
+def test_take_from_the_disabled_conda_pool_says_so_at_once(shared: DaemonProcess) -> None:
+    # `shared` runs with --conda-pool-size 0 (POOL_1): the one right answer is an error
+    # that names the option, at once rather than after the take's timeout.
     with shared.client() as c:
-        try:
-            env = c.take("conda", timeout=0.5)
-        except RuntimedError as exc:
-            assert exc.code == "pool_disabled"
-            assert "conda" in exc.message and "pool" in exc.message
-        else:
-            assert env is None or env.env_type == "conda"
-        assert "conda" in c.status().pools
+        started = time.monotonic()
+        with pytest.raises(RuntimedError) as exc:
+            c.take("conda", timeout=30)
+        assert time.monotonic() - started < 10
+        assert exc.value.code == "pool_disabled"
+        assert "conda pool is disabled" in exc.value.message
+        assert "--conda-pool-size" in exc.value.message
+        conda = c.status().pools["conda"]
+        assert (conda.target, conda.available, conda.warming, conda.error) == (0, 0, 0, None)
         c.ping()
 
 
@@ -282,8 +289,42 @@ def test_failing_build_backs_off_and_reports(
         assert "install" in failing.value.message
         assert time.monotonic() - started < 30
     wait_until(lambda: attempts_reach(3), timeout=120, interval=0.05, what="three attempts")
-    # retries back off: later gaps between retry times grow (0.5 s, 1 s, 2 s ... + build)
-    if {1, 2, 3} <= seen.keys():
-        assert seen[3] - seen[2] > seen[2] - seen[1] - 0.5
-    no_dirs = not env_dirs(d)
-    assert no_dirs or all(not (p / READY_MARKER).exists() for p in env_dirs(d))
+    # retries back off: later gaps between retry times grow (0.5 s, 1 s, 2 s ... + build);
+    # each attempt's status lasts over 0.5 s, polled every 0.05 s
+    assert {1, 2, 3} <= seen.keys(), seen
+    assert seen[3] - seen[2] > seen[2] - seen[1] - 0.5
+    assert not [p for p in env_dirs(d) if (p / READY_MARKER).exists()]  # nothing half-made
+
+
+@pytest.fixture
+def silent_index(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A package index that accepts connections and never answers: a daemon started
+    meanwhile has its online install step wait there until the build is stopped."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(16)
+        url = f"http://127.0.0.1:{server.getsockname()[1]}/simple"
+        monkeypatch.setenv("UV_DEFAULT_INDEX", url)
+        monkeypatch.setenv("UV_INDEX_URL", url)
+        yield url
+
+
+def test_shutdown_right_after_the_pool_is_set_to_0(
+    silent_index: str, daemon_factory: Callable[..., DaemonProcess]
+) -> None:
+    # Pool size 0 stops the build in flight; a shutdown while the pool waited for that
+    # build used to be swallowed, and the daemon slept on for up to 600 s.
+    d = daemon_factory(*POOL_1, "--uv-package", "runtimed-no-such-package-xyz")
+
+    def installing_online() -> bool:
+        steps = [p.cmdline() for p in d.process.children(recursive=True)]
+        return any("install" in argv and "--offline" not in argv for argv in steps)
+
+    wait_until(installing_online, 60, what="the build to wait on the silent index")
+    with SettingsClient(d.socket_path) as settings:
+        settings.set("uv.pool_size", 0)
+    started = time.monotonic()
+    d.stop_bound_secs = 10
+    d.stop()  # fails unless the daemon exits in time and cleans up after itself
+    assert time.monotonic() - started < 10
+    assert not env_dirs(d), "the stopped build's dir is left"

@@ -15,15 +15,16 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from runtimed.daemon.envs.build_records import BuildBackoff, InFlightBuild, stop_task
 from runtimed.daemon.envs.build_step import BuildFailure
 from runtimed.daemon.envs.builder import EnvBuilder
+from runtimed.daemon.envs.env_adoption import adopt_existing
 from runtimed.daemon.envs.env_record import (
     clear_taken,
     env_dir_name,
     mark_taken,
     new_env_id,
     parse_env_dir_name,
-    python_runs,
     read_ready_marker,
     remove_env_dir,
     taken_at,
@@ -52,31 +53,6 @@ class PoolSettings:
 
 
 @dataclass
-class _Backoff:
-    attempts: int = 0
-    last: BuildFailure | None = None
-    retry_at: float = 0.0  # wall clock, for display
-    retry_mono: float = 0.0
-
-    def record(self, failure: BuildFailure, settings: PoolSettings) -> float:
-        self.attempts += 1
-        self.last = failure
-        delay = settings.backoff_base_secs * 2.0 ** (self.attempts - 1)
-        delay = min(delay, settings.backoff_max_secs)
-        self.retry_mono = time.monotonic() + delay
-        self.retry_at = time.time() + delay
-        return delay
-
-
-@dataclass
-class _Build:
-    env_id: str
-    prefix: Path
-    generation: int
-    task: asyncio.Task[None] | None = None
-
-
-@dataclass
 class EnvPool:
     """A pool of ready environments of one type, built by ``builder`` under ``envs_dir``."""
 
@@ -86,10 +62,10 @@ class EnvPool:
 
     def __post_init__(self) -> None:
         self._available: deque[PooledEnv] = deque()
-        self._builds: dict[str, _Build] = {}
+        self._builds: dict[str, InFlightBuild] = {}
         self._stale: deque[Path] = deque()
         self._waiters: deque[asyncio.Future[PooledEnv]] = deque()
-        self._backoff = _Backoff()
+        self._backoff = BuildBackoff()
         self._generation = 0
         self._wake = asyncio.Event()
         self._supervisor: asyncio.Task[None] | None = None
@@ -111,7 +87,11 @@ class EnvPool:
     async def start(self) -> None:
         """Adopt ready envs left on disk, clean the rest, and begin replenishing."""
         self.envs_dir.mkdir(parents=True, exist_ok=True)
-        await self._adopt_existing()
+        adoption = await adopt_existing(
+            self.envs_dir, self.builder, self.settings.target, self.settings.max_age_secs
+        )
+        self._available.extend(adoption.ready)
+        self._stale.extend(adoption.stale)
         self._started.set()
         self._supervisor = asyncio.create_task(self._supervise(), name=f"pool-{self.env_type}")
 
@@ -119,9 +99,10 @@ class EnvPool:
         """Stop building (in-flight builds are killed and removed); ready envs stay on disk."""
         self._closed = True
         if self._supervisor:
-            self._supervisor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._supervisor
+            await stop_task(self._supervisor)
+            failed = None if self._supervisor.cancelled() else self._supervisor.exception()
+            if failed is not None:
+                log.error("%s pool supervisor failed", self.env_type, exc_info=failed)
         await self._cancel_builds()
         for waiter in self._waiters:
             if not waiter.done():
@@ -150,22 +131,37 @@ class EnvPool:
         if self._available:
             return self._hand_out(self._available.popleft())
         if self._backoff.last is not None and not self._builds:
-            raise self._failing_error()  # waiting would only wait for the next failure
+            # waiting would only wait for the next failure
+            raise self._backoff.failing_error(self.env_type)
         left = deadline - time.monotonic()
         if left <= 0:
             return None
         waiter: asyncio.Future[PooledEnv] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
         self._wake.set()
-        await asyncio.wait({waiter}, timeout=left)
+        try:
+            await asyncio.wait({waiter}, timeout=left)
+        except asyncio.CancelledError:
+            self._drop_waiter(waiter)
+            raise
         # Check the future itself, not wait()'s done set: an env handed to this waiter
         # after the timeout fired but before we resumed must not be lost.
         if waiter.done() and not waiter.cancelled():
             return waiter.result()
+        self._drop_waiter(waiter)
+        return None
+
+    def _drop_waiter(self, waiter: asyncio.Future[PooledEnv]) -> None:
+        """Forget a take that gave up; an env already handed to it goes back to the pool
+        (left in a waiter nobody reads, it would stay marked taken for days)."""
         with contextlib.suppress(ValueError):
             self._waiters.remove(waiter)
-        waiter.cancel()
-        return None
+        if not waiter.done():
+            waiter.cancel()
+        elif not waiter.cancelled() and waiter.exception() is None:
+            env = waiter.result()
+            clear_taken(Path(env.venv_path))
+            self._add_ready(env)
 
     async def give_back(self, venv_path: str) -> str:
         """Take back an unused env. Returns ``"returned"`` or ``"deleted"`` (pool was full)."""
@@ -180,30 +176,19 @@ class EnvPool:
         if len(self._available) >= self.settings.target:
             await asyncio.to_thread(remove_env_dir, prefix)
             return "deleted"
-        if len(self._available) + len(self._builds) >= self.settings.target:
-            await self._cancel_one_build()
         self._add_ready(env)
+        self._wake.set()  # the supervisor stops a build this env makes surplus
         return "returned"
 
     async def flush(self) -> None:
         """Discard every ready and in-flight env and rebuild from scratch."""
         self._generation += 1
-        self._backoff = _Backoff()
+        self._backoff = BuildBackoff()
         await self._cancel_builds()
         doomed = [Path(env.venv_path) for env in self._available]
         self._available.clear()
         await asyncio.gather(*(asyncio.to_thread(remove_env_dir, p) for p in doomed))
         self._wake.set()
-
-    def _failing_error(self) -> RuntimedError:
-        failure = self._backoff.last
-        assert failure is not None
-        return RuntimedError(
-            f"the {self.env_type} pool cannot build envs: its last build failed at step "
-            f"'{failure.step}' ({failure.kind}): {_gist(failure.message)}; "
-            "see `runt pool status`",
-            code="pool_failing",
-        )
 
     def reconfigure(self, builder: EnvBuilder | None = None, target: int | None = None) -> None:
         """Apply new settings without a restart: mismatched envs are replaced, then removed;
@@ -211,11 +196,11 @@ class EnvPool:
         if target is not None:
             self.settings = PoolSettings(**{**self.settings.__dict__, "target": target})
             if target == 0:
-                self._backoff = _Backoff()
+                self._backoff = BuildBackoff()
         if builder is not None and builder.package_hash != self.builder.package_hash:
             self.builder = builder
             self._generation += 1
-            self._backoff = _Backoff()
+            self._backoff = BuildBackoff()
             self._stale.extend(Path(env.venv_path) for env in self._available)
             self._available.clear()
         self._wake.set()
@@ -303,7 +288,7 @@ class EnvPool:
         deficit -= len(self._builds)
         while deficit > 0 and len(self._builds) < self.settings.max_parallel_builds:
             env_id = new_env_id()
-            build = _Build(
+            build = InFlightBuild(
                 env_id,
                 self.envs_dir / env_dir_name(self.builder.env_type, env_id),
                 self._generation,
@@ -312,15 +297,17 @@ class EnvPool:
             self._builds[env_id] = build
             deficit -= 1
 
-    async def _run_build(self, build: _Build) -> None:
+    async def _run_build(self, build: InFlightBuild) -> None:
         started = time.monotonic()
         builder = self.builder
         try:
             env = await builder.build(build.prefix, build.env_id, self.settings.build_timeout_secs)
             write_ready_marker(env)
         except asyncio.CancelledError:
-            self._builds.pop(build.env_id, None)
-            await asyncio.to_thread(remove_env_dir, build.prefix)
+            try:  # still counted (and waited for by close) while its dir goes
+                await asyncio.to_thread(remove_env_dir, build.prefix)
+            finally:
+                self._builds.pop(build.env_id, None)
             raise
         except Exception as exc:  # a builder bug must not kill the pool
             failure = exc if isinstance(exc, BuildFailure) else BuildFailure("build", repr(exc))
@@ -338,7 +325,7 @@ class EnvPool:
         log.info(
             "%s env %s ready in %.2f s", self.env_type, build.env_id, time.monotonic() - started
         )
-        self._backoff = _Backoff()
+        self._backoff = BuildBackoff()
         self._add_ready(env)
         await self._drop_replaced_stale()
         self._wake.set()
@@ -346,10 +333,10 @@ class EnvPool:
     def _build_failed(self, failure: BuildFailure) -> None:
         """One backoff step (and one log line) per round of failed builds; whoever waits
         for an env hears of the failure at once."""
-        if time.monotonic() < self._backoff.retry_mono:  # a parallel build of this round
-            self._backoff.last = failure
-        else:
-            delay = self._backoff.record(failure, self.settings)
+        delay = self._backoff.record(
+            failure, self.settings.backoff_base_secs, self.settings.backoff_max_secs
+        )
+        if delay is not None:
             log.warning(
                 "%s build failed at step %s (%s): %s; retry in %.0f s",
                 self.env_type,
@@ -358,7 +345,7 @@ class EnvPool:
                 short_message(failure.message, 200),
                 delay,
             )
-        error = self._failing_error()
+        error = self._backoff.failing_error(self.env_type)
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():
@@ -374,18 +361,17 @@ class EnvPool:
                 await asyncio.to_thread(remove_env_dir, self._stale.popleft())
 
     async def _cancel_one_build(self) -> None:
-        for build in list(self._builds.values()):
-            if build.task is not None:
-                build.task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await build.task
-                return
+        build = next(iter(self._builds.values()))
+        if build.task is not None:
+            await stop_task(build.task)
+        # A task cancelled before it ran never reached its own clean-up.
+        self._builds.pop(build.env_id, None)
 
     async def _cancel_builds(self) -> None:
-        tasks = [b.task for b in self._builds.values() if b.task is not None]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        builds = list(self._builds.values())
+        await asyncio.gather(*(stop_task(b.task) for b in builds if b.task is not None))
+        for build in builds:
+            self._builds.pop(build.env_id, None)
 
     async def _expire_old(self) -> None:
         cutoff = time.time() - self.settings.max_age_secs
@@ -396,59 +382,3 @@ class EnvPool:
             await asyncio.to_thread(remove_env_dir, Path(env.venv_path))
         if old:
             self._wake.set()
-
-    async def _adopt_existing(self) -> None:
-        candidates: list[tuple[Path, PooledEnv]] = []
-        now = time.time()
-        for prefix in sorted(self.envs_dir.iterdir()):
-            if not prefix.name.startswith(f"runtimed-{self.builder.env_type}-"):
-                continue
-            verdict = self._classify(prefix, now)
-            if isinstance(verdict, PooledEnv):
-                candidates.append((prefix, verdict))
-            elif verdict == "stale":
-                self._stale.append(prefix)
-            elif verdict == "remove":
-                log.info("removing %s (half-built, orphaned or too old)", prefix.name)
-                await asyncio.to_thread(remove_env_dir, prefix)
-        runs = await asyncio.gather(*(python_runs(env.python_path) for _, env in candidates))
-        for (prefix, env), ok in zip(candidates, runs, strict=True):
-            if ok:
-                self._available.append(env)
-            else:
-                log.info("removing %s: its python no longer runs", prefix.name)
-                await asyncio.to_thread(remove_env_dir, prefix)
-        while len(self._available) > self.settings.target:
-            await asyncio.to_thread(remove_env_dir, Path(self._available.pop().venv_path))
-        if self.settings.target <= 0:  # no replacement will come: drop mismatched envs now
-            while self._stale:
-                await asyncio.to_thread(remove_env_dir, self._stale.popleft())
-        log.info(
-            "%s pool: reused %d ready env(s), %d stale",
-            self.env_type,
-            len(self._available),
-            len(self._stale),
-        )
-
-    def _classify(self, prefix: Path, now: float) -> PooledEnv | str:
-        """A reusable env, or what to do with the directory: keep / stale / remove."""
-        if parse_env_dir_name(prefix.name, self.builder.env_type) is None:
-            return "remove"
-        taken = taken_at(prefix)
-        if taken is not None:  # someone owns it; collect it only once abandoned
-            return "remove" if now - taken > self.settings.max_age_secs else "keep"
-        env = read_ready_marker(prefix)
-        if env is None or env.venv_path != str(prefix):
-            return "remove"
-        if now - env.created_at > self.settings.max_age_secs:
-            return "remove"
-        if env.package_hash != self.builder.package_hash:
-            return "stale"
-        return env
-
-
-def _gist(message: str, lines: int = 3, width: int = 300) -> str:
-    """The last few lines of a tool's output on one line: where the cause usually is."""
-    tail = [line.strip() for line in message.strip().splitlines() if line.strip()][-lines:]
-    text = " / ".join(tail)
-    return text if len(text) <= width else short_message(text, width)

@@ -1,0 +1,167 @@
+"""EnvPool in process, with a builder double at the EnvBuilder seam whose builds take
+as long as the test says and are slow to stop (as killing uv's process group is)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from runtimed.daemon.envs import EnvPool, PoolSettings
+from runtimed.daemon.envs.env_record import package_hash
+from runtimed.protocol.control import EnvType, PooledEnv
+
+
+@dataclass
+class SlowBuilder:
+    """Builds finish when ``finish`` is set; a cancelled build takes ``stop_secs`` to
+    clean up, like a build step whose process group is being killed."""
+
+    stop_secs: float = 0.5
+    env_type: EnvType = "uv"
+    finish: asyncio.Event = field(default_factory=asyncio.Event)
+    started: list[Path] = field(default_factory=list)
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    build_started: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def packages(self) -> list[str]:
+        return ["ipykernel"]
+
+    @property
+    def package_hash(self) -> str:
+        return package_hash(self.env_type, sys.executable, self.packages)
+
+    def describe(self) -> str:
+        return "a slow test builder"
+
+    async def build(self, prefix: Path, env_id: str, timeout: float) -> PooledEnv:
+        prefix.mkdir(parents=True)
+        self.started.append(prefix)
+        self.build_started.set()
+        try:
+            await self.finish.wait()
+        except asyncio.CancelledError:
+            self.stopping.set()
+            await asyncio.sleep(self.stop_secs)
+            raise
+        return PooledEnv(
+            env_type=self.env_type,
+            venv_path=str(prefix),
+            python_path=sys.executable,
+            prewarmed_packages=self.packages,
+            env_id=env_id,
+            package_hash=self.package_hash,
+            created_at=time.time(),
+        )
+
+
+@pytest.fixture
+def builder() -> SlowBuilder:
+    return SlowBuilder()
+
+
+@pytest.fixture
+async def pool(builder: SlowBuilder, tmp_path: Path) -> AsyncIterator[EnvPool]:
+    pool = EnvPool(builder, tmp_path / "envs", PoolSettings(target=1, replenish_delay_secs=0))
+    await pool.start()
+    yield pool
+    await asyncio.wait_for(pool.close(), 10)
+
+
+async def test_close_while_a_lowered_pool_stops_its_build(
+    pool: EnvPool, builder: SlowBuilder
+) -> None:
+    # Pool size 0 makes the supervisor cancel the build and wait for it; a shutdown in
+    # that wait used to be swallowed with the build's CancelledError, and the supervisor
+    # then slept for up to 600 s: the daemon never exited.
+    await asyncio.wait_for(builder.build_started.wait(), 5)
+    pool.reconfigure(target=0)
+    await asyncio.wait_for(builder.stopping.wait(), 5)
+    started = time.monotonic()
+    await asyncio.wait_for(pool.close(), 5)
+    took = time.monotonic() - started
+    assert took < builder.stop_secs + 1, f"close() took {took:.1f} s"
+    assert pool.status().warming == 0
+    assert not builder.started[0].exists()
+
+
+async def test_close_while_builds_stop(pool: EnvPool, builder: SlowBuilder) -> None:
+    await asyncio.wait_for(builder.build_started.wait(), 5)
+    await asyncio.wait_for(pool.close(), 5)
+    assert builder.stopping.is_set()
+    assert not builder.started[0].exists()
+
+
+async def test_a_cancelled_close_ends_cancelled(pool: EnvPool, builder: SlowBuilder) -> None:
+    # Whoever closes the pool and is cancelled meanwhile (a second Ctrl-C) must hear of
+    # it, not have it taken for the stopped supervisor's or build's CancelledError.
+    await asyncio.wait_for(builder.build_started.wait(), 5)
+    pool.reconfigure(target=0)
+    await asyncio.wait_for(builder.stopping.wait(), 5)
+    closing = asyncio.create_task(pool.close())
+    await asyncio.sleep(0)  # close() now waits for the supervisor
+    closing.cancel()
+    await asyncio.wait([closing], timeout=5)
+    assert closing.cancelled()
+
+
+@pytest.mark.parametrize(
+    "build_first", [False, True], ids=["cancel-then-build", "build-then-cancel"]
+)
+async def test_a_cancelled_take_leaves_no_env_behind(
+    pool: EnvPool, builder: SlowBuilder, build_first: bool
+) -> None:
+    # A take cancelled (its client gone) before or just after the build hands it an env:
+    # the env must stay the pool's, not sit marked taken in a waiter nobody reads.
+    await asyncio.wait_for(builder.build_started.wait(), 5)
+    taking = asyncio.create_task(pool.take(timeout=30))
+    await asyncio.sleep(0)  # the take now waits for the build
+    if build_first:
+        builder.finish.set()
+        await asyncio.sleep(0)  # the build hands its env to the take's waiter...
+    taking.cancel()  # ...and the take is cancelled before it has seen it
+    builder.finish.set()
+    await asyncio.wait([taking], timeout=5)
+    assert taking.cancelled()
+
+    async def ready() -> None:
+        while pool.status().available != 1:
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(ready(), 5)
+    env = await pool.take(timeout=0)
+    assert env is not None and Path(env.venv_path) == builder.started[0]
+
+
+async def test_a_returned_env_stops_the_build_it_makes_surplus(
+    pool: EnvPool, builder: SlowBuilder
+) -> None:
+    builder.finish.set()
+    env = await pool.take(timeout=5)
+    assert env is not None
+    builder.finish.clear()
+
+    async def builds(n: int) -> None:
+        while len(builder.started) < n or pool.status().warming != (n - 1):
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(builds(2), 5)  # the refill the take started
+    started = time.monotonic()
+    assert await pool.give_back(env.venv_path) == "returned"
+    assert time.monotonic() - started < builder.stop_secs  # not held up by the build
+    assert pool.status().available == 1
+
+    async def settled() -> None:
+        while pool.status().warming:
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(settled(), 5)
+    assert builder.stopping.is_set() and not builder.started[1].exists()
+    again = await pool.take(timeout=0)
+    assert again is not None and again.venv_path == env.venv_path
