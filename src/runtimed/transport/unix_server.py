@@ -93,7 +93,9 @@ class UnixSocketServer:
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         except asyncio.CancelledError:
-            pass
+            # The server is closing: drop what the peer has not read, or the graceful
+            # close below waits (uncancelled now) for a peer that may never read again.
+            stream.abort()
         except Exception:
             log.exception("unexpected error on a connection; the daemon keeps serving")
             await _try_send(
