@@ -9,6 +9,9 @@
    see the same machine. Also the floor of any MCP call here: get_dependencies, answered
    from the server's replica without asking the daemon (JSON-RPC over stdio + the SDK).
 2. `runt mcp` start to first tool answer: spawn, MCP initialize, list_notebooks answered.
+3. A hostile regex (issue 31): replace_regex with `(a+)+$` on 'a' * 40 + 'b' (Python's `re`
+   never ends on it): how long until it fails with regex_timeout (the bound is 1 s), and
+   the latency of get_all_cells calls made meanwhile on the same connection.
 """
 
 from __future__ import annotations
@@ -100,12 +103,33 @@ async def latencies(
     return mcp_ms, session_ms, floor_ms
 
 
+async def hostile_regex(params: StdioServerParameters, log: Any) -> tuple[float, list[float]]:
+    """Seconds until a catastrophic pattern fails; get_all_cells latencies (ms) meanwhile."""
+    async with stdio_client(params, errlog=log) as (r, w), ClientSession(r, w) as client:
+        await client.initialize()
+        await call(client, "create_notebook", start_kernel=False)
+        cell = (await call(client, "create_cell", source="a" * 40 + "b"))["cell_id"]
+        for _ in range(2):  # both pattern workers started: time the pattern only
+            await call(client, "replace_regex", cell_id=cell, pattern=r"b\Z", content="b")
+        started = time.perf_counter()
+        args = {"cell_id": cell, "pattern": r"(a+)+$", "content": "x"}
+        hostile = asyncio.create_task(client.call_tool("replace_regex", args))
+        meanwhile = []
+        while not hostile.done():
+            meanwhile.append(await timed(client, "get_all_cells"))
+        failed_after = time.perf_counter() - started
+        result = await hostile
+        assert result.is_error and "regex_timeout" in str(result.content)
+    return failed_after, meanwhile
+
+
 async def run(args: argparse.Namespace, base: Path, socket: Path) -> bool:
     runs, starts = (50, 2) if args.smoke else (500, 5)
     params = server_params(socket, base)
     with (base / "mcp-stderr.log").open("w") as log:
         start_times = [await start_to_first_answer(params, log) for _ in range(starts)]
         mcp_ms, session_ms, floor_ms = await latencies(params, socket, runs, log)
+        failed_after, meanwhile = await hostile_regex(params, log)
     p50, p99 = percentile(mcp_ms, 50), percentile(mcp_ms, 99)
     s50, s99 = percentile(session_ms, 50), percentile(session_ms, 99)
     f50, f99 = percentile(floor_ms, 50), percentile(floor_ms, 99)
@@ -125,7 +149,17 @@ async def run(args: argparse.Namespace, base: Path, socket: Path) -> bool:
         f"  median {median * 1000:6.0f} ms, best {first[0] * 1000:.0f} ms, "
         f"worst {first[-1] * 1000:.0f} ms (target < 3 s) {verdict(median < 3)}"
     )
-    return overhead < 2 * f50 and median < 3
+    slowest = max(meanwhile)
+    print("replace_regex '(a+)+$' on 'a' * 40 + 'b' (bound 1 s):")
+    print(
+        f"  failed with regex_timeout after {failed_after:.3f} s (target < 2 s) "
+        f"{verdict(failed_after < 2)}"
+    )
+    print(
+        f"  {len(meanwhile)} get_all_cells meanwhile: p50 {percentile(meanwhile, 50):.2f} ms, "
+        f"slowest {slowest:.2f} ms (target < 200 ms) {verdict(slowest < 200)}"
+    )
+    return overhead < 2 * f50 and median < 3 and failed_after < 2 and slowest < 200
 
 
 def main() -> int:

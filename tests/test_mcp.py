@@ -22,17 +22,16 @@ import nbformat
 import pytest
 import pytest_asyncio
 from mcp.client.session import ClientSession
-from mcp.client.stdio import StdioServerParameters, stdio_client
-from mcp.types import CallToolResult, ImageContent, TextContent
+from mcp.types import ImageContent
 
 import runtimed
 from helpers import DaemonProcess, wait_until
+from mcp_host import Agent, all_text, mcp_env, start_agent
 from runtimed.mcp_server import dependencies, editing
 from runtimed.mcp_server.outputs import clip, html_to_text, strip_ansi
+from runtimed.mcp_server.patterns import Matches
 
 module_loop = pytest.mark.asyncio(loop_scope="module")
-
-RUNT = Path(sys.executable).with_name("runt")
 
 
 @pytest.fixture(scope="module")
@@ -45,80 +44,11 @@ def mcp_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProce
     d.stop()
 
 
-class Agent:
-    """An MCP host: the SDK's stdio client spawning `runt mcp`, open for the whole module.
-
-    The client's anyio task group lives in one task (``_run``); tests call tools from
-    their own tasks through it."""
-
-    def __init__(self, params: StdioServerParameters, errlog: Path) -> None:
-        self.params = params
-        self.errlog = errlog
-        self.session: ClientSession | None = None
-        self._stop = asyncio.Event()
-        self._ready = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    async def _run(self) -> None:
-        with self.errlog.open("w") as log:
-            async with stdio_client(self.params, errlog=log) as (r, w), ClientSession(r, w) as s:
-                await s.initialize()
-                self.session = s
-                self._ready.set()
-                await self._stop.wait()
-
-    async def start(self) -> Agent:
-        self._task = asyncio.create_task(self._run())
-        ready = asyncio.create_task(self._ready.wait())
-        await asyncio.wait({ready, self._task}, timeout=60, return_when=asyncio.FIRST_COMPLETED)
-        if not self._ready.is_set():
-            ready.cancel()
-            raise AssertionError(f"runt mcp did not start:\n{self.errlog.read_text()}")
-        return self
-
-    async def close(self) -> None:
-        self._stop.set()
-        if self._task is not None:
-            await asyncio.wait_for(self._task, 30)
-
-    async def call(self, tool: str, **args: Any) -> CallToolResult:
-        assert self.session is not None
-        return await self.session.call_tool(tool, args, read_timeout_seconds=120)
-
-    async def ok(self, tool: str, **args: Any) -> tuple[str, Any, CallToolResult]:
-        result = await self.call(tool, **args)
-        text = all_text(result)
-        assert not result.is_error, f"{tool} failed: {text}\n{self.errlog.read_text()[-2000:]}"
-        return text, result.structured_content, result
-
-    async def error(self, tool: str, **args: Any) -> str:
-        result = await self.call(tool, **args)
-        assert result.is_error, f"{tool}({args}) should fail, got: {all_text(result)}"
-        return all_text(result)
-
-
-def all_text(result: CallToolResult) -> str:
-    return "\n".join(c.text for c in result.content if isinstance(c, TextContent))
-
-
-def mcp_env(tmp: Path, daemon: DaemonProcess) -> dict[str, str]:
-    return {
-        "RUNTIMED_SOCKET_PATH": str(daemon.socket_path),  # the server honours it
-        "RUNTIMED_CACHE_DIR": str(tmp / "mcp-cache"),  # its recent-files list goes here
-        "PYTHONDONTWRITEBYTECODE": "1",
-    }
-
-
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def agent(
     mcp_daemon: DaemonProcess, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Agent]:
-    tmp = tmp_path_factory.mktemp("agent")
-    command = [str(RUNT)] if RUNT.exists() else [sys.executable, "-m", "runtimed.cli.runt_cli"]
-    params = StdioServerParameters(
-        command=command[0], args=[*command[1:], "mcp"], env=mcp_env(tmp, mcp_daemon), cwd=tmp
-    )
-    a = await Agent(params, tmp / "mcp-stderr.log").start()
+    a = await start_agent(mcp_daemon, tmp_path_factory.mktemp("agent"))
     yield a
     await a.close()
 
@@ -184,7 +114,8 @@ async def test_tools_and_schemas(agent: Agent, work: str) -> None:
         assert tools[name].description
     schema = tools["create_cell"].input_schema
     assert schema["properties"]["cell_type"]["enum"] == ["code", "markdown", "raw"]
-    assert schema["properties"]["timeout"]["minimum"] == 0
+    assert schema["properties"]["timeout"]["exclusiveMinimum"] == 0
+    assert schema["properties"]["timeout"]["maximum"] == 3600
     assert all(p.get("description") for p in schema["properties"].values())
     annotations = tools["get_cell"].annotations
     assert annotations is not None and annotations.read_only_hint
@@ -201,7 +132,7 @@ async def test_bad_arguments_are_tool_errors_that_never_reach_the_daemon(
     existing.write_text("{}")
     cases: list[tuple[str, dict[str, Any], str]] = [
         ("get_cell", {}, "cell_id"),  # missing
-        ("get_cell", {"cell_id": "x", "colour": "red"}, "no argument(s) colour"),
+        ("get_cell", {"cell_id": "x", "colour": "red"}, "no argument(s) 'colour'"),
         ("create_cell", {"cell_type": "python"}, "cell_type"),
         ("execute_cell", {"cell_id": "x", "timeout": -1}, "timeout"),
         ("open_notebook", {"path": str(tmp_path / "missing.ipynb")}, "create_notebook"),
@@ -395,7 +326,7 @@ async def test_long_cell_gives_an_execution_id_that_get_results_finishes(
     assert info["finished"] and info["status"] == "done"
     assert "started" in text and "finished" in text
     # Asking again answers at once from the finished record.
-    text, info, _ = await agent.ok("get_results", execution_id=eid, timeout=0)
+    text, info, _ = await agent.ok("get_results", execution_id=eid, timeout=0.001)
     assert info["status"] == "done" and "finished" in text
 
 
@@ -532,7 +463,7 @@ def test_output_helpers() -> None:
 def test_edit_and_dependency_helpers() -> None:
     edit = editing.replace_match("a = 1\nb = 1\n", "= 1", "= 2", context_before="b ")
     assert edit.source == "a = 1\nb = 2\n"
-    assert editing.replace_regex("x\n", r"\Z", "y").source == "x\ny"
+    assert editing.replace_regex("x\n", Matches(((2, 2),), 1), "y").source == "x\ny"
     assert dependencies.add(["Pandas>=1", "numpy"], ["pandas==2.2"]) == ["numpy", "pandas==2.2"]
     assert dependencies.remove(["numpy", "scipy"], ["NumPy", "torch"]) == (["scipy"], ["torch"])
     assert json.loads(json.dumps(dependencies.with_dependencies(None, ["a"]))) == {

@@ -9,7 +9,11 @@ agent's edits and outputs as they happen.
 - ``outputs``: outputs as agent-friendly content (text, errors, images, cut long text)
 - ``views``: cells and executions as tool answers
 - ``editing``, ``dependencies``: targeted replacements; inline dependency specs
-- ``server``: the MCPServer (argument checks, errors, resources); ``tools_*``: the tools
+- ``patterns``, ``pattern_worker``: agents' regular expressions, in worker processes
+  killed at a time bound
+- ``arguments``: the tools' argument types, each with its bound
+- ``tool_server``: the MCPServer the tools register on (unknown arguments, errors)
+- ``server``: builds it with the tools (``tools_*``) and the cells as resources
 - ``transport``: stdio, or streamable HTTP on 127.0.0.1 with a bearer token
 """
 

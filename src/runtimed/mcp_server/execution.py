@@ -18,11 +18,6 @@ from runtimed.documents.runtime import FINAL_STATUSES, RuntimeDoc
 from runtimed.errors import RuntimedError
 from runtimed.mcp_server.notebooks import Notebooks, OpenNotebook
 
-#: Default seconds a tool waits for a cell before answering with its execution id.
-DEFAULT_TIMEOUT = 30.0
-#: The most a tool waits in one call (MCP hosts give up on long calls).
-MAX_TIMEOUT = 3600.0
-
 
 @dataclass(frozen=True)
 class Run:

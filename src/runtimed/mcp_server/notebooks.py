@@ -14,11 +14,13 @@ import contextlib
 import json
 import logging
 import os
+import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from mcp.server.mcpserver.exceptions import ToolError
 
 from runtimed.client import AsyncDaemonClient, AsyncSession
@@ -33,6 +35,8 @@ CLIENT_NAME = "runt mcp"
 RECENT_FILE = "mcp-recent.json"
 MAX_RECENT = 20
 MAX_EXECUTIONS = 10_000
+#: Bytes of an existing file read to see whether it is a notebook before a save replaces it.
+MAX_CHECKED_BYTES = 256 << 20
 
 
 @dataclass
@@ -105,7 +109,7 @@ class Notebooks:
                 )
             return self._open[self._current]
         found = self._open.get(notebook)
-        if found is None:
+        if found is None and "\x00" not in notebook:  # realpath refuses NUL
             wanted = os.path.realpath(os.path.expanduser(notebook))
             found = next((nb for nb in self._open.values() if nb.path == wanted), None)
         if found is None:
@@ -121,11 +125,12 @@ class Notebooks:
     async def open(self, path: str, start_kernel: bool = True) -> tuple[OpenNotebook, bool]:
         """Join the room of the notebook file at ``path``; (notebook, was it open)."""
         target = notebook_path(path)
-        if not target.exists():
+        kind = path_kind(target)
+        if kind == "missing":
             raise ToolError(
                 f"{target} does not exist; create it with create_notebook(path={str(target)!r})"
             )
-        if not target.is_file():
+        if kind != "file":
             raise ToolError(f"{target} is not a file")
         async with self._lock:
             for nb in self._open.values():
@@ -146,9 +151,9 @@ class Notebooks:
         until saved). ``deps`` become its inline dependencies before the kernel starts."""
         target = notebook_path(path) if path is not None else None
         if target is not None:
-            if target.exists():
+            if path_kind(target) != "missing":
                 raise ToolError(f"{target} already exists; open it with open_notebook")
-            if not target.parent.is_dir():
+            if path_kind(target.parent) == "missing" or not target.parent.is_dir():
                 raise ToolError(f"{target.parent} is not an existing directory")
         specs = dependencies.check_specs(deps) if deps else []
         async with self._lock:
@@ -290,3 +295,57 @@ def notebook_path(path: str) -> Path:
     if target.suffix != ".ipynb":
         raise ToolError(f"{text!r} is not a notebook path: it must end in .ipynb")
     return target
+
+
+def path_kind(target: Path) -> str:
+    """``missing``, ``file`` (a regular file) or ``other`` (a directory, a FIFO, ...);
+    a path the system refuses (too long, no permission) is a ToolError saying why."""
+    try:
+        mode = target.stat().st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return "missing"
+    except OSError as exc:
+        raise ToolError(f"cannot use {target}: {exc.strerror or exc}") from None
+    return "file" if stat.S_ISREG(mode) else "other"
+
+
+class _NotebookShape(msgspec.Struct):
+    """What a file must have to count as a notebook (the cells are not decoded)."""
+
+    cells: list[msgspec.Raw]
+    nbformat: int
+
+
+def check_save_target(target: Path, own_file: str | None, force: bool) -> None:
+    """Refuse to write over anything but a notebook (a file that is not one only with
+    ``force``, a directory or device never); the notebook's own file is always fine."""
+    if own_file is not None and str(target) == own_file:
+        return
+    kind = path_kind(target)
+    if kind == "missing":
+        if path_kind(target.parent) == "missing" or not target.parent.is_dir():
+            raise ToolError(f"{target.parent} is not an existing directory")
+        return
+    if kind == "other":
+        raise ToolError(f"{target} exists and is not a regular file; choose another path")
+    if force:
+        return
+    why = _not_a_notebook(target)
+    if why:
+        raise ToolError(
+            f"{target} exists and is not a notebook ({why}); saving would replace it: pass "
+            "force=true to overwrite it, or choose another path"
+        )
+
+
+def _not_a_notebook(target: Path) -> str | None:
+    try:
+        size = target.stat().st_size
+        if size > MAX_CHECKED_BYTES:
+            return f"{size} bytes, too big to check"
+        msgspec.json.decode(target.read_bytes(), type=_NotebookShape)
+    except OSError as exc:
+        return f"unreadable: {exc.strerror or exc}"
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return "not nbformat JSON with cells"
+    return None

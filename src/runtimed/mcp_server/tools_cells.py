@@ -2,38 +2,34 @@
 
 from __future__ import annotations
 
-import difflib
 from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp.types import CallToolResult, ContentBlock, ToolAnnotations
+from mcp.types import CallToolResult, ContentBlock
 from pydantic import Field
 
 from runtimed.errors import RuntimedError
 from runtimed.mcp_server import editing
-from runtimed.mcp_server.execution import DEFAULT_TIMEOUT, MAX_TIMEOUT, run_cell
+from runtimed.mcp_server.arguments import (
+    DEFAULT_TIMEOUT,
+    MAX_OFFSET,
+    MAX_PATTERN_CHARS,
+    CellId,
+    EditTimeout,
+    Index,
+    NotebookArg,
+    RunArg,
+    Text,
+)
+from runtimed.mcp_server.execution import run_cell
 from runtimed.mcp_server.notebooks import Notebooks, OpenNotebook
 from runtimed.mcp_server.outputs import OUTPUT_CHARS, Budget, more_hint, output_text, page
-from runtimed.mcp_server.server import RuntMCPServer
-from runtimed.mcp_server.tools_notebook import ADDITIVE, READ_ONLY, NotebookArg
+from runtimed.mcp_server.patterns import PATTERN_TIMEOUT, PatternRunner
+from runtimed.mcp_server.tool_server import ADDITIVE, DESTRUCTIVE, READ_ONLY, RuntMCPServer
 from runtimed.mcp_server.views import answer, cell_blocks, notebook_cells, run_blocks, text
 
-CellId = Annotated[
-    str, Field(description="The cell's id, e.g. cell-3f2a… (get_all_cells lists them)")
-]
-RunArg = Annotated[
-    bool, Field(description="Also execute the cell (code cells) and return its outputs")
-]
-Timeout = Annotated[
-    float,
-    Field(
-        ge=0,
-        le=MAX_TIMEOUT,
-        description="With run: seconds to wait for the outputs; past it you get an "
-        "execution_id for get_results and the cell keeps running",
-    ),
-]
-DESTRUCTIVE = ToolAnnotations(destructive_hint=True)
+#: Times replace_regex runs its pattern again when the cell changed while it ran.
+EDIT_ATTEMPTS = 3
 
 
 def cell_of(nb: OpenNotebook, cell_id: str) -> tuple[int, Any]:
@@ -44,13 +40,6 @@ def cell_of(nb: OpenNotebook, cell_id: str) -> tuple[int, Any]:
         raise ToolError(
             f"cell {cell_id!r} is not in {nb.label}; get_all_cells() lists the cell ids"
         ) from None
-
-
-def _diff(old: str, new: str) -> str:
-    lines = difflib.unified_diff(
-        old.splitlines(), new.splitlines(), "before", "after", n=1, lineterm=""
-    )
-    return "\n".join(list(lines)[2:]) or "(no change)"
 
 
 async def _after_edit(
@@ -70,15 +59,16 @@ async def _after_edit(
     return answer(blocks, {**structured, **outcome.summary()})
 
 
-def register(server: RuntMCPServer, notebooks: Notebooks) -> None:
+def register(server: RuntMCPServer, notebooks: Notebooks, patterns: PatternRunner) -> None:
     @server.tool(annotations=READ_ONLY)
     async def get_cell(
         cell_id: CellId,
         output_index: Annotated[
-            int | None,
-            Field(ge=0, description="Read only this output (0-based), from `offset` on"),
+            Index | None, Field(description="Read only this output (0-based), from `offset` on")
         ] = None,
-        offset: Annotated[int, Field(ge=0, description="With output_index: first character")] = 0,
+        offset: Annotated[
+            int, Field(ge=0, le=MAX_OFFSET, description="With output_index: first character")
+        ] = 0,
         max_chars: Annotated[
             int, Field(ge=100, le=200_000, description="With output_index: characters to read")
         ] = OUTPUT_CHARS,
@@ -103,9 +93,9 @@ def register(server: RuntMCPServer, notebooks: Notebooks) -> None:
         include_outputs: Annotated[
             bool, Field(description="Also show each cell's outputs as text (shortened)")
         ] = False,
-        start: Annotated[int, Field(ge=0, description="First cell index (0-based)")] = 0,
+        start: Annotated[Index, Field(description="First cell index (0-based)")] = 0,
         end: Annotated[
-            int | None, Field(ge=0, description="Stop before this cell index; omit for the end")
+            Index | None, Field(description="Stop before this cell index; omit for the end")
         ] = None,
         notebook: NotebookArg = None,
     ) -> CallToolResult:
@@ -119,18 +109,18 @@ def register(server: RuntMCPServer, notebooks: Notebooks) -> None:
 
     @server.tool(annotations=ADDITIVE)
     async def create_cell(
-        source: Annotated[str, Field(description="The cell's source")] = "",
+        source: Annotated[Text, Field(description="The cell's source (at most 10 M chars)")] = "",
         cell_type: Annotated[
             Literal["code", "markdown", "raw"], Field(description="Kind of cell")
         ] = "code",
         index: Annotated[
-            int | None, Field(ge=0, description="Insert at this position (0 = top)")
+            Index | None, Field(description="Insert at this position (0 = top)")
         ] = None,
         after: Annotated[
-            str | None, Field(description="Insert right after the cell with this id")
+            CellId | None, Field(description="Insert right after the cell with this id")
         ] = None,
         run: RunArg = False,
-        timeout: Timeout = DEFAULT_TIMEOUT,
+        timeout: EditTimeout = DEFAULT_TIMEOUT,
         notebook: NotebookArg = None,
     ) -> CallToolResult:
         """Add a cell (at the end unless index or after says where) and, with run=true,
@@ -161,9 +151,11 @@ def register(server: RuntMCPServer, notebooks: Notebooks) -> None:
     @server.tool(annotations=DESTRUCTIVE)
     async def set_cell(
         cell_id: CellId,
-        source: Annotated[str, Field(description="The new source (replaces all of it)")],
+        source: Annotated[
+            Text, Field(description="The new source, replacing all of it (at most 10 M chars)")
+        ],
         run: RunArg = False,
-        timeout: Timeout = DEFAULT_TIMEOUT,
+        timeout: EditTimeout = DEFAULT_TIMEOUT,
         notebook: NotebookArg = None,
     ) -> CallToolResult:
         """Replace a cell's source (a minimal edit, so others' concurrent edits elsewhere in
@@ -198,9 +190,9 @@ def register(server: RuntMCPServer, notebooks: Notebooks) -> None:
     async def move_cell(
         cell_id: CellId,
         index: Annotated[
-            int | None, Field(ge=0, description="New position (0 = top; past the end = last)")
+            Index | None, Field(description="New position (0 = top; past the end = last)")
         ] = None,
-        after: Annotated[str | None, Field(description="Move right after this cell id")] = None,
+        after: Annotated[CellId | None, Field(description="Move right after this cell id")] = None,
         notebook: NotebookArg = None,
     ) -> CallToolResult:
         """Move a cell to a new position: give index, or after=<cell id>."""
@@ -226,7 +218,7 @@ def register(server: RuntMCPServer, notebooks: Notebooks) -> None:
     @server.tool(annotations=DESTRUCTIVE)
     async def clear_outputs(
         cell_id: Annotated[
-            str | None, Field(description="The cell to clear; omit to clear every cell")
+            CellId | None, Field(description="The cell to clear; omit to clear every cell")
         ] = None,
         notebook: NotebookArg = None,
     ) -> CallToolResult:
@@ -250,17 +242,17 @@ def register(server: RuntMCPServer, notebooks: Notebooks) -> None:
     async def replace_match(
         cell_id: CellId,
         match: Annotated[
-            str, Field(description="Literal text to replace; it must occur exactly once")
+            Text, Field(description="Literal text to replace; it must occur exactly once")
         ],
-        content: Annotated[str, Field(description="Literal replacement text")],
+        content: Annotated[Text, Field(description="Literal replacement text")],
         context_before: Annotated[
-            str, Field(description="Literal text right before the match, to pick one of many")
+            Text, Field(description="Literal text right before the match, to pick one")
         ] = "",
         context_after: Annotated[
-            str, Field(description="Literal text right after the match, to pick one of many")
+            Text, Field(description="Literal text right after the match, to pick one")
         ] = "",
         run: RunArg = False,
-        timeout: Timeout = DEFAULT_TIMEOUT,
+        timeout: EditTimeout = DEFAULT_TIMEOUT,
         notebook: NotebookArg = None,
     ) -> CallToolResult:
         """Replace one exact occurrence of some text in a cell's source; the best way to
@@ -278,13 +270,17 @@ def register(server: RuntMCPServer, notebooks: Notebooks) -> None:
         pattern: Annotated[
             str,
             Field(
+                min_length=1,
+                max_length=MAX_PATTERN_CHARS,
                 description="Python regular expression (re.MULTILINE) that must match exactly "
-                "once; e.g. '\\Z' is the end of the cell, '(?=^def f)' a point before a line"
+                "once; e.g. '\\Z' is the end of the cell, '(?=^def f)' a point before a line. "
+                f"It runs for at most {PATTERN_TIMEOUT:g} s (past it: a regex_timeout error, "
+                "nothing changed)",
             ),
         ],
-        content: Annotated[str, Field(description="Literal replacement text (no backreferences)")],
+        content: Annotated[Text, Field(description="Literal replacement text (no backreferences)")],
         run: RunArg = False,
-        timeout: Timeout = DEFAULT_TIMEOUT,
+        timeout: EditTimeout = DEFAULT_TIMEOUT,
         notebook: NotebookArg = None,
     ) -> CallToolResult:
         """Replace the one span a regular expression matches in a cell's source (for
@@ -292,9 +288,20 @@ def register(server: RuntMCPServer, notebooks: Notebooks) -> None:
         pattern matches exactly once."""
         nb = notebooks.get(notebook)
         session = await nb.ready()
-        _, cell = cell_of(nb, cell_id)
-        edit = editing.replace_regex(cell.source, pattern, content)
-        return await _apply(notebooks, nb, session, cell_id, cell.source, edit, run, timeout)
+        source = cell_of(nb, cell_id)[1].source
+        for _ in range(EDIT_ATTEMPTS):
+            found = await patterns.find(pattern, source)
+            # The pattern ran in another process while others could edit the cell: the
+            # edit applies only to the source it was found in.
+            now = cell_of(nb, cell_id)[1].source
+            if now == source:
+                edit = editing.replace_regex(source, found, content)
+                return await _apply(notebooks, nb, session, cell_id, source, edit, run, timeout)
+            source = now
+        raise ToolError(
+            f"cell {cell_id} changed while the pattern ran, {EDIT_ATTEMPTS} times; nothing "
+            "changed: try again"
+        )
 
 
 async def _apply(
@@ -309,7 +316,7 @@ async def _apply(
 ) -> CallToolResult:
     await session.set_source(cell_id, edit.source)
     line = old.count("\n", 0, edit.start) + 1
-    message = f"edited {cell_id} at line {line}:\n{_diff(old, edit.source)}"
+    message = f"edited {cell_id} at line {line}:\n{editing.diff(old, edit)}"
     return await _after_edit(
         notebooks, nb, cell_id, message, run, timeout, {"cell_id": cell_id, "line": line}
     )

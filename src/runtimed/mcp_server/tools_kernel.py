@@ -8,46 +8,28 @@ import re
 from typing import Annotated, Any
 
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp.types import CallToolResult, ContentBlock, ToolAnnotations
+from mcp.types import CallToolResult, ContentBlock
 from pydantic import Field
 
 from runtimed.errors import RuntimedError
 from runtimed.mcp_server import dependencies
-from runtimed.mcp_server.execution import (
+from runtimed.mcp_server.arguments import (
     DEFAULT_TIMEOUT,
     MAX_TIMEOUT,
-    Run,
-    queue,
-    run_cell,
-    running_cells,
-    wait,
-    wait_all,
+    CellId,
+    ExecTimeout,
+    NotebookArg,
+    Packages,
 )
+from runtimed.mcp_server.execution import Run, queue, run_cell, running_cells, wait, wait_all
 from runtimed.mcp_server.notebooks import Notebooks, OpenNotebook
 from runtimed.mcp_server.outputs import Budget
-from runtimed.mcp_server.server import RuntMCPServer
-from runtimed.mcp_server.tools_cells import CellId
-from runtimed.mcp_server.tools_notebook import READ_ONLY, NotebookArg
+from runtimed.mcp_server.tool_server import DESTRUCTIVE, READ_ONLY, RuntMCPServer
 from runtimed.mcp_server.views import answer, run_blocks, text
 
-DESTRUCTIVE = ToolAnnotations(destructive_hint=True)
 SYNC_TIMEOUT = 600.0
+MAX_EXECUTION_ID = 100
 _EXECUTION_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
-
-
-ExecTimeout = Annotated[
-    float,
-    Field(
-        ge=0,
-        le=MAX_TIMEOUT,
-        description="Seconds to wait for the outputs; past it you get an execution_id for "
-        "get_results, and the cell keeps running",
-    ),
-]
-Packages = Annotated[
-    list[str] | str,
-    Field(description="A PEP 508 spec such as 'pandas>=2.2', or a list of them"),
-]
 
 
 def _kernel_text(nb: OpenNotebook, info: dict[str, Any] | None = None) -> str:
@@ -83,10 +65,10 @@ def register(server: RuntMCPServer, notebooks: Notebooks) -> None:
         timeout: Annotated[
             float,
             Field(
-                ge=0,
+                gt=0,
                 le=MAX_TIMEOUT,
-                description="Seconds to wait for all of them; cells still running or "
-                "queued then are listed with their execution_id",
+                description="Seconds to wait for all of them (0 < timeout <= 3600); cells "
+                "still running or queued then are listed with their execution_id",
             ),
         ] = 60.0,
         stop_on_error: Annotated[
@@ -115,7 +97,11 @@ def register(server: RuntMCPServer, notebooks: Notebooks) -> None:
     @server.tool(annotations=READ_ONLY)
     async def get_results(
         execution_id: Annotated[
-            str, Field(description="An execution_id from execute_cell, run_all_cells, ...")
+            str,
+            Field(
+                max_length=MAX_EXECUTION_ID,
+                description="An execution_id from execute_cell, run_all_cells, ...",
+            ),
         ],
         timeout: ExecTimeout = DEFAULT_TIMEOUT,
     ) -> CallToolResult:
@@ -215,8 +201,8 @@ def register(server: RuntMCPServer, notebooks: Notebooks) -> None:
             Field(
                 ge=1,
                 le=MAX_TIMEOUT,
-                description="Seconds to wait for the environment (a new one is built once, "
-                "then cached)",
+                description="Seconds to wait for the environment (1 <= timeout <= 3600; a "
+                "new one is built once, then cached)",
             ),
         ] = SYNC_TIMEOUT,
         notebook: NotebookArg = None,

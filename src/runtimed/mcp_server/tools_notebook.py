@@ -2,28 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 from typing import Annotated
 
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp.types import CallToolResult, ToolAnnotations
+from mcp.types import CallToolResult
 from pydantic import Field
 
-from runtimed.mcp_server.notebooks import Notebooks, OpenNotebook, notebook_path
-from runtimed.mcp_server.server import RuntMCPServer
+from runtimed.mcp_server.arguments import NewPathArg, NotebookArg, PathArg, SavePathArg, Specs
+from runtimed.mcp_server.notebooks import (
+    Notebooks,
+    OpenNotebook,
+    check_save_target,
+    notebook_path,
+)
+from runtimed.mcp_server.tool_server import ADDITIVE, READ_ONLY, RuntMCPServer
 from runtimed.mcp_server.views import answer
 
-NotebookArg = Annotated[
-    str | None,
-    Field(
-        description="Id or path of an open notebook to act on; omit for the current one "
-        "(the last opened or created)"
-    ),
-]
 MAX_CWD_FILES = 50
-READ_ONLY = ToolAnnotations(read_only_hint=True)
-ADDITIVE = ToolAnnotations(destructive_hint=False)
 
 
 def cell_lines(nb: OpenNotebook) -> str:
@@ -98,10 +96,7 @@ def register(server: RuntMCPServer, notebooks: Notebooks) -> None:
 
     @server.tool(annotations=ADDITIVE)
     async def open_notebook(
-        path: Annotated[
-            str,
-            Field(description="Path of an existing .ipynb file (relative to the working dir)"),
-        ],
+        path: PathArg,
         start_kernel: Annotated[
             bool, Field(description="Start its kernel now, so the first run is quick")
         ] = True,
@@ -114,20 +109,8 @@ def register(server: RuntMCPServer, notebooks: Notebooks) -> None:
 
     @server.tool(annotations=ADDITIVE)
     async def create_notebook(
-        path: Annotated[
-            str | None,
-            Field(
-                description="Where to create the .ipynb (must not exist yet); omit for an "
-                "untitled notebook that lives in runtimed until save_notebook(path=...)"
-            ),
-        ] = None,
-        dependencies: Annotated[
-            list[str] | None,
-            Field(
-                description="Python packages for its own environment, as PEP 508 specs "
-                "(e.g. ['pandas>=2.2', 'matplotlib']); installed before the kernel starts"
-            ),
-        ] = None,
+        path: NewPathArg = None,
+        dependencies: Specs = None,
         start_kernel: Annotated[
             bool, Field(description="Start its kernel now, so the first run is quick")
         ] = True,
@@ -141,15 +124,13 @@ def register(server: RuntMCPServer, notebooks: Notebooks) -> None:
 
     @server.tool(annotations=ADDITIVE)
     async def save_notebook(
-        path: Annotated[
-            str | None,
-            Field(description="Write to this .ipynb path; omit to save to the notebook's file"),
-        ] = None,
+        path: SavePathArg = None,
         force: Annotated[
             bool,
             Field(
                 description="Overwrite the notebook's file even if it changed on disk since "
-                "it was opened (someone else's changes there are lost)"
+                "it was opened (someone else's changes there are lost), or a file at path "
+                "that is not a notebook"
             ),
         ] = False,
         notebook: NotebookArg = None,
@@ -163,8 +144,8 @@ def register(server: RuntMCPServer, notebooks: Notebooks) -> None:
                 "save_notebook(path='analysis.ipynb')"
             )
         target = notebook_path(path) if path is not None else Path(str(nb.file))
-        if path is not None and not target.parent.is_dir():
-            raise ToolError(f"{target.parent} is not an existing directory")
+        # In a thread: it may read a big file to see whether it is a notebook.
+        await asyncio.to_thread(check_save_target, target, nb.file, force)
         written = await session.save(target, force=force)
         if nb.path is None:
             nb.saved_path = written

@@ -17,6 +17,7 @@ from typing import Any
 import anyio
 
 from runtimed.mcp_server.notebooks import Notebooks
+from runtimed.mcp_server.patterns import PatternRunner
 from runtimed.mcp_server.server import build_server
 
 HOST = "127.0.0.1"
@@ -73,8 +74,8 @@ def serve(
 
 
 async def _serve_stdio(socket_path: str | Path | None) -> None:
-    async with Notebooks(socket_path) as notebooks:
-        await build_server(notebooks).run_stdio_async()
+    async with PatternRunner() as patterns, Notebooks(socket_path) as notebooks:
+        await build_server(notebooks, patterns).run_stdio_async()
 
 
 async def _serve_http(socket_path: str | Path | None, port: int, token: str | None) -> None:
@@ -83,8 +84,10 @@ async def _serve_http(socket_path: str | Path | None, port: int, token: str | No
     token = token or os.environ.get(TOKEN_ENV) or None
     generated = token is None
     token = token or secrets.token_urlsafe(32)
-    async with Notebooks(socket_path) as notebooks:
-        app = build_server(notebooks).streamable_http_app(streamable_http_path=MCP_PATH, host=HOST)
+    async with PatternRunner() as patterns, Notebooks(socket_path) as notebooks:
+        app = build_server(notebooks, patterns).streamable_http_app(
+            streamable_http_path=MCP_PATH, host=HOST
+        )
         config = uvicorn.Config(
             BearerAuth(app, token), host=HOST, port=port, log_level="warning", lifespan="on"
         )
