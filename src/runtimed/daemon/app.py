@@ -198,7 +198,7 @@ class Daemon:
             self._rooms = RoomRegistry(
                 self.paths.notebook_docs_dir,
                 keep_alive_secs=lambda: float(self.settings.get("keep_alive_secs")),
-                kernels=room_kernels,
+                room_kernels=room_kernels,
                 load_notebook=NotebookLoader(
                     self._refer_file_outputs,
                     BlobPlace(

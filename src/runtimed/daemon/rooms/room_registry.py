@@ -47,14 +47,14 @@ class RoomRegistry:
         self,
         docs_dir: Path,
         keep_alive_secs: Callable[[], float],
-        kernels: KernelsOfRooms | None = None,
+        room_kernels: KernelsOfRooms | None = None,
         load_notebook: LoadNotebook | None = None,
     ) -> None:
-        """``kernels`` go with their rooms; ``load_notebook`` reads a notebook file (its
+        """``room_kernels`` go with their rooms; ``load_notebook`` reads a notebook file (its
         large outputs moved to blobs)."""
         self.docs_dir = docs_dir
         self.keep_alive_secs = keep_alive_secs
-        self.kernels = kernels
+        self.room_kernels = room_kernels
         self.load_notebook = load_notebook or NotebookLoader()
         self.rooms: dict[str, NotebookRoom] = {}
         self._opening: dict[str, asyncio.Task[NotebookRoom]] = {}
@@ -138,7 +138,11 @@ class RoomRegistry:
     def list(self) -> list[RoomInfo]:
         infos = []
         for room in self.rooms.values():
-            status = self.kernels.status(room.notebook_id) if self.kernels is not None else None
+            status = (
+                self.room_kernels.status(room.notebook_id)
+                if self.room_kernels is not None
+                else None
+            )
             infos.append(
                 RoomInfo(
                     notebook_id=room.notebook_id,
@@ -161,6 +165,6 @@ class RoomRegistry:
 
     async def _close(self, room: NotebookRoom) -> None:
         """A room that goes takes its kernel (and its env) with it."""
-        if self.kernels is not None:
-            await self.kernels.close(room)
+        if self.room_kernels is not None:
+            await self.room_kernels.close(room)
         await room.close()
