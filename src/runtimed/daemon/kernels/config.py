@@ -1,4 +1,4 @@
-"""What a KernelSession needs to launch a kernel in one environment."""
+"""What a KernelSession needs to launch a kernel in one environment, and its timings."""
 
 from __future__ import annotations
 
@@ -43,6 +43,8 @@ class KernelConfig:
     startup_timeout: float = 60.0
     shutdown_timeout: float = 3.0
     interrupt_reply_timeout: float = 1.0
+    #: How long an execute_reply may trail the kernel's idle before it is given up.
+    reply_grace: float = 1.0
     poll_interval: float = 0.1
 
     @classmethod

@@ -57,8 +57,8 @@ class CompleteResult:
     metadata: Mapping[str, Any] = field(default_factory=dict)
 
 
-#: How long a reply may trail the kernel's ``idle`` for its request. The kernel sends the
-#: reply before it publishes idle, so a reply still missing after this never comes.
+#: How long a reply may trail the kernel's ``idle`` for its request, by default. The kernel
+#: sends the reply before it publishes idle, so a reply still missing after this never comes.
 REPLY_GRACE = 1.0
 
 
@@ -78,9 +78,12 @@ class Execution:
     Consume it once, one way: messages are not kept.
     """
 
-    def __init__(self, msg_id: str, reply: asyncio.Future[Message]) -> None:
+    def __init__(
+        self, msg_id: str, reply: asyncio.Future[Message], reply_grace: float = REPLY_GRACE
+    ) -> None:
         self.msg_id = msg_id
         self._reply = reply
+        self._reply_grace = reply_grace
         self._queue: asyncio.Queue[Message | _End | BaseException] = asyncio.Queue()
         self._ended: asyncio.Future[None] = reply.get_loop().create_future()
         self._listener: MessageCallback | None = None
@@ -139,11 +142,14 @@ class Execution:
         it publishes ``execute_input``): it goes idle all the same. Such an execution ends
         with a KeyboardInterrupt error; any other one without a reply with a KernelError.
         """
-        if not self._ended.done() or self._reply.done():
-            return ExecuteReply.from_message(await self._reply)
+        if not self._reply.done() and not self._ended.done():
+            # Awaited before idle: the reply, or idle without one, whichever comes first.
+            await asyncio.wait((self._reply, self._ended), return_when=asyncio.FIRST_COMPLETED)
+        if self._reply.done():
+            return ExecuteReply.from_message(self._reply.result())
         try:
             return ExecuteReply.from_message(
-                await asyncio.wait_for(asyncio.shield(self._reply), REPLY_GRACE)
+                await asyncio.wait_for(asyncio.shield(self._reply), self._reply_grace)
             )
         except TimeoutError:
             return self._missing_reply()

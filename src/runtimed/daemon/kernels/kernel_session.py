@@ -1,4 +1,12 @@
-"""KernelSession: one ipykernel in one environment, driven through jupyter_client.
+"""KernelSession: one kernel, as the rest of the daemon sees it.
+
+A session composes a *backend* (the kernel's lifecycle: launch, exit code, interrupt,
+restart, shutdown; see ``backend.py``; by default a local process,
+``local_backend.py``) and a *wire factory* (its messages; see ``wire.py``; by default
+ZMQ sockets, ``channels.py``). What does not change with either stays here: the
+lifecycle state and its listeners, readiness, routing of messages to executions and
+replies (``router.py``), requests (execute, complete, interrupt, ping) and the death
+watcher, which polls the backend and fails everything pending when the kernel exits.
 
 Lifecycle (``session.state.lifecycle``): ``not_started`` -> ``launching`` -> ``running``;
 ``running`` -> ``restarting`` -> ``running``; death -> ``dead``; ``shutdown`` at the end.
@@ -9,19 +17,14 @@ Every change (and every busy/idle flip) goes to the listeners added with
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
-import os
-import signal
-import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-from jupyter_client.manager import AsyncKernelManager
-
-from runtimed.daemon.kernels.channels import KernelChannels, PartsDecoder, decode_parts
+from runtimed.daemon.kernels.backend import KernelBackend
+from runtimed.daemon.kernels.channels import PartsDecoder, decode_parts
 from runtimed.daemon.kernels.config import KernelConfig
 from runtimed.daemon.kernels.errors import (
     ExecutionAbortedError,
@@ -38,18 +41,13 @@ from runtimed.daemon.kernels.execution import (
     Message,
     MessageCallback,
 )
-from runtimed.daemon.kernels.kernelspec import (
-    SingleKernelSpecManager,
-    check_language,
-    env_variables,
-    installed_env_variables,
-    installed_kernelspec,
-    python_kernelspec,
-)
+from runtimed.daemon.kernels.kernelspec import check_language
 from runtimed.daemon.kernels.lifecycle import Activity, KernelLifecycle, KernelState
+from runtimed.daemon.kernels.local_backend import LocalKernelBackend
 from runtimed.daemon.kernels.readiness import wait_until_ready
 from runtimed.daemon.kernels.router import MessageRouter
-from runtimed.daemon.kernels.workspace import KernelWorkspace, create_workspace
+from runtimed.daemon.kernels.wire import KernelConnection, KernelWire, WireFactory, zmq_wire
+from runtimed.daemon.kernels.workspace import KernelWorkspace
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +63,7 @@ class KernelSession:
     or ``execution = session.submit(code)``, ``async for msg in execution``, ``await
     execution.reply()``. Both end when the kernel goes idle for that request, or raise
     KernelDiedError when the kernel process dies first (ExecutionAbortedError on
-    restart/shutdown). Never hangs on a dead kernel: a watcher polls the process.
+    restart/shutdown). Never hangs on a dead kernel: a watcher polls the backend.
     """
 
     def __init__(
@@ -73,19 +71,21 @@ class KernelSession:
         config: KernelConfig,
         *,
         on_unrouted: MessageCallback | None = None,
+        backend: KernelBackend | None = None,
+        wire: WireFactory = zmq_wire,
     ) -> None:
         """``on_unrouted`` receives IOPub messages of no pending execution (output from
-        threads after their cell finished, comm traffic)."""
+        threads after their cell finished, comm traffic). ``backend`` runs the kernel (a
+        local process by default), ``wire`` connects to it (ZMQ by default)."""
         self.config = config
         self._state = KernelState(KernelLifecycle.NOT_STARTED)
         self._listeners: list[StateListener] = []
-        self._router = MessageRouter(on_unrouted)
-        self._km: AsyncKernelManager | None = None
-        self._channels: KernelChannels | None = None
+        self._router = MessageRouter(on_unrouted, reply_grace=config.reply_grace)
+        self._backend: KernelBackend = backend if backend is not None else LocalKernelBackend()
+        self._make_wire = wire
+        self._wire: KernelWire | None = None
         self._decode_large: PartsDecoder = decode_parts
         self._iopub_seen = asyncio.Event()
-        self._workspace: KernelWorkspace | None = None
-        self._log: IO[bytes] | None = None
         self._watcher: asyncio.Task[None] | None = None
         self.kernel_info: dict[str, Any] = {}
 
@@ -115,40 +115,34 @@ class KernelSession:
         """How messages over a megabyte are decoded (in a worker thread) from now on,
         restarts included: the daemon stores their big values as blobs as it decodes."""
         self._decode_large = decoder
-        if self._channels is not None:
-            self._channels.decode_large = decoder
+        if self._wire is not None:
+            self._wire.decode_large = decoder
 
     def relocate(self, cwd: Path) -> None:
         """From now on (restarts included) the kernel starts in ``cwd``; a pooled kernel
         handed to a notebook moves there (its running process is moved by its owner)."""
         self.config = dataclasses.replace(self.config, cwd=cwd)
-        launch_args: Any = self._km._launch_args if self._km is not None else None
-        if isinstance(launch_args, dict):
-            # jupyter_client restarts with the arguments of the first start.
-            launch_args["cwd"] = str(cwd)
+        self._backend.relocate(cwd)
 
     @property
     def is_alive(self) -> bool:
-        """True while the kernel is running and its process has not exited."""
-        if self.lifecycle is not KernelLifecycle.RUNNING:
-            return False
-        process = getattr(self._km.provisioner if self._km else None, "process", None)
-        return process is None or process.poll() is None
+        """True while the kernel is running and has not exited."""
+        return self.lifecycle is KernelLifecycle.RUNNING and not self._backend.exited
 
     @property
     def pid(self) -> int | None:
-        """The kernel's process id (local provisioner only)."""
-        return getattr(self._km.provisioner if self._km else None, "pid", None)
+        """The kernel's process id (a local process only)."""
+        return self._backend.pid
 
     @property
     def transport(self) -> str | None:
         """``ipc`` or ``tcp`` (None before the first start)."""
-        return str(self._km.transport) if self._km is not None else None
+        return self._backend.transport
 
     @property
     def workspace(self) -> KernelWorkspace | None:
         """The kernel's private dir (connection file, IPC sockets, log)."""
-        return self._workspace
+        return self._backend.workspace
 
     def _set_state(self, **changes: Any) -> None:
         fields = {**self._state.__dict__, **changes}
@@ -169,69 +163,30 @@ class KernelSession:
         kernel's stderr) or UnsupportedLanguageError."""
         if self.lifecycle not in (KernelLifecycle.NOT_STARTED, KernelLifecycle.DEAD):
             raise KernelError(f"cannot start a kernel that is {self.lifecycle}")
-        if self._km is not None:  # dead after running: restart() keeps its connection
+        if self._backend.launched:  # dead after running: restart() keeps its connection
             await self.restart()
             return
         if self.config.spec is None:
             check_language(self.config.language)
         self._set_state(lifecycle=KernelLifecycle.LAUNCHING, error=None, exit_code=None)
         try:
-            await self._launch()
-            await self._connect()
+            await self._connect(await self._backend.launch(self.config))
         except BaseException as exc:
             await self._abandon_start(exc)
             raise
         self._set_state(lifecycle=KernelLifecycle.RUNNING, activity="idle")
 
-    async def _launch(self) -> None:
-        config = self.config
-        self._workspace = workspace = create_workspace(config.runtime_dir)
-        config.ipython_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        guard_pid = os.getpid() if config.parent_death_guard else None
-        if config.spec is not None:
-            spec = installed_kernelspec(config.spec, guard_pid)
-            env = {**installed_env_variables(config.ipython_dir), **config.extra_env}
-        else:
-            spec = python_kernelspec(
-                config.python_path,
-                display_name=config.display_name,
-                guard_parent_pid=guard_pid,
-                metadata=config.kernelspec_metadata,
-            )
-            env = {**env_variables(config.python_path, config.ipython_dir), **config.extra_env}
-        self._km = AsyncKernelManager(
-            kernel_name=config.kernel_name,
-            kernel_spec_manager=SingleKernelSpecManager(config.kernel_name, spec),
-            # ipykernel speaks IPC (socket files in the 0700 workspace); other kernels
-            # (Deno, ...) may know only TCP: loopback, with the connection file's key.
-            transport="ipc" if config.spec is None else "tcp",
-            ip=workspace.ipc_base if config.spec is None else "127.0.0.1",
-            connection_file=str(workspace.connection_file),
-            shutdown_wait_time=config.shutdown_timeout,
-        )
-        self._log = workspace.log_file.open("ab")
-        try:
-            await self._km.start_kernel(
-                cwd=str(config.cwd), env=env, stdout=self._log, stderr=self._log
-            )
-        except OSError as exc:
-            raise KernelStartError(f"could not run {spec.argv[0]}: {exc}") from exc
-
-    async def _connect(self) -> None:
-        """New channels, wait for kernel_info, check the language, watch the process."""
-        assert self._km is not None and self._workspace is not None
-        km, workspace = self._km, self._workspace
+    async def _connect(self, connection: KernelConnection) -> None:
+        """A new wire, wait for kernel_info, check the language, watch the process."""
         self._iopub_seen.clear()
-        self._channels = KernelChannels(
-            km.get_connection_info(), km.session, self._on_iopub, self._router.route_reply
-        )
-        self._channels.decode_large = self._decode_large
+        self._wire = self._make_wire(connection, self._on_iopub, self._router.route_reply)
+        self._wire.decode_large = self._decode_large
         reply = await wait_until_ready(
             self._request_kernel_info,
             self._iopub_seen,
-            self._exit_code,
+            self._backend.exit_code,
             self.config.startup_timeout,
-            workspace.read_log_tail,
+            self._backend.log_tail,
         )
         self.kernel_info = dict(reply.get("content") or {})
         language = str(self.kernel_info.get("language_info", {}).get("name", ""))
@@ -245,41 +200,40 @@ class KernelSession:
     async def ping(self, timeout: float) -> None:
         """A kernel_info round trip on the shell channel: the kernel's main loop answers
         (raises KernelError otherwise)."""
-        self._require_running()
-        assert self._channels is not None
-        msg_id = self._channels.send_shell("kernel_info_request", {})
+        wire = self._require_running()
+        msg_id = wire.send_shell("kernel_info_request", {})
         await self._await_reply(self._router.expect_reply(msg_id), msg_id, timeout)
 
     def _request_kernel_info(self) -> asyncio.Future[Message]:
-        assert self._channels is not None
-        return self._router.expect_reply(self._channels.send_shell("kernel_info_request", {}))
+        assert self._wire is not None
+        return self._router.expect_reply(self._wire.send_shell("kernel_info_request", {}))
 
     async def _abandon_start(self, exc: BaseException) -> None:
         """Tear down whatever a failed start left behind; the session becomes dead."""
         error = exc.message if isinstance(exc, KernelError) else repr(exc)
-        exit_code = await self._exit_code() if self._km is not None else None
+        exit_code = await self._backend.exit_code()
         await self._teardown(now=True)
-        self._km = None
         self._set_state(
             lifecycle=KernelLifecycle.DEAD, activity="unknown", error=error, exit_code=exit_code
         )
 
-    async def _exit_code(self) -> int | None:
-        """The kernel process's exit code, None while it lives (or has not launched)."""
-        km = self._km
-        if km is None or km.provisioner is None or not km.provisioner.has_process:
-            return None
-        code = await km.provisioner.poll()
-        return int(code) if code is not None else None
-
     # -- readers and the death watcher ---------------------------------------------------
 
     async def _stop_watcher(self) -> None:
+        """Cancel the death watcher and wait for it to end. A caller cancelled meanwhile
+        is cancelled, not told the watcher was."""
         watcher, self._watcher = self._watcher, None
-        if watcher is not None and watcher is not asyncio.current_task():
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await watcher
+        if watcher is None or watcher is asyncio.current_task():
+            return
+        watcher.cancel()
+        try:
+            await watcher
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise
+        except Exception:
+            log.exception("the kernel's death watcher failed")
 
     def _on_iopub(self, msg: Message) -> None:
         self._iopub_seen.set()
@@ -292,25 +246,28 @@ class KernelSession:
         self._router.route_iopub(msg)
 
     async def _watch(self) -> None:
-        """Poll the process; on death fail everything pending and go ``dead``."""
-        while await self._exit_code() is None:
+        """Poll the backend; on death fail everything pending and go ``dead``."""
+        while await self._backend.exit_code() is None:
             await asyncio.sleep(self.config.poll_interval)
-        exit_code = await self._exit_code()
+        exit_code = await self._backend.exit_code()
         await asyncio.sleep(DEATH_DRAIN_SECONDS)  # let readers take what was sent before
         self._watcher = None
-        self._close_channels()
+        self._close_wire()
         self._router.fail_all(KernelDiedError(exit_code))
         message = KernelDiedError(exit_code).message
-        log.warning("%s (kernel log: %s)", message, self._workspace and self._workspace.log_file)
+        workspace = self._backend.workspace
+        log.warning("%s (kernel log: %s)", message, workspace and workspace.log_file)
         self._set_state(
             lifecycle=KernelLifecycle.DEAD, activity="unknown", error=message, exit_code=exit_code
         )
 
     # -- requests ------------------------------------------------------------------------
 
-    def _require_running(self) -> None:
+    def _require_running(self) -> KernelWire:
         if self.lifecycle is not KernelLifecycle.RUNNING:
             raise KernelNotRunningError(self.lifecycle.value)
+        assert self._wire is not None
+        return self._wire
 
     def submit(
         self,
@@ -321,8 +278,7 @@ class KernelSession:
         stop_on_error: bool = True,
     ) -> Execution:
         """Send an execute_request now; iterate the returned Execution for its messages."""
-        self._require_running()
-        assert self._channels is not None
+        wire = self._require_running()
         content = {
             "code": code,
             "silent": silent,
@@ -331,7 +287,7 @@ class KernelSession:
             "allow_stdin": False,
             "stop_on_error": stop_on_error,
         }
-        return self._router.track(self._channels.send_shell("execute_request", content))
+        return self._router.track(wire.send_shell("execute_request", content))
 
     async def execute(
         self, code: str, on_message: MessageCallback | None = None, **options: Any
@@ -345,11 +301,8 @@ class KernelSession:
 
     async def complete(self, code: str, cursor_pos: int, timeout: float = 10.0) -> CompleteResult:
         """Completions at ``cursor_pos`` (a character offset into ``code``)."""
-        self._require_running()
-        assert self._channels is not None
-        msg_id = self._channels.send_shell(
-            "complete_request", {"code": code, "cursor_pos": cursor_pos}
-        )
+        wire = self._require_running()
+        msg_id = wire.send_shell("complete_request", {"code": code, "cursor_pos": cursor_pos})
         reply = await self._await_reply(self._router.expect_reply(msg_id), msg_id, timeout)
         content = reply.get("content") or {}
         return CompleteResult(
@@ -372,24 +325,22 @@ class KernelSession:
 
     async def interrupt(self) -> None:
         """Interrupt the running cell: interrupt_request on the control channel when the
-        kernelspec's interrupt_mode is ``message`` (SIGINT if no reply in time), else SIGINT.
-        The execution then ends normally, with a KeyboardInterrupt error output."""
+        kernel's interrupt mode is ``message`` (the backend's interrupt if no reply in
+        time), else the backend's interrupt (SIGINT to a local process). The execution
+        then ends normally, with a KeyboardInterrupt error output."""
         self._require_running()
-        assert self._km is not None
-        spec = self._km.kernel_spec
         self._router.mark_interrupted()
-        if spec is not None and spec.interrupt_mode == "message" and await self._interrupt_msg():
+        if self._backend.interrupt_mode == "message" and await self._interrupt_msg():
             return
-        await self._km.signal_kernel(signal.SIGINT)
+        await self._backend.interrupt()
 
     async def _interrupt_msg(self) -> bool:
-        assert self._channels is not None
-        msg_id = self._channels.send_control("interrupt_request", {})
+        msg_id = self._require_running().send_control("interrupt_request", {})
         future = self._router.expect_reply(msg_id)
         try:
             await self._await_reply(future, msg_id, self.config.interrupt_reply_timeout)
         except KernelError:
-            log.info("no interrupt_reply; falling back to SIGINT")
+            log.info("no interrupt_reply; falling back to the backend's interrupt")
             return False
         return True
 
@@ -398,7 +349,7 @@ class KernelSession:
     async def restart(self) -> None:
         """Restart (a running or dead kernel): fresh process, fresh namespace, same
         connection. Pending executions end with ExecutionAbortedError."""
-        if self._km is None or self.lifecycle not in (
+        if not self._backend.launched or self.lifecycle not in (
             KernelLifecycle.RUNNING,
             KernelLifecycle.DEAD,
         ):
@@ -408,8 +359,7 @@ class KernelSession:
         )
         await self._disconnect(ExecutionAbortedError("the kernel was restarted"))
         try:
-            await self._km.restart_kernel(now=await self._exit_code() is not None)
-            await self._connect()
+            await self._connect(await self._backend.restart())
         except BaseException as exc:
             await self._abandon_start(exc)
             raise
@@ -417,51 +367,24 @@ class KernelSession:
 
     async def _disconnect(self, reason: BaseException) -> None:
         await self._stop_watcher()
-        self._close_channels()
+        self._close_wire()
         self._router.fail_all(reason)
 
-    def _close_channels(self) -> None:
-        channels, self._channels = self._channels, None
-        if channels is not None:
-            channels.close()
+    def _close_wire(self) -> None:
+        wire, self._wire = self._wire, None
+        if wire is not None:
+            wire.close()
 
     async def shutdown(self, now: bool = False) -> None:
-        """Stop the kernel (politely unless ``now``), delete its private dir. Idempotent."""
+        """Stop the kernel (politely unless ``now``), free its files. Idempotent."""
         if self.lifecycle is KernelLifecycle.SHUTDOWN:
             return
         await self._teardown(now=now)
-        self._km = None
         self._set_state(lifecycle=KernelLifecycle.SHUTDOWN, activity="unknown")
 
     async def _teardown(self, now: bool) -> None:
         await self._disconnect(ExecutionAbortedError("the kernel was shut down"))
-        km = self._km
-        if now:
-            await self._stop_guard()
-        if km is not None and km.has_kernel:
-            try:
-                await km.shutdown_kernel(now=now or await self._exit_code() is not None)
-            except Exception:
-                log.exception("kernel shutdown failed; killing it")
-                with contextlib.suppress(Exception):
-                    await km.shutdown_kernel(now=True)
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-        if self._workspace is not None:
-            self._workspace.remove()
-
-    async def _stop_guard(self, timeout: float = 2.0) -> None:
-        """SIGTERM to the guard, which kills the kernel and everything it started, then
-        exits. jupyter_client's kill is a SIGKILL, which would leave it no time."""
-        pid = self.pid
-        if pid is None or not self.config.parent_death_guard or await self._exit_code() is not None:
-            return
-        with contextlib.suppress(OSError):
-            os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while await self._exit_code() is None and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
+        await self._backend.shutdown(now=now)
 
     async def __aenter__(self) -> KernelSession:
         await self.start()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from runtimed.daemon.kernels.execution import Execution, Message
+from runtimed.daemon.kernels.execution import REPLY_GRACE, Execution, Message
 
 
 def parent_id(msg: Message) -> str | None:
@@ -18,10 +18,16 @@ def parent_id(msg: Message) -> str | None:
 class MessageRouter:
     """IOPub messages to their Execution, shell/control replies to their future."""
 
-    def __init__(self, on_unrouted: Callable[[Message], object] | None = None) -> None:
+    def __init__(
+        self,
+        on_unrouted: Callable[[Message], object] | None = None,
+        reply_grace: float = REPLY_GRACE,
+    ) -> None:
+        """``reply_grace``: how long an execution's reply may trail its ``idle``."""
         self._executions: dict[str, Execution] = {}
         self._replies: dict[str, asyncio.Future[Message]] = {}
         self._on_unrouted = on_unrouted
+        self._reply_grace = reply_grace
 
     def set_unrouted_handler(self, callback: Callable[[Message], object] | None) -> None:
         self._on_unrouted = callback
@@ -38,7 +44,7 @@ class MessageRouter:
 
     def track(self, msg_id: str) -> Execution:
         """Register an execution before its request is sent."""
-        execution = Execution(msg_id, self.expect_reply(msg_id))
+        execution = Execution(msg_id, self.expect_reply(msg_id), self._reply_grace)
         self._executions[msg_id] = execution
         return execution
 
