@@ -87,4 +87,5 @@ def test_pattern_worker_imports_only_the_standard_library() -> None:
         for node in ast.walk(tree)
         if isinstance(node, ast.ImportFrom) and node.module
     }
-    assert imported <= {"__future__", "json", "re", "resource", "struct", "sys", "typing"}
+    stdlib = {"__future__", "contextlib", "json", "os", "re", "resource", "struct", "sys", "typing"}
+    assert imported <= stdlib
