@@ -44,7 +44,7 @@ class Daemonless:
 @pytest.fixture
 async def parts(tmp_path: Path) -> AsyncIterator[Daemonless]:
     provider = FakeKernelProvider(tmp_path)
-    deps = RoomKernelDeps(provider=provider, untitled_cwd=lambda notebook_id: tmp_path / "cwd")
+    deps = RoomKernelDeps(provider=provider, untitled_dir=tmp_path / "untitled")
     room_kernels = RoomKernels(deps)
     registry = RoomRegistry(tmp_path / "docs", lambda: 60.0, room_kernels)
     channel = NotebookChannel(registry, RoomRequests(room_kernels, blob_fetch=None))

@@ -14,7 +14,7 @@ from runtimed.daemon.execution.room_kernel import RoomKernelDeps
 from runtimed.daemon.execution.room_kernels import RoomKernels
 from runtimed.daemon.rooms.notebook_room import NotebookRoom
 from runtimed.daemon.rooms.room_loading import RoomContent, start_room
-from runtimed.daemon.rooms.room_store import RoomStore
+from runtimed.daemon.rooms.room_store import RoomStore, room_key
 from runtimed.errors import RuntimedError
 from runtimed.protocol.control import PooledEnv
 
@@ -28,7 +28,7 @@ def _kernels(
     tmp_path: Path, env: ResolvedEnv | None = None
 ) -> tuple[RoomKernels, FakeKernelProvider]:
     provider = FakeKernelProvider(tmp_path, env)
-    deps = RoomKernelDeps(provider=provider, untitled_cwd=lambda notebook_id: tmp_path / "cwd")
+    deps = RoomKernelDeps(provider=provider, untitled_dir=tmp_path / "untitled")
     return RoomKernels(deps), provider
 
 
@@ -62,7 +62,8 @@ async def test_a_launched_kernel_is_described_and_closed_with_its_room(tmp_path:
     assert room_kernel.acquired is not None
     assert room_kernel.session is room_kernel.acquired.session
     assert room_kernels.env_paths() == {str(tmp_path / "env-1")}
-    assert provider.requests[0].cwd == tmp_path / "cwd"  # an untitled notebook's own dir
+    # An untitled notebook's kernel works in a private dir of its own.
+    assert provider.requests[0].cwd == tmp_path / "untitled" / room_key("nb")
     acquired = room_kernel.acquired
     await room_kernels.close(room)
     assert provider.released == [acquired]  # the kernel stopped, its env given back

@@ -1,12 +1,15 @@
-"""The daemon: owns the pools, the rooms (and their kernels) and the socket server.
+"""The daemon: the wiring of pools, settings, blobs, the notebook service and the
+socket server, and their lifecycle.
 
-Rooms and the settings document load pycrdt and friends; they are imported on first use
-so that the daemon answers its first ping quickly and idles small.
+The notebook service (rooms, kernels, history; pycrdt, jupyter_client and friends) is
+built by the start sequence just after the socket answers, so that the first ping is
+quick; a notebook client that comes earlier waits for it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import logging.handlers
 import os
@@ -19,7 +22,6 @@ from runtimed.daemon.blobs import BlobStore
 from runtimed.daemon.blobs.blob_collector import BlobCollector
 from runtimed.daemon.channels.blob import BlobChannel
 from runtimed.daemon.channels.control import ControlChannel, DaemonControl
-from runtimed.daemon.channels.runtimes import RuntimeRequests
 from runtimed.daemon.config import DaemonConfig
 from runtimed.daemon.disk_keeper import DiskKeeper
 from runtimed.daemon.envs import EnvPool, UvEnvBuilder
@@ -28,7 +30,6 @@ from runtimed.daemon.envs.inline_envs import InlineEnvs
 from runtimed.daemon.logs import configure_logging
 from runtimed.daemon.settings.settings_service import SettingsService
 from runtimed.daemon.singleton import DaemonLock, write_daemon_info
-from runtimed.errors import RuntimedError
 from runtimed.protocol.connection import FrameConnection
 from runtimed.protocol.control import DaemonInfo, RoomInfo, StatusReply
 from runtimed.protocol.framing import PROTOCOL_VERSION
@@ -38,19 +39,17 @@ from runtimed.version import __version__
 
 if TYPE_CHECKING:
     from runtimed.daemon.blobs.http_server import BlobHttpServer
-    from runtimed.daemon.channels.notebook import NotebookChannel
+    from runtimed.daemon.channels.runtimes import RuntimeRequests
     from runtimed.daemon.channels.settings import SettingsChannel
-    from runtimed.daemon.envs.resolver import EnvResolver
-    from runtimed.daemon.execution.room_kernels import RoomKernels
-    from runtimed.daemon.history import HistoryLog
-    from runtimed.daemon.kernels.kernel_pool import KernelPool
-    from runtimed.daemon.rooms.room_registry import RoomRegistry
-    from runtimed.daemon.runtimes import RuntimeRegistry
+    from runtimed.daemon.notebook_service import NotebookService
 
 log = logging.getLogger("runtimed")
 
 BLOB_GC_INTERVAL_SECS = float(os.environ.get("RUNTIMED_BLOB_GC_INTERVAL", "600"))
 DISK_GC_INTERVAL_SECS = float(os.environ.get("RUNTIMED_DISK_GC_INTERVAL", "3600"))
+#: The notebook service is built this long after the socket answers, unless a notebook
+#: client asks for it sooner: the first ping does not wait for its imports.
+WARM_UP_DELAY_SECS = 0.3
 
 
 class Daemon:
@@ -77,28 +76,24 @@ class Daemon:
                 replace(config.pool, target=int(effective["conda"]["pool_size"])),
             ),
         }
-        self._rooms: RoomRegistry | None = None
-        self._room_kernels: RoomKernels | None = None
-        self._notebook_channel: NotebookChannel | None = None
+        self.notebooks: NotebookService | None = None
+        self._notebooks_built: asyncio.Future[NotebookService] | None = None
+        self._notebooks_wanted = asyncio.Event()
         self._settings_channel: SettingsChannel | None = None
-        self._env_resolver: EnvResolver | None = None
-        self._kernel_pool: KernelPool | None = None
-        self._history: HistoryLog | None = None
-        self._runtimes: RuntimeRegistry | None = None
         self.blobs = BlobStore(self.paths.blobs_dir, int(effective["blob_max_bytes"]))
         self.blob_http: BlobHttpServer | None = None
         self.blob_collector = BlobCollector(
             self.blobs,
             self.paths.notebook_docs_dir,
             live_documents=self._live_documents,
-            grace_secs=lambda: float(self.settings.get("blob_gc_grace_secs")),
+            grace_secs=self.settings.value("blob_gc_grace_secs", float),
         )
         self.disk = DiskKeeper(
             InlineEnvs(self.paths.inline_envs_dir, self._envs_in_use),
             self.pools,
             self.paths.notebook_docs_dir,
             self.paths.blobs_dir,
-            open_rooms=lambda: set(self._rooms.rooms) if self._rooms is not None else set(),
+            open_rooms=self._open_rooms,
             collect_blobs=self.blob_collector.collect,
             setting=self.settings.get,
         )
@@ -109,7 +104,7 @@ class Daemon:
             list_rooms=self.list_rooms,
             request_stop=self.request_stop,
             disk=self.disk,
-            runtimes=RuntimeRequests(lambda: self.runtimes, lambda: self.history),
+            runtimes=self._runtime_requests,
         )
         self.server = UnixSocketServer(
             self.paths.socket_path,
@@ -142,8 +137,8 @@ class Daemon:
     def _apply_settings(self, old: dict[str, Any], new: dict[str, Any]) -> None:
         """Pool sizes and package lists take effect at once, without a restart."""
         self.blobs.max_size = int(new["blob_max_bytes"])
-        if self._kernel_pool is not None:
-            self._kernel_pool.wake()
+        if self.notebooks is not None:
+            self.notebooks.settings_changed()
         for name, make in (("uv", self._uv_builder), ("conda", self._conda_builder)):
             if old[name] == new[name]:
                 continue
@@ -151,138 +146,43 @@ class Daemon:
             builder = None if size_only else make(new)
             self.pools[name].reconfigure(builder=builder, target=int(new[name]["pool_size"]))
 
-    # --- channels -----------------------------------------------------------------------
+    # --- the notebook service ----------------------------------------------------------
 
-    @property
-    def notebook_channel(self) -> NotebookChannel:
-        """Rooms, their kernels and the notebook channel, made on first use (pycrdt,
-        jupyter_client and friends load then)."""
-        if self._notebook_channel is None:
-            from runtimed.daemon.channels.notebook import NotebookChannel
-            from runtimed.daemon.channels.room_requests import RoomRequests
-            from runtimed.daemon.execution.room_kernel import RoomKernelDeps
-            from runtimed.daemon.execution.room_kernels import RoomKernels
-            from runtimed.daemon.kernels.kernel_pool import KernelPool
-            from runtimed.daemon.kernels.provider import LocalKernelProvider
-            from runtimed.daemon.rooms.notebook_loader import BlobPlace, NotebookLoader
-            from runtimed.daemon.rooms.room_registry import RoomRegistry
-            from runtimed.daemon.rooms.room_store import room_key
-            from runtimed.daemon.runtimes import RuntimeRegistry
+    def _build_notebooks(self) -> NotebookService:
+        from runtimed.daemon.notebook_service import NotebookInputs, NotebookService
 
-            cache = self.paths.cache_dir
-            local = LocalKernelProvider(
-                self.env_resolver, runtime_dir=cache / "kernels", ipython_dir=cache / "ipython"
-            )
-            self._kernel_pool = KernelPool(
-                local,
-                self.env_resolver,
-                self.pools,
-                size=lambda: int(self.settings.get("kernel_pool.size")),
-                default_env=lambda: str(self.settings.get("default_python_env")),
-                busy=self._any_cell_running,
-                pool_dir=cache / "kernel-pool",
-            )
-            room_kernels = RoomKernels(
-                RoomKernelDeps(
-                    provider=self._kernel_pool,
-                    untitled_cwd=lambda notebook_id: cache / "untitled" / room_key(notebook_id),
-                    blobs=self.blobs,
-                    blob_threshold=lambda: int(self.settings.get("output_blob_threshold")),
-                    execution_log=lambda notebook_id, nb: self.history.for_room(
-                        notebook_id, nb, lambda: self.runtimes.runtime_id_of(notebook_id)
-                    ),
-                    on_runtime=lambda room_kernel, event: self.runtimes.observe(room_kernel, event),
-                )
-            )
-            self._room_kernels = room_kernels
-            self._rooms = RoomRegistry(
-                self.paths.notebook_docs_dir,
-                keep_alive_secs=lambda: float(self.settings.get("keep_alive_secs")),
-                room_kernels=room_kernels,
-                load_notebook=NotebookLoader(
-                    self._refer_file_outputs,
-                    BlobPlace(
-                        self.blobs.root,
-                        self.blobs.max_size,
-                        lambda: int(self.settings.get("output_blob_threshold")),
-                    ),
-                ),
-            )
-            requests = RoomRequests(room_kernels, blob_fetch=self.blobs.get)
-            self._notebook_channel = NotebookChannel(self._rooms, requests)
-            self._runtimes = RuntimeRegistry(self._rooms, room_kernels, self.history)
-        return self._notebook_channel
-
-    @property
-    def runtimes(self) -> RuntimeRegistry:
-        """The kernels the daemon owns (made with the rooms)."""
-        self.notebook_channel  # noqa: B018 - builds the rooms and the registry
-        assert self._runtimes is not None
-        return self._runtimes
-
-    @property
-    def history(self) -> HistoryLog:
-        """Execution history in ``history.sqlite``, opened on first use."""
-        if self._history is None:
-            from runtimed.daemon.history import HistoryLog, HistoryStore, Retention
-
-            self._history = HistoryLog(
-                HistoryStore(self.paths.history_file),
-                retention=lambda: Retention(
-                    float(self.settings.get("history.max_age_days")),
-                    int(self.settings.get("history.max_executions")),
-                ),
-            )
-            self._history.start()
-        return self._history
-
-    @property
-    def env_resolver(self) -> EnvResolver:
-        """Turns a room's env_source into a ready env (pool, inline, pyproject)."""
-        if self._env_resolver is None:
-            from runtimed.daemon.envs.resolver import EnvResolver
-
-            self._env_resolver = EnvResolver(
-                self.pools,
-                self.paths.inline_envs_dir,
-                self.paths.cache_dir,
-                default_python_env=lambda: str(self.settings.get("default_python_env")),
-                conda_channels=lambda: list(self.settings.get("conda.channels")),
+        return NotebookService(
+            NotebookInputs(
+                paths=self.paths,
+                settings=self.settings,
+                pools=self.pools,
+                blobs=self.blobs,
                 conda_config_file=self.config.conda_config_file,
                 take_timeout=self.config.pool.take_timeout_secs,
             )
-        return self._env_resolver
+        )
 
-    def _refer_file_outputs(self, nb: dict[str, Any]) -> dict[str, Any]:
-        """Large outputs of a notebook file go to the blob store as it is loaded."""
-        from runtimed.documents.blob_refs import refer_notebook_outputs
+    async def _notebook_service(self) -> NotebookService:
+        """The notebook service, once the start sequence has built it (at once if a
+        notebook client is waiting)."""
+        assert self._notebooks_built is not None, "the daemon is not running"
+        self._notebooks_wanted.set()
+        return await asyncio.shield(self._notebooks_built)
 
-        def put(data: bytes, media_type: str) -> str | None:
-            try:
-                return self.blobs.put(data, media_type)
-            except (RuntimedError, OSError):
-                return None  # it stays inline
+    async def _runtime_requests(self) -> RuntimeRequests:
+        return (await self._notebook_service()).runtime_requests
 
-        threshold = int(self.settings.get("output_blob_threshold"))
-        return refer_notebook_outputs(nb, put, threshold)
+    def _open_rooms(self) -> set[str]:
+        return self.notebooks.open_rooms() if self.notebooks is not None else set()
 
     def _live_documents(self) -> list[bytes]:
-        rooms = list(self._rooms.rooms.values()) if self._rooms is not None else []
-        return [room.nb.doc.get_update() for room in rooms]
+        return self.notebooks.live_documents() if self.notebooks is not None else []
 
     def _envs_in_use(self) -> set[str]:
-        """Env dirs kernels run in (rooms' and the kernel pool's): never collected."""
-        used = self._kernel_pool.env_paths() if self._kernel_pool is not None else set()
-        if self._room_kernels is not None:
-            used |= self._room_kernels.env_paths()
-        return used
-
-    def _any_cell_running(self) -> bool:
-        rooms = self._rooms.rooms.values() if self._rooms is not None else ()
-        return any(room.runtime_state.queue()["executing"] for room in rooms)
+        return self.notebooks.envs_in_use() if self.notebooks is not None else set()
 
     async def _serve_notebook(self, stream: FrameConnection, handshake: Handshake) -> None:
-        await self.notebook_channel.serve(stream, handshake)
+        await (await self._notebook_service()).channel.serve(stream, handshake)
 
     async def _serve_settings(self, stream: FrameConnection, handshake: Handshake) -> None:
         if self._settings_channel is None:
@@ -295,8 +195,9 @@ class Daemon:
 
     def status(self) -> StatusReply:
         pools = {name: pool.status() for name, pool in self.pools.items()}
-        rooms = len(self._rooms.rooms) if self._rooms is not None else 0
-        kernels = self._kernel_pool.status() if self._kernel_pool is not None else None
+        notebooks = self.notebooks
+        rooms = len(notebooks.open_rooms()) if notebooks is not None else 0
+        kernels = notebooks.kernel_pool_status() if notebooks is not None else None
         return StatusReply(
             pools=pools, kernels=kernels, rooms=rooms, uptime_secs=time.time() - self.started_at
         )
@@ -331,16 +232,23 @@ class Daemon:
             self.blob_http = None
 
     async def _warm_up(self) -> None:
-        """Just after start: load what a first notebook needs, then start the blob HTTP
-        server (aiohttp takes ~0.2 s to import). On the loop, one after the other, once
-        the socket already answers: imports from several threads at once can deadlock."""
-        await asyncio.sleep(0.3)
-        _preload_notebook_modules()
+        """Just after start (or at once when a notebook client is waiting): build the
+        notebook service, then start the blob HTTP server (aiohttp takes ~0.2 s to
+        import). On the loop, one after the other, once the socket already answers:
+        imports from several threads at once can deadlock."""
+        assert self._notebooks_built is not None
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._notebooks_wanted.wait(), WARM_UP_DELAY_SECS)
+        try:
+            self.notebooks = self._build_notebooks()
+            _preload_notebook_modules()
+        except BaseException as exc:
+            self._notebooks_built.set_exception(exc)
+            raise
+        self.notebooks.start()
+        self._notebooks_built.set_result(self.notebooks)
         await self._start_blob_http()
         self._write_info()
-        self.notebook_channel  # noqa: B018 - builds the rooms and the kernel pool
-        if self._kernel_pool is not None:
-            self._kernel_pool.start()
 
     def _write_info(self) -> None:
         write_daemon_info(
@@ -357,7 +265,7 @@ class Daemon:
         )
 
     def list_rooms(self) -> list[RoomInfo]:
-        return self._rooms.list() if self._rooms is not None else []
+        return self.notebooks.list_rooms() if self.notebooks is not None else []
 
     def request_stop(self, reason: str) -> None:
         self._stop_reason = reason
@@ -372,6 +280,7 @@ class Daemon:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop, f"signal {sig.name}")
+        self._notebooks_built = loop.create_future()
         await self.server.start()
         self._write_info()
         log.info(
@@ -394,12 +303,8 @@ class Daemon:
             await asyncio.gather(
                 *(pool.close() for pool in self.pools.values()), return_exceptions=True
             )
-            kernels = [self._rooms.close_all()] if self._rooms is not None else []
-            if self._kernel_pool is not None:
-                kernels.append(self._kernel_pool.close())
-            await asyncio.gather(*kernels, return_exceptions=True)
-            if self._history is not None:
-                await asyncio.to_thread(self._history.close)
+            if self.notebooks is not None:
+                await self.notebooks.close()
             self.paths.info_file.unlink(missing_ok=True)
 
 
@@ -407,9 +312,6 @@ def _preload_notebook_modules() -> None:
     import importlib
 
     for name in (
-        "runtimed.daemon.channels.notebook",
-        "runtimed.daemon.channels.room_requests",
-        "runtimed.daemon.kernels.provider",
         "anyio._backends._asyncio",  # pycrdt's Doc() loads it on first use in a loop
         "nbformat",
     ):

@@ -50,8 +50,6 @@ class LaunchKernelRequest(_Request, frozen=True, tag="launch_kernel"):
 
 class ExecuteCellRequest(_Request, frozen=True, tag="execute_cell"):
     cell_id: str
-    #: Answer when the cell has run (with its record), not when it is queued.
-    wait: bool = False
 
 
 class RunAllCellsRequest(_Request, frozen=True, tag="run_all_cells"):

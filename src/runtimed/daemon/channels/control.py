@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -59,8 +59,9 @@ class DaemonControl:
     list_rooms: Callable[[], list[RoomInfo]]
     request_stop: Callable[[str], None]
     disk: DiskKeeper
-    #: Runtimes and execution history (None: this daemon has neither).
-    runtimes: RuntimeRequests | None = None
+    #: Runtimes and execution history, once the notebook service is up (None: this
+    #: daemon has neither).
+    runtimes: Callable[[], Awaitable[RuntimeRequests]] | None = None
 
     def pool(self, env_type: str) -> EnvPool:
         pool = self.pools.get(env_type)
@@ -105,7 +106,7 @@ class ControlChannel:
         if isinstance(request, RuntimeRequest):
             if daemon.runtimes is None:
                 raise RuntimedError("this daemon keeps no runtimes", "unsupported")
-            return await daemon.runtimes.handle(request)
+            return await (await daemon.runtimes()).handle(request)
         match request:
             case Ping():
                 return Pong(protocol_version=PROTOCOL_VERSION, daemon_version=__version__)

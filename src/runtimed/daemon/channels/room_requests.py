@@ -74,13 +74,10 @@ class RoomRequests:
                 return await room_kernel.launch(
                     _non_empty(kind, "kernel_type"), source or "auto", path
                 )
-            case ExecuteCellRequest(cell_id=cell_id, wait=wait):
-                execution_id = room_kernel.enqueue(_non_empty(cell_id, "cell_id"))
-                if not wait:
-                    return ExecutionQueued(execution_id)
-                # Answered when it ended: the answer travels in the same write as the
-                # outputs and the execution_done event.
-                return await room_kernel.wait_done(execution_id)
+            case ExecuteCellRequest(cell_id=cell_id):
+                # Answered at once; the result reaches every peer as the event
+                # execution_done, in the same write as the cell's last outputs.
+                return ExecutionQueued(room_kernel.enqueue(_non_empty(cell_id, "cell_id")))
             case RunAllCellsRequest(stop_on_error=stop_on_error):
                 return BatchQueued(room_kernel.enqueue_all(stop_on_error))
             case InterruptRequest():

@@ -35,11 +35,11 @@ MAX_LIMIT = 10_000
 
 @dataclass(frozen=True)
 class RuntimeRequests:
-    """``runtimes`` builds the rooms on first use; ``foreign`` lists the kernels in
-    Jupyter's runtime dir that are not ours (given the connection files we own)."""
+    """``foreign`` lists the kernels in Jupyter's runtime dir that are not ours (given the
+    connection files we own)."""
 
-    runtimes: Callable[[], RuntimeRegistry]
-    history: Callable[[], HistoryLog]
+    runtimes: RuntimeRegistry
+    history: HistoryLog
     foreign: Callable[[set[str]], Awaitable[list[RuntimeInfo]]] | None = None
 
     def __post_init__(self) -> None:
@@ -51,7 +51,7 @@ class RuntimeRequests:
     async def handle(self, request: RuntimeRequest) -> PoolResponse:
         match request:
             case ListRuntimes(all=everything):
-                owned = self.runtimes().list()
+                owned = self.runtimes.list()
                 if everything and self.foreign is not None:
                     ours = {r.connection_file for r in owned if r.connection_file}
                     owned = [*owned, *await self.foreign(ours)]
@@ -59,27 +59,27 @@ class RuntimeRequests:
             case StartRuntime(kernel=kernel, env_source=env_source, cwd=cwd):
                 if not kernel:
                     raise RuntimedError("give a kernel name, like python3", "invalid_request")
-                started = await self.runtimes().start(kernel, env_source or "auto", cwd)
+                started = await self.runtimes.start(kernel, env_source or "auto", cwd)
                 return RuntimeReply(started)
             case KillRuntime(runtime_ids=ids):
-                registry = self.runtimes()
+                registry = self.runtimes
                 for runtime_id in ids:  # all known before any is killed
                     registry.find(runtime_id)
                 killed = [await registry.kill(runtime_id) for runtime_id in ids]
                 return OkReply(" ".join(killed))
             case InterruptRuntime(runtime_id=runtime_id):
-                return RuntimeReply(await self.runtimes().interrupt(runtime_id))
+                return RuntimeReply(await self.runtimes.interrupt(runtime_id))
             case RestartRuntime(runtime_id=runtime_id):
-                return RuntimeReply(await self.runtimes().restart(runtime_id))
+                return RuntimeReply(await self.runtimes.restart(runtime_id))
             case ListExecutions(notebook=notebook, runtime_id=runtime_id, limit=limit):
                 if not 0 < limit <= MAX_LIMIT:
                     raise RuntimedError(f"limit must be 1 to {MAX_LIMIT}", "invalid_request")
                 entries = await asyncio.to_thread(
-                    self.history().executions, notebook, runtime_id, limit, request.oldest_first
+                    self.history.executions, notebook, runtime_id, limit, request.oldest_first
                 )
                 return ExecutionsReply(entries)
             case GetExecution(execution_id=ident):
-                entry = await asyncio.to_thread(self.history().execution, ident)
+                entry = await asyncio.to_thread(self.history.execution, ident)
                 if entry is None:
                     raise RuntimedError(
                         f"no execution {ident!r} in the history; see `runt history`", "not_found"

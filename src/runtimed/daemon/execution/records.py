@@ -9,11 +9,21 @@ keeps records for lookup (``get_execution``) and, in other implementations, for 
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Protocol
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
 
 from runtimed.protocol.room import ExecutionRecord
 
-__all__ = ["ExecutionLog", "ExecutionRecord", "MemoryExecutionLog"]
+if TYPE_CHECKING:
+    from runtimed.documents.notebook import NotebookDoc
+
+__all__ = [
+    "ExecutionLog",
+    "ExecutionLogs",
+    "ExecutionRecord",
+    "MemoryExecutionLog",
+    "MemoryExecutionLogs",
+]
 
 
 class ExecutionLog(Protocol):
@@ -40,3 +50,23 @@ class MemoryExecutionLog:
 
     def get(self, execution_id: str) -> ExecutionRecord | None:
         return self._records.get(execution_id)
+
+
+class ExecutionLogs(Protocol):
+    """Where each room's ``ExecutionLog`` comes from (``HistoryLog``: history.sqlite)."""
+
+    def for_room(
+        self, notebook_id: str, nb: NotebookDoc, runtime_id: Callable[[], str | None]
+    ) -> ExecutionLog:
+        """The log of one room, whose document is ``nb`` and whose runtime id (kept
+        across restarts) ``runtime_id()`` tells."""
+        ...
+
+
+class MemoryExecutionLogs:
+    """Each room's records in memory only (a daemon without history, and tests)."""
+
+    def for_room(
+        self, notebook_id: str, nb: NotebookDoc, runtime_id: Callable[[], str | None]
+    ) -> ExecutionLog:
+        return MemoryExecutionLog()

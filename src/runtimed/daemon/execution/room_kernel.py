@@ -14,19 +14,23 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from runtimed.daemon.execution.large_outputs import BlobWriters, LargeMessageDecoder
 from runtimed.daemon.execution.output_writer import BlobSink, OutputWriter
 from runtimed.daemon.execution.queue import ExecutionQueue
-from runtimed.daemon.execution.records import ExecutionLog, ExecutionRecord, MemoryExecutionLog
+from runtimed.daemon.execution.records import (
+    ExecutionLogs,
+    ExecutionRecord,
+    MemoryExecutionLogs,
+)
 from runtimed.daemon.kernels import KernelError, KernelLifecycle, KernelSession, KernelState
 from runtimed.daemon.kernels.installed import KernelChoice, choose_for_notebook
 from runtimed.daemon.kernels.provider import AcquiredKernel, KernelProvider, KernelRequest
 from runtimed.daemon.rooms.notebook_room import NotebookRoom
-from runtimed.documents.notebook import NotebookDoc
+from runtimed.daemon.rooms.room_store import room_key
 from runtimed.errors import RuntimedError
 from runtimed.protocol.room import Completions, KernelDetails
 
@@ -45,21 +49,28 @@ def runtime_id_of_room(notebook_id: str) -> str:
     return uuid.uuid4().hex[:8]
 
 
+class RuntimeObserver(Protocol):
+    """Told when a room's kernel starts, restarts, dies or stops (history of runtimes)."""
+
+    def observe(self, room_kernel: RoomKernel, event: str) -> None: ...
+
+
+class NoObserver:
+    def observe(self, room_kernel: RoomKernel, event: str) -> None:
+        return None
+
+
 @dataclass(frozen=True)
 class RoomKernelDeps:
     """What every room's kernel shares: where kernels come from, blobs, settings."""
 
     provider: KernelProvider
-    #: The working directory of an untitled notebook's kernel, by notebook id.
-    untitled_cwd: Callable[[str], Path]
+    #: Untitled notebooks' kernels work in ``<untitled_dir>/<room key>``.
+    untitled_dir: Path
     blobs: BlobSink | None = None
     blob_threshold: Callable[[], int] = lambda: 1024
-    #: The room's log, from its notebook id and document.
-    execution_log: Callable[[str, NotebookDoc], ExecutionLog] = lambda notebook_id, nb: (
-        MemoryExecutionLog()
-    )
-    #: Told when a room's kernel starts, restarts, dies or stops (the runtimes registry).
-    on_runtime: Callable[[RoomKernel, str], None] = lambda room_kernel, event: None
+    execution_logs: ExecutionLogs = field(default_factory=MemoryExecutionLogs)
+    runtime_observer: RuntimeObserver = field(default_factory=NoObserver)
 
 
 class RoomKernel:
@@ -82,7 +93,7 @@ class RoomKernel:
             room.nb,
             room.runtime_state,
             self.writer,
-            deps.execution_log(room.notebook_id, room.nb),
+            deps.execution_logs.for_room(room.notebook_id, room.nb, self._runtime_id),
             self._ready_session,
             room.broadcast_event,
             name=f"queue-{room.notebook_id}",
@@ -98,6 +109,10 @@ class RoomKernel:
         )
 
     # --- state -------------------------------------------------------------------------
+
+    def _runtime_id(self) -> str | None:
+        """For the room's execution log: the runtime its executions ran in."""
+        return self.runtime_id
 
     @property
     def session(self) -> KernelSession | None:
@@ -144,7 +159,7 @@ class RoomKernel:
             lifecycle=state.lifecycle.value, activity=state.activity, error=state.error
         )
         if dying and self.started_at is not None:
-            self.deps.on_runtime(self, "died")
+            self.deps.runtime_observer.observe(self, "died")
 
     # --- launch ------------------------------------------------------------------------
 
@@ -189,7 +204,7 @@ class RoomKernel:
             self.queue.start()
             self.kernel_name = choice.name
             self.started_at = self.last_activity = time.time()
-            self.deps.on_runtime(self, "started")
+            self.deps.runtime_observer.observe(self, "started")
             log.info(
                 "kernel for %s running (%s, pid %s)",
                 self.room.notebook_id,
@@ -219,7 +234,7 @@ class RoomKernel:
             or (
                 Path(file_path).parent
                 if file_path
-                else self.deps.untitled_cwd(self.room.notebook_id)
+                else self.deps.untitled_dir / room_key(self.room.notebook_id)
             ),
             on_unrouted=self._on_unrouted,
             on_launching=launching,
@@ -279,9 +294,6 @@ class RoomKernel:
     def enqueue_all(self, stop_on_error: bool = True) -> list[str]:
         return self.queue.enqueue_all(stop_on_error)
 
-    async def wait_done(self, execution_id: str) -> ExecutionRecord:
-        return await self.queue.wait_done(execution_id)
-
     def record(self, execution_id: str) -> ExecutionRecord | None:
         return self.queue.record(execution_id)
 
@@ -306,7 +318,7 @@ class RoomKernel:
         self.queue.cancel_queued(reason="the kernel restarted")
         await session.restart()
         self.queue.start()
-        self.deps.on_runtime(self, "restarted")
+        self.deps.runtime_observer.observe(self, "restarted")
         return self.info()
 
     async def complete(self, code: str, cursor_pos: int) -> Completions:
@@ -329,7 +341,7 @@ class RoomKernel:
                 log.exception("shutting down the kernel of %s failed", self.room.notebook_id)
         self.runtime_state.set_kernel(lifecycle="shutdown", activity="idle")
         if acquired is not None:
-            self.deps.on_runtime(self, "stopped")
+            self.deps.runtime_observer.observe(self, "stopped")
 
     async def close(self) -> None:
         """The room is going away: stop the queue, the kernel, and release the env."""

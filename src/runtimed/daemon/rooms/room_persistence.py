@@ -78,9 +78,7 @@ class RoomPersistence:
 
     def _compact_later(self) -> None:
         loop = asyncio.get_running_loop()
-        self._compact_handle = loop.call_later(
-            self.compact_delay_secs, self._compact_in_background
-        )
+        self._compact_handle = loop.call_later(self.compact_delay_secs, self._compact_in_background)
 
     def _compact_in_background(self) -> None:
         """Rotate the log here; write the snapshot (fsync) in a thread, off the loop."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -48,33 +47,6 @@ class RuntimeRegistry:
         self.rooms = rooms
         self.room_kernels = room_kernels
         self.history = history
-
-    # --- what RoomKernel tells us --------------------------------------------------------
-
-    def observe(self, room_kernel: RoomKernel, event: str) -> None:
-        """``started`` / ``restarted`` / ``died`` / ``stopped``: into the history."""
-        if self.history is None:
-            return
-        runtime_id = room_kernel.runtime_id
-        if event not in ("started", "restarted"):
-            self.history.add_runtime(runtime_id, ended_at=time.time(), exit_status=event)
-            return
-        session = room_kernel.session
-        details = room_kernel.info()
-        self.history.add_runtime(
-            runtime_id,
-            kernel_name=room_kernel.kernel_name,
-            language=details.language,
-            env_source=details.env_source,
-            notebook_id=room_kernel.room.notebook_id,
-            pid=session.pid if session is not None else None,
-            kernel_info=session.kernel_info if session is not None else None,
-            started_at=room_kernel.started_at,
-        )
-
-    def runtime_id_of(self, notebook_id: str) -> str | None:
-        room_kernel = self.room_kernels.get(notebook_id)
-        return room_kernel.runtime_id if room_kernel is not None else None
 
     # --- listing -------------------------------------------------------------------------
 

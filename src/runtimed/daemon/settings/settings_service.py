@@ -11,7 +11,7 @@ import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from runtimed.documents.settings import get_path, normalize, set_path, validate_value
 from runtimed.errors import RuntimedError
@@ -25,6 +25,23 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SettingsListener = Callable[[dict[str, Any], dict[str, Any]], None]
+T = TypeVar("T")
+
+
+class SettingValue(Generic[T]):
+    """One setting as its reader sees it: the current value at each call (settings
+    change while the daemon runs), converted to the type the reader wants."""
+
+    def __init__(self, settings: SettingsService, key: str, convert: Callable[[Any], T]) -> None:
+        self.settings = settings
+        self.key = key
+        self.convert = convert
+
+    def __call__(self) -> T:
+        return self.convert(self.settings.get(self.key))
+
+    def __repr__(self) -> str:
+        return f"SettingValue({self.key!r})"
 
 
 class SettingsService:
@@ -92,6 +109,11 @@ class SettingsService:
 
     def get(self, key: str) -> Any:
         return get_path(self.effective, key)
+
+    def value(self, key: str, convert: Callable[[Any], T]) -> SettingValue[T]:
+        """A reader of ``key`` for a part that needs only that setting."""
+        get_path(self.effective, key)  # an unknown key fails now, not at first use
+        return SettingValue(self, key, convert)
 
     def set(self, key: str, value: Any) -> Any:
         """Validate, apply, persist and sync one setting; returns the stored value."""
