@@ -55,20 +55,6 @@ class BuildBackoff:
         )
 
 
-async def stop_task(task: asyncio.Task[None]) -> None:
-    """Cancel ``task`` and wait until it has finished.
-
-    Not ``task.cancel()`` then ``await task`` under ``suppress(CancelledError)``: if the
-    caller is cancelled during that wait, the suppress takes the caller's own
-    CancelledError for the task's and the caller carries on as if nobody had asked it to
-    stop (a daemon shutdown that never finished). ``asyncio.wait`` never raises the task's
-    CancelledError, so whatever CancelledError reaches the caller is its own.
-    """
-    if not task.cancelling():  # already being stopped: a second cancel cuts its clean-up
-        task.cancel()
-    await asyncio.wait([task])
-
-
 def _gist(message: str, lines: int = 3, width: int = 300) -> str:
     """The last few lines of a tool's output on one line: where the cause usually is."""
     tail = [line.strip() for line in message.strip().splitlines() if line.strip()][-lines:]

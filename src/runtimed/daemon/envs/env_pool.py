@@ -15,7 +15,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from runtimed.daemon.envs.build_records import BuildBackoff, InFlightBuild, stop_task
+from runtimed.daemon.envs.build_records import BuildBackoff, InFlightBuild
 from runtimed.daemon.envs.build_step import BuildFailure
 from runtimed.daemon.envs.builder import EnvBuilder
 from runtimed.daemon.envs.env_adoption import adopt_existing
@@ -30,6 +30,7 @@ from runtimed.daemon.envs.env_record import (
     taken_at,
     write_ready_marker,
 )
+from runtimed.daemon.tasks import stop_task
 from runtimed.errors import RuntimedError, short_message
 from runtimed.protocol.control import PooledEnv, PoolError, PoolStatus
 

@@ -30,6 +30,7 @@ from runtimed.daemon.kernels import (
 )
 from runtimed.daemon.kernels.outputs import error_output
 from runtimed.daemon.rooms.runtime_state import RuntimeState
+from runtimed.daemon.tasks import stop_task
 from runtimed.documents.notebook import NotebookDoc
 from runtimed.documents.runtime import FINAL_STATUSES
 from runtimed.errors import RuntimedError
@@ -344,9 +345,7 @@ class ExecutionQueue:
         self._closed = True
         self._wake.set()
         if self._worker is not None:
-            self._worker.cancel()
-            with contextlib.suppress(BaseException):
-                await self._worker
+            await stop_task(self._worker)
         for task in list(self._interrupts):
             task.cancel()
 

@@ -34,6 +34,7 @@ from runtimed.daemon.kernels.errors import KernelError
 from runtimed.daemon.kernels.kernelspec import env_variables
 from runtimed.daemon.kernels.lifecycle import KernelLifecycle
 from runtimed.daemon.kernels.provider import AcquiredKernel, KernelRequest, LocalKernelProvider
+from runtimed.daemon.tasks import stop_task
 from runtimed.errors import RuntimedError, short_message
 from runtimed.protocol.control import KernelPoolStatus
 
@@ -260,8 +261,6 @@ class KernelPool:
     async def close(self) -> None:
         self._closed = True
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(BaseException):
-                await self._task
+            await stop_task(self._task)
         ready, self._ready = self._ready, deque()
         await asyncio.gather(*(self._discard(p) for p in ready), return_exceptions=True)
