@@ -142,7 +142,7 @@ def test_leaves_import_nothing_of_runtimed() -> None:
 
 def test_the_documented_layout_names_every_module() -> None:
     """Every module (``name.py``, or its stem) and subpackage appears in the layout block
-    of docs/architecture.md, and everything named there exists."""
+    of docs/architecture.md, and every ``name.py`` and ``dir/`` named there exists."""
     doc = (ROOT / "docs" / "architecture.md").read_text()
     layout = doc.split("## Layout", 1)[1].split("```", 2)[1]
     words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", layout))
@@ -155,3 +155,8 @@ def test_the_documented_layout_names_every_module() -> None:
         elif path.stem not in words and f"{path.stem}.py" not in layout:
             missing.append(str(path.relative_to(PACKAGE)))
     assert missing == [], f"docs/architecture.md's layout does not name: {missing}"
+    files = {path.name for path in PACKAGE.rglob("*.py")}
+    dirs = {f"{path.name}/" for path in [PACKAGE, *PACKAGE.rglob("*")] if path.is_dir()}
+    named_files = set(re.findall(r"\b([a-z_]+\.py)\b", layout))
+    named_dirs = set(re.findall(r"\b([a-z_]+/)", layout)) - {"src/"}
+    assert named_files - files == set() and named_dirs - dirs == set()
