@@ -37,7 +37,7 @@ from runtimed.daemon.kernels.channels import (
     decode_parts,
     verified_parts,
 )
-from runtimed.daemon.kernels.workspace import KernelWorkspace
+from runtimed.daemon.kernels.workspace import KernelWorkspace, create_workspace
 
 
 class FakeBackend:
@@ -73,6 +73,8 @@ class FakeBackend:
         self.interrupts = 0
         self.shutdowns: list[bool] = []
         self.cwd: Path | None = None
+        #: A real private dir, as a local kernel has (a pooled kernel's adoption file).
+        self._workspace: KernelWorkspace | None = None
         self._launched = False
         self._exit_code: int | None = None
 
@@ -81,6 +83,7 @@ class FakeBackend:
     async def launch(self, config: KernelConfig) -> KernelConnection:
         self.launches += 1
         self.cwd = config.cwd
+        self._workspace = create_workspace(config.runtime_dir)
         self._start_process()
         self._exit_code = self.exit_at_launch
         return self._connection()
@@ -101,6 +104,8 @@ class FakeBackend:
     async def shutdown(self, now: bool) -> None:
         self.shutdowns.append(now)
         self._launched = False
+        if self._workspace is not None:
+            self._workspace.remove()
         if self._exit_code is None:
             self._exit_code = 0
 
@@ -132,7 +137,7 @@ class FakeBackend:
 
     @property
     def workspace(self) -> KernelWorkspace | None:
-        return None
+        return self._workspace
 
     # -- the process -------------------------------------------------------------------
 

@@ -26,14 +26,14 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any, Protocol
 
-from runtimed.daemon.envs import EnvPool
-from runtimed.daemon.envs.resolver import EnvResolver, ResolvedEnv
+from runtimed.daemon.envs.resolver import ResolvedEnv
 from runtimed.daemon.kernels.adoption import adopt, warm_up
 from runtimed.daemon.kernels.errors import KernelError
 from runtimed.daemon.kernels.kernelspec import env_variables
 from runtimed.daemon.kernels.lifecycle import KernelLifecycle
-from runtimed.daemon.kernels.provider import AcquiredKernel, KernelRequest, LocalKernelProvider
+from runtimed.daemon.kernels.provider import AcquiredKernel, KernelProvider, KernelRequest
 from runtimed.daemon.tasks import stop_task
 from runtimed.errors import RuntimedError, short_message
 from runtimed.protocol.control import KernelPoolStatus
@@ -45,6 +45,19 @@ ADOPT_TIMEOUT_SECS = 5.0
 #: Quiet time after a hand-out (or a busy spell) before a refill starts.
 REFILL_DELAY_SECS = 1.0
 RETRY_SECS = 30.0
+
+
+class SourceChooser(Protocol):
+    """What ``auto`` means for a notebook (``EnvResolver.choose``)."""
+
+    async def choose(self, metadata: dict[str, Any], notebook_path: str | None) -> str: ...
+
+
+class PoolGeneration(Protocol):
+    """An env pool's generation: bumped by a flush or a new package set (``EnvPool``)."""
+
+    @property
+    def generation(self) -> int: ...
 
 
 @dataclass
@@ -65,9 +78,9 @@ class KernelPool:
 
     def __init__(
         self,
-        inner: LocalKernelProvider,
-        resolver: EnvResolver,
-        env_pools: Mapping[str, EnvPool],
+        inner: KernelProvider,
+        resolver: SourceChooser,
+        env_pools: Mapping[str, PoolGeneration],
         size: Callable[[], int],
         default_env: Callable[[], str],
         busy: Callable[[], bool],
