@@ -44,7 +44,7 @@ def test_save_writes_valid_nbformat_and_makes_the_file_clean(tmp_path: Path) -> 
     saved: list[str | None] = []
     nb = NotebookDoc()
     nb.ensure_meta()
-    file = NotebookFile(nb, on_saved=lambda: saved.append(file.path))
+    file = NotebookFile(nb, on_meta_changed=lambda: saved.append(file.path))
     nb.insert_cell(None, "print('hi')")
     nb.insert_cell(None, "# Title", "markdown")
     assert file.dirty
@@ -60,6 +60,8 @@ def test_save_writes_valid_nbformat_and_makes_the_file_clean(tmp_path: Path) -> 
         "path": str(target),
         "file_hash": file_hash(target),
         "clean_state": file.clean_state,
+        "file_cells": 2,
+        "cells_deleted": 0,
     }
 
 
@@ -92,7 +94,7 @@ def test_a_copy_elsewhere_leaves_the_file_as_it_was(tmp_path: Path) -> None:
     file = _loaded(path)
     file.nb.insert_cell(None, "unsaved")
     calls: list[None] = []
-    file.on_saved = lambda: calls.append(None)
+    file.on_meta_changed = lambda: calls.append(None)
     copy = tmp_path / "copy.ipynb"
     file.save(str(copy))
     assert [c.source for c in nbformat.read(copy, as_version=4).cells] == ["x", "unsaved"]

@@ -279,6 +279,8 @@ async def test_a_poisoned_update_is_repaired_for_everyone(tmp_path: Path, poison
 
 async def test_a_poisoned_document_on_disk_is_repaired_on_load(tmp_path: Path) -> None:
     store = RoomStore(tmp_path, "nb")
+    store.bind("epoch-1")  # a store as a room leaves it: snapshot, meta, then the log
+    store.compact(NotebookDoc().doc.get_update())
     store.write_meta({"notebook_id": "nb", "epoch": "epoch-1", "path": None})
     store.open()
     store.append(poisoned_update(POISONS["a number in cells"]))

@@ -13,7 +13,7 @@ import pytest
 
 from runtimed.daemon.rooms.notebook_file import NotebookFile
 from runtimed.daemon.rooms.room_persistence import RoomPersistence
-from runtimed.daemon.rooms.room_store import RoomStore
+from runtimed.daemon.rooms.room_store import RoomStore, StoredRoom
 from runtimed.documents.notebook import NotebookDoc
 
 
@@ -38,6 +38,7 @@ def _persistence(
     file = NotebookFile(nb)
     persistence = RoomPersistence(store, nb, "nb", "epoch-1", file, after_bytes, delay)
     nb.doc.observe(lambda event: persistence.append(event.update))
+    persistence.compact()  # as a room opens: the snapshot its meta vouches for first
     persistence.write_meta()
     persistence.open()
     return persistence, nb
@@ -46,7 +47,7 @@ def _persistence(
 def _sources(docs: Path) -> list[str]:
     """The cells a daemon started now would load."""
     stored = RoomStore(docs, "nb").load()
-    assert stored is not None
+    assert isinstance(stored, StoredRoom) and not stored.damaged
     nb = NotebookDoc()
     for update in stored.updates:
         nb.doc.apply_update(update)
@@ -61,8 +62,9 @@ async def _until(condition: Callable[[], bool], what: str, timeout: float = 5.0)
 
 
 def _snapshot_written(store: RoomStore) -> bool:
+    """A snapshot beyond the empty one the room opened with, and a log it emptied."""
     emptied = store.wal_path.stat().st_size == 0 or store.old_wal_path.stat().st_size == 0
-    return store.snapshot_path.exists() and emptied
+    return store.snapshot_path.is_file() and store.snapshot_path.stat().st_size > 30 and emptied
 
 
 async def test_every_update_is_in_the_log_at_once(tmp_path: Path) -> None:
@@ -70,7 +72,7 @@ async def test_every_update_is_in_the_log_at_once(tmp_path: Path) -> None:
     persistence, nb = _persistence(store, delay=60)
     nb.insert_cell(None, "a")
     nb.insert_cell(None, "b")
-    assert not store.snapshot_path.exists()  # nothing compacted yet: the log holds it
+    assert store.wal_bytes > 0  # nothing compacted yet: the log holds it
     assert _sources(tmp_path) == ["a", "b"]
     await persistence.close()
 
@@ -117,13 +119,16 @@ async def test_a_failed_snapshot_is_retried_by_the_next(
 ) -> None:
     store = RoomStore(tmp_path, "nb")
     persistence, nb = _persistence(store, after_bytes=100, delay=0.05)
+    previous = store.snapshot_path.read_bytes()
+    store.snapshot_path.unlink()
     store.snapshot_path.mkdir()  # the snapshot cannot replace a directory
     nb.insert_cell(None, "kept " * 30)
     await _until(lambda: "cannot write the snapshot of nb" in caplog.text, "the failure")
     store.snapshot_path.rmdir()
+    store.snapshot_path.write_bytes(previous)  # as a failed rename leaves it
     assert _sources(tmp_path) == ["kept " * 30]  # its log still holds the update
     nb.insert_cell(None, "next " * 30)
-    await _until(lambda: store.snapshot_path.is_file(), "the retried snapshot")
+    await _until(lambda: _snapshot_written(store), "the retried snapshot")
     await persistence.close()
     assert _sources(tmp_path) == ["kept " * 30, "next " * 30]
 
@@ -146,8 +151,11 @@ async def test_the_meta_follows_the_file(tmp_path: Path) -> None:
         "path": None,
         "file_hash": None,
         "clean_state": None,
+        "file_cells": None,
+        "cells_deleted": 0,
+        "format": 2,
     }
-    persistence.file.on_saved = persistence.write_meta
+    persistence.file.on_meta_changed = persistence.write_meta
     nb.ensure_meta()
     target = tmp_path / "saved.ipynb"
     persistence.file.save(str(target))
@@ -167,6 +175,6 @@ def test_the_snapshot_holds_the_whole_document(tmp_path: Path) -> None:
     persistence.compact()
     persistence.open()
     stored = RoomStore(tmp_path, "nb").load()
-    assert stored is not None and len(stored.updates) == 1  # the snapshot alone
+    assert isinstance(stored, StoredRoom) and len(stored.updates) == 1  # the snapshot alone
     assert _sources(tmp_path) == ["before the logs opened"]
     store.close()

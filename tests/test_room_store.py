@@ -8,12 +8,12 @@ from pathlib import Path
 import pycrdt
 import pytest
 
-from runtimed.daemon.rooms.room_store import RoomStore
+from runtimed.daemon.rooms.room_store import RoomStore, StoredRoom
 
 
 def _texts(store: RoomStore) -> str:
     stored = store.load()
-    assert stored is not None
+    assert isinstance(stored, StoredRoom) and not stored.damaged
     doc: pycrdt.Doc = pycrdt.Doc()
     text = doc.get("t", type=pycrdt.Text)
     for update in stored.updates:
@@ -36,8 +36,12 @@ class Writer:
 
 
 def _store(path: Path) -> RoomStore:
+    """A store as a room opens it: snapshot, then the meta naming its epoch, then logs."""
     store = RoomStore(path, "nb")
-    store.write_meta({"notebook_id": "nb"})
+    store.bind("epoch-1")
+    if not store.meta_path.exists():
+        store.compact(pycrdt.Doc().get_update())
+    store.write_meta({"notebook_id": "nb", "epoch": "epoch-1"})
     store.open()
     return store
 
@@ -67,10 +71,13 @@ def test_failed_snapshot_keeps_its_log_and_the_next_one_covers_it(tmp_path: Path
     w.type("one ")
     covered = store.rotate()
     w.type("two ")
+    previous = store.snapshot_path.read_bytes()
+    store.snapshot_path.unlink()
     store.snapshot_path.mkdir()  # the snapshot cannot be written: rename onto a dir fails
     with pytest.raises(OSError):
         store.write_snapshot(w.doc.get_update(), covered)
     store.snapshot_path.rmdir()
+    store.snapshot_path.write_bytes(previous)  # as the failed rename leaves it
     assert _texts(RoomStore(tmp_path, "nb")) == "one two "
     again = store.rotate()  # the spare still holds "one ": no swap, it is covered now
     assert again == covered

@@ -73,11 +73,12 @@ def read_ipynb(path: Path) -> tuple[dict[str, Any], str]:
 
 class NotebookFile:
     """The .ipynb file of one room's notebook: where it is, the hash of its bytes when it
-    was last loaded or saved, and the document's state then.
+    was last loaded or saved, the document's state then, how many cells the file has, and
+    how many cells were deleted since.
 
-    ``path`` is None for an untitled notebook until its first save names one. Every save
-    that changes what the file is calls ``on_saved`` (the room's persistence then writes
-    its stored meta).
+    ``path`` is None for an untitled notebook until its first save names one. Whenever
+    what ``meta`` returns changes (a save to its file, a deletion) ``on_meta_changed`` is
+    called (the room's persistence then writes its stored meta).
     """
 
     def __init__(
@@ -86,18 +87,38 @@ class NotebookFile:
         path: str | None = None,
         file_hash: str | None = None,
         clean_state: str | None = None,
-        on_saved: Callable[[], None] = lambda: None,
+        on_meta_changed: Callable[[], None] = lambda: None,
+        file_cells: int | None = None,
+        cells_deleted: int = 0,
     ) -> None:
         self.nb = nb
         self.path = path
         self.file_hash = file_hash
         #: The document's state vector when it last matched its file (loaded or saved).
         self.clean_state = clean_state
-        self.on_saved = on_saved
+        self.on_meta_changed = on_meta_changed
+        #: Cells in the file when it last matched the document (None: not known).
+        self.file_cells = file_cells
+        #: Cells removed from the document since then, by anyone (see ``watch_cells``).
+        self.cells_deleted = cells_deleted
 
     def mark_clean(self) -> None:
         """The document now holds exactly the file's content (it was just loaded)."""
         self.clean_state = self.nb.doc.get_state().hex()
+        self.file_cells = len(self.nb.cells)
+        self.cells_deleted = 0
+
+    def watch_cells(self) -> None:
+        """Count, from now on, the cells removed from the document by anyone: deliberate
+        deletions, which ``save`` does not take for lost cells."""
+        self.nb.cells.observe(self._on_cells)
+
+    def _on_cells(self, event: Any) -> None:  # pycrdt.ArrayEvent (its delta is untyped)
+        delta: list[dict[str, Any]] = event.delta
+        removed = sum(int(change.get("delete", 0)) for change in delta)
+        if removed:
+            self.cells_deleted += removed
+            self.on_meta_changed()  # kept in the meta: a restarted daemon still knows
 
     @property
     def dirty(self) -> bool:
@@ -111,7 +132,13 @@ class NotebookFile:
 
     def meta(self) -> dict[str, Any]:
         """What the room's stored meta keeps of its file."""
-        return {"path": self.path, "file_hash": self.file_hash, "clean_state": self.clean_state}
+        return {
+            "path": self.path,
+            "file_hash": self.file_hash,
+            "clean_state": self.clean_state,
+            "file_cells": self.file_cells,
+            "cells_deleted": self.cells_deleted,
+        }
 
     def save(
         self,
@@ -122,9 +149,10 @@ class NotebookFile:
         """Write the notebook as nbformat-valid .ipynb, atomically (temp + rename), to
         ``path`` or else its own file; returns the path written.
 
-        Its own file is not overwritten when it changed on disk since it was loaded or
-        saved, unless ``force``. ``blob_fetch`` resolves blob references in outputs (the
-        file gets the content).
+        Its own file is not overwritten, unless ``force``, when it changed on disk since
+        it was loaded or saved, or when the document has fewer cells than the file had
+        and not as many were deleted since (cells it lost, not ones a user deleted).
+        ``blob_fetch`` resolves blob references in outputs (the file gets the content).
         """
         target = path or self.path
         if not target:
@@ -137,7 +165,10 @@ class NotebookFile:
                 "reopen it to load the new version, or save with force=True to overwrite it",
                 "file_changed",
             )
+        if target == self.path and not force:
+            self._refuse_lost_cells(target)
         state = self.nb.doc.get_state().hex()
+        cells = len(self.nb.cells)
         text = _ipynb_text(self.nb, blob_fetch)
         try:
             atomic_write(Path(target), text.encode("utf-8"), sync=False)
@@ -147,8 +178,39 @@ class NotebookFile:
             self.path = target
             self.file_hash = text_hash(text)
             self.clean_state = state
-            self.on_saved()
+            self.file_cells = cells
+            self.cells_deleted = 0
+            self.on_meta_changed()
         return target
+
+    def _refuse_lost_cells(self, target: str) -> None:
+        """``cells_lost`` when saving would drop cells of ``target`` nobody deleted: a
+        document that lost them (a damaged store, a bug) must not replace the file."""
+        file_cells = self.file_cells if self.file_cells is not None else _cells_in(Path(target))
+        cells = len(self.nb.cells)
+        if not file_cells or cells >= file_cells - self.cells_deleted:
+            return
+        deleted = (
+            "no cell was deleted"
+            if self.cells_deleted == 0
+            else f"only {self.cells_deleted} were deleted"
+        )
+        raise RuntimedError(
+            f"refusing to save {target}: the file has {file_cells} cells, the notebook "
+            f"{cells}, and {deleted} since it was opened or saved; save(force=True) "
+            "overwrites it",
+            "cells_lost",
+        )
+
+
+def _cells_in(path: Path) -> int | None:
+    """How many cells the notebook file at ``path`` has (None: unreadable)."""
+    try:
+        raw = msgspec.json.decode(path.read_bytes())
+    except (OSError, msgspec.DecodeError):
+        return None
+    cells = raw.get("cells") if isinstance(raw, dict) else None
+    return len(cells) if isinstance(cells, list) else None
 
 
 def _ipynb_text(nb: NotebookDoc, blob_fetch: Callable[[str], bytes] | None) -> str:

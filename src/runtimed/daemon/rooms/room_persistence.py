@@ -37,6 +37,7 @@ class RoomPersistence:
         compact_delay_secs: float = COMPACT_DELAY_SECS,
     ) -> None:
         self.store = store
+        store.bind(epoch)  # its checksums name this history of the room
         self.nb = nb
         self.notebook_id = notebook_id
         self.epoch = epoch
