@@ -278,3 +278,19 @@ class MemoryConnection:
 
     async def close(self) -> None:
         self._closed = True
+
+
+def write_notebook(path: Path, *sources: str) -> None:
+    """An .ipynb file with one code cell per source."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(source) for source in sources]
+    nbformat.write(nb, path)
+
+
+def notebook_sources(path: Path) -> list[str]:
+    """The cell sources of an .ipynb file."""
+    import nbformat
+
+    return [cell.source for cell in nbformat.read(path, as_version=4).cells]

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import nbformat
 import pytest
 from pycrdt import Doc, create_update_message
 
-from helpers import MemoryConnection
+from helpers import MemoryConnection, notebook_sources, write_notebook
 from runtimed.daemon.rooms.notebook_file import NotebookFile, file_hash
 from runtimed.daemon.rooms.peer import Peer
 from runtimed.daemon.rooms.room_registry import RoomRegistry
@@ -21,16 +20,6 @@ from runtimed.protocol.frames import FrameType
 from runtimed.protocol.handshake import Handshake
 
 CELLS = ["a = 1", "b = 2", "c = 3"]
-
-
-def _write_notebook(path: Path, *sources: str) -> None:
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(source) for source in sources]
-    nbformat.write(nb, path)
-
-
-def _file_sources(path: Path) -> list[str]:
-    return [c.source for c in nbformat.read(path, as_version=4).cells]
 
 
 def _lost_all_but_one(path: Path, file_cells: int | None, cells_deleted: int = 0) -> NotebookFile:
@@ -51,7 +40,7 @@ def test_a_document_that_lost_cells_does_not_replace_its_file(
     tmp_path: Path, file_cells: int | None
 ) -> None:
     path = tmp_path / "a.ipynb"
-    _write_notebook(path, *CELLS)
+    write_notebook(path, *CELLS)
     file = _lost_all_but_one(path, file_cells)
     with pytest.raises(RuntimedError) as refused:
         file.save(None)
@@ -59,34 +48,34 @@ def test_a_document_that_lost_cells_does_not_replace_its_file(
     assert "the file has 3 cells, the notebook 1" in refused.value.message
     assert "no cell was deleted" in refused.value.message
     assert "force=True" in refused.value.message
-    assert _file_sources(path) == CELLS
+    assert notebook_sources(path) == CELLS
     file.save(None, force=True)  # the user's call
-    assert _file_sources(path) == ["new"]
+    assert notebook_sources(path) == ["new"]
     assert file.file_cells == 1 and file.cells_deleted == 0
 
 
 def test_fewer_deletions_than_missing_cells_is_still_a_loss(tmp_path: Path) -> None:
     path = tmp_path / "a.ipynb"
-    _write_notebook(path, *CELLS)
+    write_notebook(path, *CELLS)
     with pytest.raises(RuntimedError, match="only 1 were deleted") as refused:
         _lost_all_but_one(path, 3, cells_deleted=1).save(None)
-    assert refused.value.code == "cells_lost" and _file_sources(path) == CELLS
+    assert refused.value.code == "cells_lost" and notebook_sources(path) == CELLS
     _lost_all_but_one(path, 3, cells_deleted=2).save(None)  # 3 - 2 deleted = 1 cell
-    assert _file_sources(path) == ["new"]
+    assert notebook_sources(path) == ["new"]
 
 
 def test_a_copy_elsewhere_is_not_refused(tmp_path: Path) -> None:
     path = tmp_path / "a.ipynb"
-    _write_notebook(path, *CELLS)
+    write_notebook(path, *CELLS)
     copy = tmp_path / "copy.ipynb"
-    _write_notebook(copy, *CELLS)
+    write_notebook(copy, *CELLS)
     _lost_all_but_one(path, 3).save(str(copy))
-    assert _file_sources(copy) == ["new"] and _file_sources(path) == CELLS
+    assert notebook_sources(copy) == ["new"] and notebook_sources(path) == CELLS
 
 
 async def test_cells_a_peer_deletes_are_deliberate(tmp_path: Path) -> None:
     path = tmp_path / "a.ipynb"
-    _write_notebook(path, *CELLS)
+    write_notebook(path, *CELLS)
     registry = RoomRegistry(tmp_path / "docs", lambda: 60.0)
     room = await registry.open(Handshake(channel="open_notebook", path=str(path)))
     peer = Peer(MemoryConnection())  # type: ignore[arg-type]
@@ -102,7 +91,7 @@ async def test_cells_a_peer_deletes_are_deliberate(tmp_path: Path) -> None:
     assert [c.source for c in room.nb.get_cells()] == ["c = 3"]
     assert room.file.cells_deleted == 2
     room.file.save(None)
-    assert _file_sources(path) == ["c = 3"]
+    assert notebook_sources(path) == ["c = 3"]
     await registry.close_all()
 
 
@@ -110,7 +99,7 @@ async def test_deletions_are_remembered_by_a_daemon_killed_before_saving(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "a.ipynb"
-    _write_notebook(path, *CELLS)
+    write_notebook(path, *CELLS)
     docs = tmp_path / "docs"
     registry = RoomRegistry(docs, lambda: 60.0)
     room = await registry.open(Handshake(channel="open_notebook", path=str(path)))
@@ -127,6 +116,6 @@ async def test_deletions_are_remembered_by_a_daemon_killed_before_saving(
     assert [c.source for c in again.nb.get_cells()] == ["c = 3"]
     assert again.file.cells_deleted == 2 and again.file.file_cells == 3
     again.file.save(None)
-    assert _file_sources(path) == ["c = 3"]
+    assert notebook_sources(path) == ["c = 3"]
     assert again.file.cells_deleted == 0 and again.file.file_cells == 1
     await restarted.close_all()

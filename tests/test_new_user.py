@@ -15,7 +15,7 @@ import nbformat
 import pytest
 
 import runtimed
-from helpers import DaemonProcess, wait_until
+from helpers import DaemonProcess, wait_until, write_notebook
 from runtimed.client.results import Output
 from runtimed.client.settings_client import SettingsClient
 
@@ -41,12 +41,6 @@ def d(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
     daemon.wait_pool("uv", 1)
     yield daemon
     daemon.stop()
-
-
-def write_notebook(path: Path, *sources: str) -> None:
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(s) for s in sources]
-    nbformat.write(nb, path)
 
 
 # 1. a session connects on first use; a closed one says so

@@ -8,6 +8,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from helpers import write_notebook
 from runtimed.daemon.rooms.notebook_file import NotebookFile, file_hash, read_ipynb
 from runtimed.documents.notebook import NotebookDoc
 from runtimed.errors import RuntimedError
@@ -24,15 +25,9 @@ def _loaded(path: Path) -> NotebookFile:
     return file
 
 
-def _write_notebook(path: Path, *sources: str) -> None:
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(source) for source in sources]
-    nbformat.write(nb, path)
-
-
 def test_a_loaded_file_is_clean_until_the_document_changes(tmp_path: Path) -> None:
     path = tmp_path / "a.ipynb"
-    _write_notebook(path, "x = 1")
+    write_notebook(path, "x = 1")
     file = _loaded(path)
     assert not file.dirty
     assert not file.changed_on_disk()
@@ -67,9 +62,9 @@ def test_save_writes_valid_nbformat_and_makes_the_file_clean(tmp_path: Path) -> 
 
 def test_a_file_changed_on_disk_is_not_overwritten_unless_forced(tmp_path: Path) -> None:
     path = tmp_path / "a.ipynb"
-    _write_notebook(path, "mine")
+    write_notebook(path, "mine")
     file = _loaded(path)
-    _write_notebook(path, "someone else's")
+    write_notebook(path, "someone else's")
     assert file.changed_on_disk()
     with pytest.raises(RuntimedError) as refused:
         file.save(None)
@@ -82,7 +77,7 @@ def test_a_file_changed_on_disk_is_not_overwritten_unless_forced(tmp_path: Path)
 
 def test_a_deleted_file_counts_as_changed(tmp_path: Path) -> None:
     path = tmp_path / "a.ipynb"
-    _write_notebook(path, "x")
+    write_notebook(path, "x")
     file = _loaded(path)
     path.unlink()
     assert file.changed_on_disk()
@@ -90,7 +85,7 @@ def test_a_deleted_file_counts_as_changed(tmp_path: Path) -> None:
 
 def test_a_copy_elsewhere_leaves_the_file_as_it_was(tmp_path: Path) -> None:
     path = tmp_path / "a.ipynb"
-    _write_notebook(path, "x")
+    write_notebook(path, "x")
     file = _loaded(path)
     file.nb.insert_cell(None, "unsaved")
     calls: list[None] = []

@@ -16,11 +16,11 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import nbformat
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from helpers import notebook_sources, write_notebook
 from runtimed.daemon.rooms.notebook_file import read_ipynb
 from runtimed.daemon.rooms.notebook_room import NotebookRoom
 from runtimed.daemon.rooms.room_loading import load_room
@@ -37,16 +37,6 @@ from runtimed.documents.notebook import NotebookDoc
 from runtimed.protocol.handshake import Handshake
 
 FILE_CELLS = ["a = 1", "b = 2", "c = 3"]
-
-
-def _write_notebook(path: Path, *sources: str) -> None:
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(source) for source in sources]
-    nbformat.write(nb, path)
-
-
-def _file_sources(path: Path) -> list[str]:
-    return [c.source for c in nbformat.read(path, as_version=4).cells]
 
 
 def _sources(room: NotebookRoom) -> list[str]:
@@ -80,7 +70,7 @@ async def _killed_image(tmp: Path, name: str, cells: list[str], unsaved: int = 2
     """Open ``name`` (``cells``), add ``unsaved`` cells, and take the files as SIGKILL
     would leave them at that instant (no await between: nothing compacts)."""
     path = tmp / name
-    _write_notebook(path, *cells)
+    write_notebook(path, *cells)
     docs = tmp / f"docs-{name}"
     registry = RoomRegistry(docs, lambda: 60.0)
     room = await registry.open(Handshake(channel="open_notebook", path=str(path)))
@@ -166,7 +156,7 @@ async def test_a_damaged_stored_file_never_costs_the_files_cells(
 
     room.nb.insert_cell(None, "new")
     room.file.save(None)
-    saved = _file_sources(image.path)
+    saved = notebook_sources(image.path)
     assert saved[:3] == FILE_CELLS and saved[-1] == "new"
     await registry.close_all()
 
@@ -191,7 +181,7 @@ async def test_a_log_missing_what_the_file_was_saved_with_yields_to_the_file(
     """Every record checks out, but the log lost records the file was saved with (the
     document does not reach its clean state): the file is the better copy."""
     path = tmp_path / "a.ipynb"
-    _write_notebook(path, *FILE_CELLS)
+    write_notebook(path, *FILE_CELLS)
     registry = RoomRegistry(tmp_path / "docs", lambda: 60.0)
     room = await registry.open(Handshake(channel="open_notebook", path=str(path)))
     store = RoomStore(tmp_path / "docs", room.notebook_id)

@@ -10,10 +10,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import nbformat
 import pytest
 
-from helpers import MemoryConnection
+from helpers import MemoryConnection, write_notebook
 from runtimed.daemon.rooms.notebook_room import NotebookRoom
 from runtimed.daemon.rooms.peer import Peer
 from runtimed.daemon.rooms.room_registry import RoomRegistry
@@ -49,12 +48,6 @@ def _by_path(path: Path) -> Handshake:
     return Handshake(channel="open_notebook", path=str(path))
 
 
-def _write_notebook(path: Path, *sources: str) -> None:
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(source) for source in sources]
-    nbformat.write(nb, path)
-
-
 def _sources(room: NotebookRoom) -> list[str]:
     return [c.source for c in room.nb.get_cells()]
 
@@ -77,7 +70,7 @@ async def test_one_room_per_notebook_even_when_opened_at_once(tmp_path: Path) ->
 
 async def test_a_file_is_keyed_by_its_real_path(tmp_path: Path) -> None:
     path = tmp_path / "a.ipynb"
-    _write_notebook(path, "x = 1")
+    write_notebook(path, "x = 1")
     link = tmp_path / "link.ipynb"
     link.symlink_to(path)
     registry, _ = _registry(tmp_path)
@@ -147,7 +140,7 @@ async def test_a_room_with_peers_or_pinned_is_not_evicted(tmp_path: Path) -> Non
 
 async def test_list_shows_peers_paths_and_kernel_status(tmp_path: Path) -> None:
     path = tmp_path / "a.ipynb"
-    _write_notebook(path)
+    write_notebook(path)
     registry, kernels = _registry(tmp_path)
     room = await registry.open(_by_path(path))
     await registry.open(_by_id("untitled"))
@@ -166,10 +159,10 @@ async def test_list_shows_peers_paths_and_kernel_status(tmp_path: Path) -> None:
 
 async def test_a_lingering_room_reloads_its_file_changed_on_disk(tmp_path: Path) -> None:
     path = tmp_path / "a.ipynb"
-    _write_notebook(path, "old")
+    write_notebook(path, "old")
     registry, kernels = _registry(tmp_path)
     room = await registry.open(_by_path(path))
-    _write_notebook(path, "new")
+    write_notebook(path, "new")
     reloaded = await registry.open(_by_path(path))
     assert reloaded is not room and _sources(reloaded) == ["new"]
     assert reloaded.epoch != room.epoch  # another history: clients reset their replicas
@@ -179,11 +172,11 @@ async def test_a_lingering_room_reloads_its_file_changed_on_disk(tmp_path: Path)
 
 async def test_a_lingering_room_with_unsaved_changes_is_kept(tmp_path: Path) -> None:
     path = tmp_path / "a.ipynb"
-    _write_notebook(path, "old")
+    write_notebook(path, "old")
     registry, _ = _registry(tmp_path)
     room = await registry.open(_by_path(path))
     room.nb.insert_cell(None, "unsaved")
-    _write_notebook(path, "new")
+    write_notebook(path, "new")
     assert await registry.open(_by_path(path)) is room
     with pytest.raises(RuntimedError, match="changed on disk"):
         room.file.save(None)  # it would overwrite the newer file
@@ -192,7 +185,7 @@ async def test_a_lingering_room_with_unsaved_changes_is_kept(tmp_path: Path) -> 
 
 async def test_a_stored_room_is_reused_while_its_file_is_unchanged(tmp_path: Path) -> None:
     path = tmp_path / "a.ipynb"
-    _write_notebook(path, "x")
+    write_notebook(path, "x")
     registry, _ = _registry(tmp_path)
     room = await registry.open(_by_path(path))
     room.nb.insert_cell(None, "unsaved")
@@ -207,7 +200,7 @@ async def test_a_stored_room_is_reused_while_its_file_is_unchanged(tmp_path: Pat
     assert again.file.dirty  # what the file lacks is still known as unsaved
     await restarted.close_all()
 
-    _write_notebook(path, "changed while no daemon ran")
+    write_notebook(path, "changed while no daemon ran")
     third, _ = _registry(tmp_path)
     reloaded = await third.open(_by_path(path))
     assert reloaded.epoch != room.epoch
@@ -219,7 +212,7 @@ async def test_a_reopened_clean_room_stays_clean(tmp_path: Path) -> None:
     """The stored meta keeps the state the file matched: a room reopened from it knows it
     has nothing unsaved (and may be reloaded when its file changes)."""
     path = tmp_path / "a.ipynb"
-    _write_notebook(path, "x")
+    write_notebook(path, "x")
     registry, _ = _registry(tmp_path)
     await registry.open(_by_path(path))
     await registry.close_all()
