@@ -1,5 +1,7 @@
-"""An EnvBuilder double: "builds" an env in a temp dir at once (or when the test says),
-with this interpreter as its python, so a real EnvPool runs in-process with no uv."""
+"""An EnvBuilder double: "builds" an env in a temp dir, with this interpreter as its
+python, so a real EnvPool runs in-process with no uv. A build finishes at once, or when
+the test sets ``finish``; a cancelled build may take ``stop_secs`` to clean up, like a
+build step whose process group is being killed."""
 
 from __future__ import annotations
 
@@ -14,12 +16,15 @@ from runtimed.protocol.control import EnvType, PooledEnv
 
 
 @dataclass
-class InstantBuilder:
-    """Builds finish at once, or when ``gate`` is set if the test gives one."""
-
+class BuilderDouble:
     env_type: EnvType = "uv"
-    gate: asyncio.Event | None = None
+    #: Builds wait for it when given; None: they finish at once.
+    finish: asyncio.Event | None = None
+    stop_secs: float = 0.0
+    started: list[Path] = field(default_factory=list)
     built: list[Path] = field(default_factory=list)
+    build_started: asyncio.Event = field(default_factory=asyncio.Event)
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def packages(self) -> list[str]:
@@ -34,8 +39,15 @@ class InstantBuilder:
 
     async def build(self, prefix: Path, env_id: str, timeout: float) -> PooledEnv:
         prefix.mkdir(parents=True)
-        if self.gate is not None:
-            await self.gate.wait()
+        self.started.append(prefix)
+        self.build_started.set()
+        try:
+            if self.finish is not None:
+                await self.finish.wait()
+        except asyncio.CancelledError:
+            self.stopping.set()
+            await asyncio.sleep(self.stop_secs)
+            raise
         env = PooledEnv(
             env_type=self.env_type,
             venv_path=str(prefix),

@@ -11,7 +11,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from env_doubles import InstantBuilder
+from env_doubles import BuilderDouble
 from helpers import MemoryConnection
 from runtimed.daemon.channels.control import ControlChannel, DaemonControl
 from runtimed.daemon.disk_keeper import DiskKeeper
@@ -77,7 +77,7 @@ async def _no_blobs() -> list[str]:
 @pytest.fixture
 async def daemon(tmp_path: Path) -> AsyncIterator[Daemon]:
     pool = EnvPool(
-        InstantBuilder(), tmp_path / "envs", PoolSettings(target=1, replenish_delay_secs=0)
+        BuilderDouble(), tmp_path / "envs", PoolSettings(target=1, replenish_delay_secs=0)
     )
     await pool.start()
     yield Daemon(pool, tmp_path)
@@ -169,7 +169,7 @@ async def test_a_take_whose_caller_left_goes_back_to_the_pool(daemon: Daemon) ->
 
 async def test_flush_rebuilds_and_the_disk_report_lists_the_envs(daemon: Daemon) -> None:
     builder = daemon.pool.builder
-    assert isinstance(builder, InstantBuilder)
+    assert isinstance(builder, BuilderDouble)
     await wait_for(lambda: daemon.pool.status().available == 1)
     (first,) = builder.built
     flushed, disk = await exchange(daemon, {"type": "flush_pool"}, {"type": "list_envs"})

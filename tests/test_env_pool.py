@@ -4,70 +4,28 @@ as long as the test says and are slow to stop (as killing uv's process group is)
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
+from env_doubles import BuilderDouble
 from runtimed.daemon.envs import EnvPool, PoolSettings
-from runtimed.daemon.envs.env_record import package_hash
-from runtimed.protocol.control import EnvType, PooledEnv
 
 
-@dataclass
-class SlowBuilder:
-    """Builds finish when ``finish`` is set; a cancelled build takes ``stop_secs`` to
-    clean up, like a build step whose process group is being killed."""
-
-    stop_secs: float = 0.5
-    env_type: EnvType = "uv"
-    finish: asyncio.Event = field(default_factory=asyncio.Event)
-    started: list[Path] = field(default_factory=list)
-    stopping: asyncio.Event = field(default_factory=asyncio.Event)
-    build_started: asyncio.Event = field(default_factory=asyncio.Event)
-
-    @property
-    def packages(self) -> list[str]:
-        return ["ipykernel"]
-
-    @property
-    def package_hash(self) -> str:
-        return package_hash(self.env_type, sys.executable, self.packages)
-
-    def describe(self) -> str:
-        return "a slow test builder"
-
-    async def build(self, prefix: Path, env_id: str, timeout: float) -> PooledEnv:
-        prefix.mkdir(parents=True)
-        self.started.append(prefix)
-        self.build_started.set()
-        try:
-            await self.finish.wait()
-        except asyncio.CancelledError:
-            self.stopping.set()
-            await asyncio.sleep(self.stop_secs)
-            raise
-        return PooledEnv(
-            env_type=self.env_type,
-            venv_path=str(prefix),
-            python_path=sys.executable,
-            prewarmed_packages=self.packages,
-            env_id=env_id,
-            package_hash=self.package_hash,
-            created_at=time.time(),
-        )
+def SlowBuilder(stop_secs: float = 0.5) -> BuilderDouble:
+    """Builds finish when ``finish`` is set and take ``stop_secs`` to stop."""
+    return BuilderDouble(finish=asyncio.Event(), stop_secs=stop_secs)
 
 
 @pytest.fixture
-def builder() -> SlowBuilder:
-    return SlowBuilder()
+def builder() -> BuilderDouble:
+    return slow_builder()
 
 
 @pytest.fixture
-async def pool(builder: SlowBuilder, tmp_path: Path) -> AsyncIterator[EnvPool]:
+async def pool(builder: BuilderDouble, tmp_path: Path) -> AsyncIterator[EnvPool]:
     pool = EnvPool(builder, tmp_path / "envs", PoolSettings(target=1, replenish_delay_secs=0))
     await pool.start()
     yield pool
@@ -75,7 +33,7 @@ async def pool(builder: SlowBuilder, tmp_path: Path) -> AsyncIterator[EnvPool]:
 
 
 async def test_close_while_a_lowered_pool_stops_its_build(
-    pool: EnvPool, builder: SlowBuilder
+    pool: EnvPool, builder: BuilderDouble
 ) -> None:
     # Pool size 0 makes the supervisor cancel the build and wait for it; a shutdown in
     # that wait used to be swallowed with the build's CancelledError, and the supervisor
@@ -91,14 +49,14 @@ async def test_close_while_a_lowered_pool_stops_its_build(
     assert not builder.started[0].exists()
 
 
-async def test_close_while_builds_stop(pool: EnvPool, builder: SlowBuilder) -> None:
+async def test_close_while_builds_stop(pool: EnvPool, builder: BuilderDouble) -> None:
     await asyncio.wait_for(builder.build_started.wait(), 5)
     await asyncio.wait_for(pool.close(), 5)
     assert builder.stopping.is_set()
     assert not builder.started[0].exists()
 
 
-async def test_a_cancelled_close_ends_cancelled(pool: EnvPool, builder: SlowBuilder) -> None:
+async def test_a_cancelled_close_ends_cancelled(pool: EnvPool, builder: BuilderDouble) -> None:
     # Whoever closes the pool and is cancelled meanwhile (a second Ctrl-C) must hear of
     # it, not have it taken for the stopped supervisor's or build's CancelledError.
     await asyncio.wait_for(builder.build_started.wait(), 5)
@@ -115,7 +73,7 @@ async def test_a_cancelled_close_ends_cancelled(pool: EnvPool, builder: SlowBuil
     "build_first", [False, True], ids=["cancel-then-build", "build-then-cancel"]
 )
 async def test_a_cancelled_take_leaves_no_env_behind(
-    pool: EnvPool, builder: SlowBuilder, build_first: bool
+    pool: EnvPool, builder: BuilderDouble, build_first: bool
 ) -> None:
     # A take cancelled (its client gone) before or just after the build hands it an env:
     # the env must stay the pool's, not sit marked taken in a waiter nobody reads.
@@ -140,7 +98,7 @@ async def test_a_cancelled_take_leaves_no_env_behind(
 
 
 async def test_a_returned_env_stops_the_build_it_makes_surplus(
-    pool: EnvPool, builder: SlowBuilder
+    pool: EnvPool, builder: BuilderDouble
 ) -> None:
     builder.finish.set()
     env = await pool.take(timeout=5)
