@@ -14,7 +14,7 @@ from env_doubles import BuilderDouble
 from runtimed.daemon.envs import EnvPool, PoolSettings
 
 
-def SlowBuilder(stop_secs: float = 0.5) -> BuilderDouble:
+def slow_builder(stop_secs: float = 0.5) -> BuilderDouble:
     """Builds finish when ``finish`` is set and take ``stop_secs`` to stop."""
     return BuilderDouble(finish=asyncio.Event(), stop_secs=stop_secs)
 
