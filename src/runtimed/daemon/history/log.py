@@ -187,9 +187,10 @@ class HistoryLog:
         runtime_id: str | None = None,
         limit: int = 50,
         oldest_first: bool = False,
+        status: str | None = None,
     ) -> list[ExecutionEntry]:
         self.flush()
-        return self.store.executions(notebook, runtime_id, limit, oldest_first)
+        return self.store.executions(notebook, runtime_id, limit, oldest_first, status)
 
     def execution(self, ident: str) -> ExecutionEntry | None:
         self.flush()

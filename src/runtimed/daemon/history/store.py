@@ -144,15 +144,19 @@ class HistoryStore:
         runtime_id: str | None = None,
         limit: int = 50,
         oldest_first: bool = False,
+        status: str | None = None,
     ) -> list[ExecutionEntry]:
-        """Executions, newest first (or oldest first), filtered by notebook id or runtime."""
+        """Executions, newest first (or oldest first), filtered by notebook id, runtime or
+        status."""
         where, params = [], []
-        if notebook is not None:
-            where.append("e.notebook_id = ?")
-            params.append(notebook)
-        if runtime_id is not None:
-            where.append("e.runtime_id = ?")
-            params.append(runtime_id)
+        for column, value in (
+            ("notebook_id", notebook),
+            ("runtime_id", runtime_id),
+            ("status", status),
+        ):
+            if value is not None:
+                where.append(f"e.{column} = ?")
+                params.append(value)
         clause = f"WHERE {' AND '.join(where)}" if where else ""
         order = "ASC" if oldest_first else "DESC"
         sql = (

@@ -104,5 +104,7 @@ def query_seconds(request: web.Request, name: str, high: float) -> float | None:
     except ValueError:
         value = -1.0
     if not 0 < value <= high:  # also refuses nan
-        raise RuntimedError(f"{name} must be a number of seconds, 0 < {name} <= {high:g}", "invalid_request")
+        raise RuntimedError(
+            f"{name} must be a number of seconds, 0 < {name} <= {high:g}", "invalid_request"
+        )
     return value

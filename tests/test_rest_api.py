@@ -1,0 +1,321 @@
+"""The REST API's handlers in process: aiohttp's test server over RestApi's routes, the
+notebook service's parts built directly (rooms, room kernels on kernel_doubles' FakeBackend
+through a KernelProvider double, a real history.sqlite); no daemon, no token (auth is the
+HTTP server's middleware, tested with the daemon)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from yarl import URL
+
+from kernel_provider_double import FakeKernelProvider
+from runtimed.daemon.channels.notebook import NotebookChannel
+from runtimed.daemon.channels.room_requests import RoomRequests
+from runtimed.daemon.execution.room_kernel import RoomKernelDeps
+from runtimed.daemon.execution.room_kernels import RoomKernels
+from runtimed.daemon.history import HistoryLog, HistoryStore
+from runtimed.daemon.http.rest_api import OPENAPI_PATH, RestApi
+from runtimed.daemon.rooms.room_registry import RoomRegistry
+from runtimed.daemon.runtimes import RuntimeRegistry
+from runtimed.daemon.runtimes.runtime_history import RuntimeHistory
+from runtimed.protocol.control import StatusReply
+
+BODY_LIMIT = 64 * 1024
+
+
+@dataclass
+class Parts:
+    """What RestApi uses of the NotebookService."""
+
+    runtimes: RuntimeRegistry
+    rooms: RoomRegistry
+    room_kernels: RoomKernels
+    history: HistoryLog
+    channel: NotebookChannel
+
+
+@dataclass
+class Api:
+    client: TestClient[web.Request, web.Application]
+    parts: Parts
+    rest: RestApi
+
+    async def call(
+        self, method: str, path: str, body: Any = None, expect: int = 200, **params: str
+    ) -> Any:
+        """A request (``params`` its query); its status must be ``expect``; the decoded
+        JSON answer."""
+        url = URL(path, encoded=True).with_query(params) if params else URL(path, encoded=True)
+        data = json.dumps(body) if body is not None else None
+        response = await self.client.request(method, url, data=data)
+        text = await response.text()
+        assert response.status == expect, text
+        assert response.content_type == "application/json"
+        return json.loads(text)
+
+    async def error(self, method: str, path: str, expect: int, body: Any = None, **q: str) -> str:
+        """The error code of a request that must fail with ``expect``."""
+        answer = await self.call(method, path, body, expect, **q)
+        assert set(answer) == {"error"} and answer["error"]["message"]
+        code: str = answer["error"]["code"]
+        return code
+
+
+def notebook_url(notebook_id: str, *rest: str) -> str:
+    return "/".join(["/api/notebooks", quote(notebook_id, safe=""), *rest])
+
+
+async def until(check: Callable[[], Awaitable[bool]], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not await check():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+async def api(tmp_path: Path) -> AsyncIterator[Api]:
+    history = HistoryLog(HistoryStore(tmp_path / "history.sqlite"))
+    history.start()
+    room_kernels = RoomKernels(
+        RoomKernelDeps(
+            provider=FakeKernelProvider(tmp_path),
+            untitled_dir=tmp_path / "untitled",
+            execution_logs=history,
+            runtime_observer=RuntimeHistory(history),
+        )
+    )
+    rooms = RoomRegistry(tmp_path / "docs", lambda: 0.3, room_kernels)
+    channel = NotebookChannel(rooms, RoomRequests(room_kernels, blob_fetch=None))
+    parts = Parts(
+        RuntimeRegistry(rooms, room_kernels, history), rooms, room_kernels, history, channel
+    )
+
+    async def notebooks() -> Parts:
+        return parts
+
+    rest = RestApi(notebooks, lambda: StatusReply(pools={}, rooms=len(rooms.rooms)))
+    app = web.Application(client_max_size=BODY_LIMIT)
+    app.add_routes(rest.routes())
+    async with TestClient(TestServer(app)) as client:
+        yield Api(client, parts, rest)
+    await rooms.close_all()
+    await asyncio.to_thread(history.close)
+
+
+# --- runtimes --------------------------------------------------------------------------
+
+
+async def test_a_runtime_started_run_listed_and_stopped(api: Api) -> None:
+    started = (await api.call("POST", "/api/runtimes", {"kernel": "python3"}, 201))["runtime"]
+    runtime_id = started["runtime_id"]
+    assert started["status"] == "idle" and started["notebook_id"] == f"runtime-{runtime_id}"
+    listed = await api.call("GET", "/api/runtimes")
+    assert [r["runtime_id"] for r in listed["runtimes"]] == [runtime_id]
+    one = await api.call("GET", f"/api/runtimes/{runtime_id[:4]}")  # a prefix will do
+    assert one["runtime"]["runtime_id"] == runtime_id
+
+    ran = await api.call("POST", f"/api/runtimes/{runtime_id}/execute", {"code": "1+1"}, wait="5")
+    assert ran["execution"]["status"] == "done" and ran["execution"]["success"] is True
+    assert ran["notebook_id"] == started["notebook_id"]
+    assert [o.get("text") for o in ran["outputs"] if o["output_type"] == "stream"] == ["ran 1+1\n"]
+    room = api.parts.rooms.rooms[started["notebook_id"]]  # the code is a cell of its room
+    assert room.nb.get_source(ran["cell_id"]) == "1+1"
+
+    assert (await api.call("POST", f"/api/runtimes/{runtime_id}/interrupt"))["runtime"]
+    restarted = await api.call("POST", f"/api/runtimes/{runtime_id}/restart")
+    assert restarted["runtime"]["status"] == "idle"
+    killed = await api.call("DELETE", f"/api/runtimes/{runtime_id}")
+    assert killed["runtime"]["status"] == "shutdown"
+    assert await api.error("GET", f"/api/runtimes/{runtime_id}", 404) == "not_found"
+    assert await api.call("GET", "/api/runtimes") == {"type": "runtimes", "runtimes": []}
+
+
+async def test_execute_without_wait_answers_202_and_the_history_has_it(api: Api) -> None:
+    runtime_id = (await api.call("POST", "/api/runtimes", {}, 201))["runtime"]["runtime_id"]
+    queued = await api.call("POST", f"/api/runtimes/{runtime_id}/execute", {"code": "x"}, 202)
+    execution_id = queued["execution"]["execution_id"]
+    assert queued["execution"]["status"] in ("queued", "running") and queued["outputs"] is None
+
+    async def recorded() -> bool:
+        answer = await api.client.get(f"/api/executions/{execution_id}")
+        return answer.status == 200 and (await answer.json())["execution"]["status"] == "done"
+
+    await until(recorded)
+    entry = (await api.call("GET", f"/api/executions/{execution_id}"))["execution"]
+    assert (entry["source"], entry["runtime_id"]) == ("x", runtime_id)
+    assert any(o.get("text") == "ran x\n" for o in entry["outputs"])
+    # A wait that ends first still answers 202; the execution goes on.
+    blocked = await api.call(
+        "POST", f"/api/runtimes/{runtime_id}/execute", {"code": "block"}, 202, wait="0.05"
+    )
+    assert blocked["execution"]["status"] == "running"
+
+
+async def test_executions_are_listed_by_notebook_runtime_and_status(api: Api) -> None:
+    runtime_id = (await api.call("POST", "/api/runtimes", {}, 201))["runtime"]["runtime_id"]
+    for code in ("a", "raise ValueError: no", "b"):
+        await api.call("POST", f"/api/runtimes/{runtime_id}/execute", {"code": code}, wait="5")
+    everything = (await api.call("GET", "/api/executions"))["executions"]
+    assert [e["source"] for e in everything] == ["b", "raise ValueError: no", "a"]
+    failed = await api.call("GET", "/api/executions", status="error", runtime=runtime_id)
+    assert [e["source"] for e in failed["executions"]] == ["raise ValueError: no"]
+    mine = await api.call("GET", "/api/executions", notebook=f"runtime-{runtime_id}", limit="1")
+    assert [e["source"] for e in mine["executions"]] == ["b"]
+    assert (await api.call("GET", "/api/executions", notebook="other"))["executions"] == []
+    assert await api.error("GET", "/api/executions", 400, limit="0") == "invalid_request"
+    assert await api.error("GET", "/api/executions", 400, limit="x") == "invalid_request"
+    assert await api.error("GET", "/api/executions", 400, status="weird") == "invalid_request"
+    assert await api.error("GET", "/api/executions/nope", 404) == "not_found"
+
+
+async def test_bad_runtime_requests_are_refused(api: Api, tmp_path: Path) -> None:
+    assert await api.error("POST", "/api/runtimes", 400, {"kernel": "no-such"}) != "internal"
+    code = await api.error("POST", "/api/runtimes", 400, {"cwd": "relative"})
+    assert code == "invalid_cwd"
+    assert await api.error("POST", "/api/runtimes", 400, {"kernel": 3}) == "invalid_request"
+    assert await api.error("POST", "/api/runtimes", 400, {"colour": "red"}) == "invalid_request"
+    assert api.parts.rooms.rooms == {}  # nothing started
+    for method, path in [
+        ("GET", "/api/runtimes/nope"),
+        ("DELETE", "/api/runtimes/nope"),
+        ("POST", "/api/runtimes/nope/interrupt"),
+        ("POST", "/api/runtimes/nope/restart"),
+    ]:
+        assert await api.error(method, path, 404) == "not_found"
+    assert await api.error("POST", "/api/runtimes/nope/execute", 404, {"code": "1"}) == "not_found"
+    assert await api.error("POST", "/api/runtimes/x/execute", 400, {}) == "invalid_request"
+    for wait in ("abc", "0", "-1", "nan", "1e9"):
+        code = await api.error("POST", "/api/runtimes/x/execute", 400, {"code": "1"}, wait=wait)
+        assert code == "invalid_request"
+
+
+async def test_malformed_and_oversize_bodies(api: Api) -> None:
+    response = await api.client.post("/api/runtimes", data=b"{not json")
+    assert response.status == 400 and (await response.json())["error"]["code"] == "invalid_json"
+    response = await api.client.post("/api/notebooks", data=b"x" * (BODY_LIMIT + 1))
+    assert response.status == 413 and (await response.json())["error"]["code"] == "too_large"
+    assert api.parts.rooms.rooms == {}
+
+
+# --- notebooks -------------------------------------------------------------------------
+
+
+async def test_a_notebook_opened_run_read_and_saved(api: Api, tmp_path: Path) -> None:
+    path = tmp_path / "nb.ipynb"
+    opened = await api.call("POST", "/api/notebooks", {"path": str(path)})
+    notebook_id = opened["notebook_id"]
+    assert notebook_id == str(path.resolve()) and opened["path"] == notebook_id
+    assert (await api.call("GET", "/api/notebooks"))["rooms"][0]["notebook_id"] == notebook_id
+    room = api.parts.rooms.rooms[notebook_id]
+    code = room.nb.insert_cell(None, "y")  # as a peer would have written them
+    text = room.nb.insert_cell(None, "# notes", cell_type="markdown")
+
+    ran = await api.call("POST", notebook_url(notebook_id, "cells", code, "execute"), wait="5")
+    assert ran["execution"]["status"] == "done" and ran["cell_id"] == code
+    view = await api.call("GET", notebook_url(notebook_id))
+    assert (view["notebook_id"], view["path"]) == (notebook_id, notebook_id)
+    cells = {cell["id"]: cell for cell in view["cells"]}
+    assert cells[code]["last_execution_id"] == ran["execution"]["execution_id"]
+    assert cells[code]["last_execution_status"] == "done" and cells[code]["execution_count"] == 1
+    assert cells[text]["last_execution_id"] is None and cells[text]["source"] == "# notes"
+    again = await api.call("POST", notebook_url(notebook_id, "cells", code, "execute"), wait="5")
+    view = await api.call("GET", notebook_url(notebook_id))
+    last = {cell["id"]: cell["last_execution_id"] for cell in view["cells"]}
+    assert last[code] == again["execution"]["execution_id"]
+
+    assert await api.call("POST", notebook_url(notebook_id, "save")) == {
+        "type": "saved",
+        "path": notebook_id,
+    }
+    saved = json.loads(path.read_text())
+    assert ["".join(c["source"]) for c in saved["cells"]] == ["y", "# notes"]
+    copy = tmp_path / "copy.ipynb"
+    await api.call("POST", notebook_url(notebook_id, "save"), {"path": str(copy)})
+    assert copy.exists()
+
+    url = notebook_url(notebook_id, "cells", text, "execute")
+    assert await api.error("POST", url, 409) == "not_code"
+    url = notebook_url(notebook_id, "cells", "no-such-cell", "execute")
+    assert await api.error("POST", url, 404) == "not_found"
+    path.write_text(path.read_text() + "\n")  # changed on disk behind the room's back
+    assert await api.error("POST", notebook_url(notebook_id, "save"), 409) == "file_changed"
+    await api.call("POST", notebook_url(notebook_id, "save"), {"force": True})
+
+
+async def test_an_untitled_notebook_and_bad_notebook_requests(api: Api, tmp_path: Path) -> None:
+    untitled = await api.call("POST", "/api/notebooks", {})
+    assert untitled["notebook_id"].startswith("untitled-") and untitled["path"] is None
+    url = notebook_url(untitled["notebook_id"], "save")
+    assert await api.error("POST", url, 400) == "no_path"
+    assert await api.error("POST", url, 400, {"path": "relative.ipynb"}) == "invalid_path"
+    assert await api.error("POST", url, 400, {"path": "/a\x00b"}) == "invalid_notebook_id"
+
+    relative = await api.error("POST", "/api/notebooks", 400, {"path": "nb.ipynb"})
+    assert relative == "invalid_path"
+    nul = await api.error("POST", "/api/notebooks", 400, {"path": f"{tmp_path}/\x00.ipynb"})
+    assert nul == "invalid_notebook_id"
+    long = await api.error("POST", "/api/notebooks", 400, {"path": "/" + "a" * 2000})
+    assert long == "invalid_notebook_id"
+    not_a_notebook = tmp_path / "bad.ipynb"
+    not_a_notebook.write_text("{")
+    code = await api.error("POST", "/api/notebooks", 400, {"path": str(not_a_notebook)})
+    assert code == "invalid_notebook"
+
+    assert await api.error("GET", notebook_url("/not/open.ipynb"), 404) == "not_found"
+    assert await api.error("GET", "/api/notebooks/%00", 400) == "invalid_notebook_id"
+    url = notebook_url("/not/open.ipynb", "cells", "c", "execute")
+    assert await api.error("POST", url, 404) == "not_found"
+    assert len(api.parts.rooms.rooms) == 1  # only the untitled one
+
+
+async def test_a_notebook_nobody_joins_is_evicted_after_keep_alive(
+    api: Api, tmp_path: Path
+) -> None:
+    opened = await api.call("POST", "/api/notebooks", {"path": str(tmp_path / "a.ipynb")})
+    rooms = api.parts.rooms.rooms
+    assert opened["notebook_id"] in rooms
+
+    async def evicted() -> bool:
+        return opened["notebook_id"] not in rooms
+
+    await until(evicted)
+    assert await api.error("GET", notebook_url(opened["notebook_id"]), 404) == "not_found"
+
+
+# --- the rest --------------------------------------------------------------------------
+
+
+async def test_status(api: Api) -> None:
+    assert await api.call("GET", "/api/status") == {
+        "type": "status",
+        "pools": {},
+        "kernels": None,
+        "rooms": 0,
+        "uptime_secs": 0.0,
+    }
+
+
+async def test_the_openapi_document_lists_every_route(api: Api) -> None:
+    from openapi_spec_validator import validate
+
+    document = await api.call("GET", OPENAPI_PATH)
+    validate(document)
+    assert document["openapi"].startswith("3.1")
+    listed = {(method.upper(), path) for path, ops in document["paths"].items() for method in ops}
+    routed = {(route.method, route.path) for route in api.rest.routes()}
+    assert listed == routed and len(routed) == 16
+    execute = document["paths"]["/api/runtimes/{id}/execute"]["post"]
+    assert {"200", "202", "400", "401", "404", "409", "413"} <= set(execute["responses"])
+    schemas = document["components"]["schemas"]
+    assert {"RuntimeInfo", "ExecutionEntry", "ExecutionResult", "ErrorReplyBody"} <= set(schemas)
