@@ -191,7 +191,7 @@ class AsyncSession(RoomConnection):
     async def get_blob(self, digest: str) -> bytes:
         """A blob's bytes, from the daemon's blob store (cached by hash)."""
         if self._blobs is None:
-            self._blobs = AsyncBlobClient(self._socket_path)
+            self._blobs = AsyncBlobClient(self._address)
         return await self._blobs.get(digest)
 
     async def _prefetch(self, outputs: list[dict[str, Any]]) -> Callable[[str], bytes]:

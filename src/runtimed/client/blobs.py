@@ -7,10 +7,10 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from pathlib import Path
 
 from runtimed.client.calls import BlobCalls
 from runtimed.client.channel import AsyncChannel, AsyncClient, BlockingChannel, BlockingClient
+from runtimed.client.daemon_address import AddressLike, daemon_address
 from runtimed.protocol.blob import DEFAULT_MEDIA_TYPE
 
 CACHE_BYTES = 256 * 1024 * 1024
@@ -45,12 +45,17 @@ class BlobClient(BlockingClient):
 
     def __init__(
         self,
-        socket_path: str | Path | None = None,
+        socket_path: AddressLike = None,
         timeout: float | None = 60.0,
         autostart: bool = True,
+        *,
+        url: str | None = None,
+        token: str | None = None,
     ) -> None:
         self._calls = BlobCalls(timeout)
-        self._channel = BlockingChannel(socket_path, "blob", timeout, autostart)
+        self._channel = BlockingChannel(
+            daemon_address(socket_path, url, token), "blob", timeout, autostart
+        )
         self.cache = BlobCache()
 
     def put(self, data: bytes, media_type: str = DEFAULT_MEDIA_TYPE) -> str:
@@ -71,12 +76,17 @@ class AsyncBlobClient(AsyncClient):
 
     def __init__(
         self,
-        socket_path: str | Path | None = None,
+        socket_path: AddressLike = None,
         timeout: float | None = 60.0,
         autostart: bool = True,
+        *,
+        url: str | None = None,
+        token: str | None = None,
     ) -> None:
         self._calls = BlobCalls(timeout)
-        self._channel = AsyncChannel(socket_path, "blob", timeout, autostart)
+        self._channel = AsyncChannel(
+            daemon_address(socket_path, url, token), "blob", timeout, autostart
+        )
         self.cache = BlobCache()
 
     async def put(self, data: bytes, media_type: str = DEFAULT_MEDIA_TYPE) -> str:

@@ -11,7 +11,7 @@ import contextlib
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Protocol, Self, TypeVar
 
 from runtimed.client.autostart import ensure_daemon
 from runtimed.client.core import (
@@ -22,6 +22,7 @@ from runtimed.client.core import (
     handshake_frame,
     parse_handshake_reply,
 )
+from runtimed.client.daemon_address import AddressLike, DaemonAddress, daemon_address
 from runtimed.errors import DaemonNotRunningError, ProtocolError
 from runtimed.paths import default_socket_path
 from runtimed.protocol.connection import FrameConnection
@@ -31,27 +32,50 @@ from runtimed.transport.unix_client import BlockingFrameSocket, connect_unix
 T = TypeVar("T")
 
 
+class BlockingFrames(Protocol):
+    """A blocking frame connection: ``BlockingFrameSocket`` or ``BlockingWebSocket``."""
+
+    def settimeout(self, timeout: float | None) -> None: ...
+
+    def write_frame(self, payload: bytes) -> None: ...
+
+    def read_frame(self) -> bytes | None: ...
+
+    def close(self) -> None: ...
+
+
 def resolve_socket(socket_path: str | Path | None) -> Path:
     return Path(socket_path).expanduser().absolute() if socket_path else default_socket_path()
 
 
-def open_blocking(
-    socket_path: str | Path | None,
-    channel: str,
-    timeout: float | None,
-    autostart: bool = True,
-    **params: Any,
-) -> tuple[BlockingFrameSocket, dict[str, Any]]:
-    """A blocking connection on ``channel``, after its handshake; and the reply. With
-    ``autostart``, a daemon is started when none answers."""
-    path = resolve_socket(socket_path)
+def _connect_blocking(
+    address: DaemonAddress, channel: str, timeout: float | None, autostart: bool
+) -> BlockingFrames:
+    if address.url is not None:
+        from runtimed.transport.ws_client import BlockingWebSocket
+
+        token = address.resolve_token()
+        return BlockingWebSocket.connect(address.url, token, frame_cap(channel), timeout)
+    path = address.socket()
     try:
-        conn = BlockingFrameSocket.connect(path, frame_cap(channel), timeout, PREAMBLE)
+        return BlockingFrameSocket.connect(path, frame_cap(channel), timeout, PREAMBLE)
     except DaemonNotRunningError:
         if not autostart:
             raise
         ensure_daemon(path)
-        conn = BlockingFrameSocket.connect(path, frame_cap(channel), timeout, PREAMBLE)
+        return BlockingFrameSocket.connect(path, frame_cap(channel), timeout, PREAMBLE)
+
+
+def open_blocking(
+    target: AddressLike,
+    channel: str,
+    timeout: float | None,
+    autostart: bool = True,
+    **params: Any,
+) -> tuple[BlockingFrames, dict[str, Any]]:
+    """A blocking connection on ``channel``, after its handshake; and the reply. With
+    ``autostart``, a daemon is started when none answers on the socket (never for a URL)."""
+    conn = _connect_blocking(daemon_address(target), channel, timeout, autostart)
     try:
         conn.write_frame(handshake_frame(channel, **params))
         return conn, parse_handshake_reply(conn.read_frame())
@@ -60,8 +84,26 @@ def open_blocking(
         raise
 
 
+async def _connect_async(
+    address: DaemonAddress, channel: str, timeout: float | None, autostart: bool
+) -> FrameConnection:
+    if address.url is not None:
+        from runtimed.transport.ws_client import connect_ws
+
+        token = address.resolve_token()
+        return await connect_ws(address.url, token, frame_cap(channel), timeout)
+    path = address.socket()
+    try:
+        return await connect_unix(path, frame_cap(channel), PREAMBLE)
+    except DaemonNotRunningError:
+        if not autostart:
+            raise
+        await asyncio.to_thread(ensure_daemon, path)
+        return await connect_unix(path, frame_cap(channel), PREAMBLE)
+
+
 async def open_async(
-    socket_path: str | Path | None,
+    target: AddressLike,
     channel: str,
     timeout: float | None = 30.0,
     autostart: bool = True,
@@ -69,17 +111,10 @@ async def open_async(
     **params: Any,
 ) -> tuple[FrameConnection, dict[str, Any]]:
     """An asyncio connection on ``channel``, after its handshake; and the reply. With
-    ``autostart``, a daemon is started when none answers. ``then``: frames sent right
-    behind the handshake, before its reply (a round trip less; they are lost if the
-    handshake is refused)."""
-    path = resolve_socket(socket_path)
-    try:
-        stream = await connect_unix(path, frame_cap(channel), PREAMBLE)
-    except DaemonNotRunningError:
-        if not autostart:
-            raise
-        await asyncio.to_thread(ensure_daemon, path)
-        stream = await connect_unix(path, frame_cap(channel), PREAMBLE)
+    ``autostart``, a daemon is started when none answers on the socket (never for a URL).
+    ``then``: frames sent right behind the handshake, before its reply (a round trip
+    less; they are lost if the handshake is refused)."""
+    stream = await _connect_async(daemon_address(target), channel, timeout, autostart)
     try:
         stream.send(handshake_frame(channel, **params))
         for frame in then:
@@ -95,13 +130,13 @@ async def open_async(
 class _ChannelTarget:
     def __init__(
         self,
-        socket_path: str | Path | None,
+        target: AddressLike,
         channel: str,
         timeout: float | None,
         autostart: bool = True,
         **params: Any,
     ) -> None:
-        self.socket_path = socket_path
+        self.address = daemon_address(target)
         self.channel = channel
         self.timeout = timeout
         self.autostart = autostart
@@ -112,12 +147,12 @@ class _ChannelTarget:
 class BlockingChannel(_ChannelTarget):
     """One blocking connection to a channel, (re)opened on demand."""
 
-    _conn: BlockingFrameSocket | None = None
+    _conn: BlockingFrames | None = None
 
-    def connect(self) -> BlockingFrameSocket:
+    def connect(self) -> BlockingFrames:
         if self._conn is None:
             self._conn, self.handshake = open_blocking(
-                self.socket_path, self.channel, self.timeout, self.autostart, **self.params
+                self.address, self.channel, self.timeout, self.autostart, **self.params
             )
         return self._conn
 
@@ -154,19 +189,19 @@ class AsyncChannel(_ChannelTarget):
 
     def __init__(
         self,
-        socket_path: str | Path | None,
+        target: AddressLike,
         channel: str,
         timeout: float | None,
         autostart: bool = True,
         **params: Any,
     ) -> None:
-        super().__init__(socket_path, channel, timeout, autostart, **params)
+        super().__init__(target, channel, timeout, autostart, **params)
         self._lock = asyncio.Lock()
 
     async def connect(self) -> FrameConnection:
         if self._conn is None:
             self._conn, self.handshake = await open_async(
-                self.socket_path, self.channel, self.timeout, self.autostart, **self.params
+                self.address, self.channel, self.timeout, self.autostart, **self.params
             )
         return self._conn
 

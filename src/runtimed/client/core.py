@@ -128,3 +128,13 @@ class RequestIds:
 
 def single(payload: Any) -> tuple[bytes, ...]:
     return (encode(payload),)
+
+
+OFFLINE_CODES = ("not_running", "disconnected", "timeout", "start_timeout", "truncated_frame")
+
+
+def offline(exc: BaseException) -> bool:
+    """Whether ``exc`` means "the daemon is not reachable right now" (not a refusal)."""
+    if isinstance(exc, RuntimedError):
+        return exc.code in OFFLINE_CODES or isinstance(exc, ProtocolError)
+    return isinstance(exc, OSError)

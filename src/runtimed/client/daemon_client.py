@@ -5,10 +5,9 @@ Both run the same ``PoolCalls``; they differ only in how bytes move.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from runtimed.client.calls import PoolCalls
 from runtimed.client.channel import AsyncChannel, AsyncClient, BlockingChannel, BlockingClient
+from runtimed.client.daemon_address import AddressLike, daemon_address
 from runtimed.protocol.control import (
     CleanReply,
     DaemonInfo,
@@ -28,14 +27,20 @@ class DaemonClient(BlockingClient):
 
     def __init__(
         self,
-        socket_path: str | Path | None = None,
+        socket_path: AddressLike = None,
         timeout: float | None = DEFAULT_TIMEOUT,
         autostart: bool = True,
+        *,
+        url: str | None = None,
+        token: str | None = None,
     ) -> None:
-        """``autostart``: start the daemon when none answers (off with
-        RUNTIMED_NO_AUTOSTART=1)."""
+        """``autostart``: start the daemon when none answers on the socket (off with
+        RUNTIMED_NO_AUTOSTART=1). ``url``: a daemon over HTTP (``/ws``), with ``token``
+        (default: RUNTIMED_TOKEN, RUNTIMED_TOKEN_FILE, or the local token file)."""
         self._calls = PoolCalls(timeout)
-        self._channel = BlockingChannel(socket_path, "pool", timeout, autostart)
+        self._channel = BlockingChannel(
+            daemon_address(socket_path, url, token), "pool", timeout, autostart
+        )
 
     def ping(self) -> Pong:
         return self._channel.run(self._calls.ping())
@@ -115,14 +120,20 @@ class AsyncDaemonClient(AsyncClient):
 
     def __init__(
         self,
-        socket_path: str | Path | None = None,
+        socket_path: AddressLike = None,
         timeout: float | None = DEFAULT_TIMEOUT,
         autostart: bool = True,
+        *,
+        url: str | None = None,
+        token: str | None = None,
     ) -> None:
-        """``autostart``: start the daemon when none answers (off with
-        RUNTIMED_NO_AUTOSTART=1)."""
+        """``autostart``: start the daemon when none answers on the socket (off with
+        RUNTIMED_NO_AUTOSTART=1). ``url``: a daemon over HTTP (``/ws``), with ``token``
+        (default: RUNTIMED_TOKEN, RUNTIMED_TOKEN_FILE, or the local token file)."""
         self._calls = PoolCalls(timeout)
-        self._channel = AsyncChannel(socket_path, "pool", timeout, autostart)
+        self._channel = AsyncChannel(
+            daemon_address(socket_path, url, token), "pool", timeout, autostart
+        )
 
     async def ping(self) -> Pong:
         return await self._channel.run(self._calls.ping())

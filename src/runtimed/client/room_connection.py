@@ -26,6 +26,8 @@ from pycrdt import Doc, create_sync_message, create_update_message, handle_sync_
 
 from runtimed.client.blobs import AsyncBlobClient
 from runtimed.client.channel import open_async
+from runtimed.client.core import offline
+from runtimed.client.daemon_address import AddressLike, daemon_address
 from runtimed.client.execution_waiters import ExecutionWaiters
 from runtimed.client.room_calls import (
     as_dict,
@@ -35,7 +37,7 @@ from runtimed.client.room_calls import (
     request_frame,
 )
 from runtimed.documents.notebook import NotebookDoc
-from runtimed.errors import ProtocolError, RuntimedError
+from runtimed.errors import RuntimedError
 from runtimed.protocol.connection import FrameConnection
 from runtimed.protocol.frames import FrameType, pack, parse_json, unpack
 from runtimed.protocol.room import RoomReply, RoomResult
@@ -45,16 +47,6 @@ log = logging.getLogger(__name__)
 CONNECT_TIMEOUT = 30.0
 REQUEST_TIMEOUT = 60.0
 RECONNECT_DELAY_SECS = 0.25
-
-
-OFFLINE_CODES = ("not_running", "disconnected", "timeout", "start_timeout", "truncated_frame")
-
-
-def offline(exc: BaseException) -> bool:
-    """Whether ``exc`` means "the daemon is not reachable right now" (not a refusal)."""
-    if isinstance(exc, RuntimedError):
-        return exc.code in OFFLINE_CODES or isinstance(exc, ProtocolError)
-    return isinstance(exc, OSError)
 
 
 EventListener = Callable[[dict[str, Any]], None]
@@ -69,14 +61,17 @@ class RoomConnection:
     def __init__(
         self,
         notebook_id: str | None = None,
-        socket_path: str | Path | None = None,
+        socket_path: AddressLike = None,
         *,
         path: str | Path | None = None,
         client_name: str | None = None,
+        url: str | None = None,
+        token: str | None = None,
     ) -> None:
+        """``url``/``token``: a daemon over HTTP (``/ws``) instead of the Unix socket."""
         self._path = os.path.abspath(path) if path is not None else None
         self._notebook_id = notebook_id or (self._path or f"untitled-{uuid.uuid4().hex[:12]}")
-        self._socket_path = socket_path
+        self._address = daemon_address(socket_path, url, token)
         self._blobs: AsyncBlobClient | None = None
         self._client_name = client_name
         self._nb = NotebookDoc()
@@ -100,9 +95,10 @@ class RoomConnection:
     # --- identity ------------------------------------------------------------------
 
     @classmethod
-    def open(cls, path: str | Path, socket_path: str | Path | None = None) -> Self:
-        """A session on the notebook file at ``path`` (created on save if missing)."""
-        return cls(socket_path=socket_path, path=path)
+    def open(cls, path: str | Path, socket_path: AddressLike = None, **where: str | None) -> Self:
+        """A session on the notebook file at ``path`` (created on save if missing);
+        ``where``: ``url=`` and ``token=`` for a daemon over HTTP (the path is its)."""
+        return cls(socket_path=socket_path, path=path, **where)
 
     @property
     def notebook_id(self) -> str:
@@ -150,7 +146,7 @@ class RoomConnection:
         # out with the handshake. Otherwise it waits for the reply (a reset changes it).
         early = self._epoch is None
         stream, reply = await open_async(
-            self._socket_path,
+            self._address,
             channel,
             CONNECT_TIMEOUT,
             then=self._sync_step1() if early else (),

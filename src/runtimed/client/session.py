@@ -18,6 +18,7 @@ from typing import Any, Self, TypeVar
 from pycrdt import Doc
 
 from runtimed.client.async_session import AsyncSession, EventListener
+from runtimed.client.daemon_address import AddressLike, daemon_address
 from runtimed.client.results import Cell, ExecutionResult
 from runtimed.documents.notebook import NotebookDoc
 from runtimed.errors import RuntimedError
@@ -56,32 +57,44 @@ class Session:
     def __init__(
         self,
         notebook_id: str | None = None,
-        socket_path: str | Path | None = None,
+        socket_path: AddressLike = None,
         *,
         path: str | Path | None = None,
         client_name: str | None = None,
+        url: str | None = None,
+        token: str | None = None,
     ) -> None:
+        """``url``/``token``: a daemon over HTTP (``/ws``) instead of the Unix socket
+        (token default: RUNTIMED_TOKEN, RUNTIMED_TOKEN_FILE, or the local token file)."""
         self._portal: _LoopThread | None = None
         self._closed = False
-        self._args = (notebook_id, socket_path, path, client_name)
+        self._args = (notebook_id, daemon_address(socket_path, url, token), path, client_name)
         self._async: AsyncSession | None = None
         self._start_portal()
 
     def _start_portal(self) -> None:
         self._portal = _LoopThread()
-        notebook_id, socket_path, path, client_name = self._args
+        notebook_id, address, path, client_name = self._args
         if self._async is not None:  # rejoining after close(): the same notebook
             notebook_id, path = self._async.notebook_id, self._async.path
 
         async def make() -> AsyncSession:
-            return AsyncSession(notebook_id, socket_path, path=path, client_name=client_name)
+            return AsyncSession(notebook_id, address, path=path, client_name=client_name)
 
         self._async = self._portal.call(make)
 
     @classmethod
-    def open(cls, path: str | Path, socket_path: str | Path | None = None) -> Self:
-        """A session on the notebook file at ``path`` (created on save if missing)."""
-        return cls(socket_path=socket_path, path=path)
+    def open(
+        cls,
+        path: str | Path,
+        socket_path: AddressLike = None,
+        *,
+        url: str | None = None,
+        token: str | None = None,
+    ) -> Self:
+        """A session on the notebook file at ``path`` (created on save if missing; over a
+        ``url`` the path is the daemon machine's)."""
+        return cls(socket_path=socket_path, path=path, url=url, token=token)
 
     def _call(self, fn: Callable[..., Coroutine[Any, Any, T]], *args: Any, **kwargs: Any) -> T:
         if self._portal is None:

@@ -5,11 +5,11 @@ Keys are dotted (``uv.pool_size``). Both run the same ``SettingsCalls``.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from runtimed.client.calls import SettingsCalls
 from runtimed.client.channel import AsyncChannel, AsyncClient, BlockingChannel, BlockingClient
+from runtimed.client.daemon_address import AddressLike, daemon_address
 
 DEFAULT_TIMEOUT = 30.0
 
@@ -19,14 +19,20 @@ class SettingsClient(BlockingClient):
 
     def __init__(
         self,
-        socket_path: str | Path | None = None,
+        socket_path: AddressLike = None,
         timeout: float | None = DEFAULT_TIMEOUT,
         autostart: bool = True,
+        *,
+        url: str | None = None,
+        token: str | None = None,
     ) -> None:
-        """``autostart``: start the daemon when none answers (off with
-        RUNTIMED_NO_AUTOSTART=1)."""
+        """``autostart``: start the daemon when none answers on the socket (off with
+        RUNTIMED_NO_AUTOSTART=1). ``url``: a daemon over HTTP (``/ws``), with ``token``
+        (default: RUNTIMED_TOKEN, RUNTIMED_TOKEN_FILE, or the local token file)."""
         self._calls = SettingsCalls(timeout)
-        self._channel = BlockingChannel(socket_path, "settings_sync", timeout, autostart)
+        self._channel = BlockingChannel(
+            daemon_address(socket_path, url, token), "settings_sync", timeout, autostart
+        )
 
     def get_all(self) -> dict[str, Any]:
         """Every effective setting."""
@@ -45,14 +51,20 @@ class AsyncSettingsClient(AsyncClient):
 
     def __init__(
         self,
-        socket_path: str | Path | None = None,
+        socket_path: AddressLike = None,
         timeout: float | None = DEFAULT_TIMEOUT,
         autostart: bool = True,
+        *,
+        url: str | None = None,
+        token: str | None = None,
     ) -> None:
-        """``autostart``: start the daemon when none answers (off with
-        RUNTIMED_NO_AUTOSTART=1)."""
+        """``autostart``: start the daemon when none answers on the socket (off with
+        RUNTIMED_NO_AUTOSTART=1). ``url``: a daemon over HTTP (``/ws``), with ``token``
+        (default: RUNTIMED_TOKEN, RUNTIMED_TOKEN_FILE, or the local token file)."""
         self._calls = SettingsCalls(timeout)
-        self._channel = AsyncChannel(socket_path, "settings_sync", timeout, autostart)
+        self._channel = AsyncChannel(
+            daemon_address(socket_path, url, token), "settings_sync", timeout, autostart
+        )
 
     async def get_all(self) -> dict[str, Any]:
         """Every effective setting."""

@@ -58,8 +58,14 @@ class ChannelDispatch:
     def refusal(self) -> str:
         return f"the daemon has {len(self._connections)} connections open; retry later"
 
-    async def serve(self, conn: FrameConnection, before: BeforeHandshake | None = None) -> None:
-        """Serve ``conn`` until it ends, then close it; never raises (but cancellation)."""
+    async def serve(
+        self,
+        conn: FrameConnection,
+        before: BeforeHandshake | None = None,
+        handshake: Handshake | None = None,
+    ) -> None:
+        """Serve ``conn`` until it ends, then close it; never raises (but cancellation).
+        ``handshake``: the transport already knows it (a URL that names the room)."""
         task = asyncio.current_task()
         assert task is not None
         if self.full:
@@ -69,7 +75,7 @@ class ChannelDispatch:
             return
         self._connections.add(task)
         try:
-            await self._serve(conn, before)
+            await self._serve(conn, before, handshake)
         except ProtocolError as exc:
             # A bare connect-and-close is how clients probe for a daemon: not news.
             level = logging.DEBUG if exc.code == "bad_preamble" else logging.INFO
@@ -97,14 +103,17 @@ class ChannelDispatch:
                 await conn.close()
             self._connections.discard(task)
 
-    async def _serve(self, conn: FrameConnection, before: BeforeHandshake | None) -> None:
-        async with asyncio.timeout(self.handshake_timeout):
-            if before is not None:
-                await before()
-            frame = await conn.read_frame()
-        if frame is None:
-            return
-        handshake = decode_handshake(frame)
+    async def _serve(
+        self, conn: FrameConnection, before: BeforeHandshake | None, handshake: Handshake | None
+    ) -> None:
+        if handshake is None:
+            async with asyncio.timeout(self.handshake_timeout):
+                if before is not None:
+                    await before()
+                frame = await conn.read_frame()
+            if frame is None:
+                return
+            handshake = decode_handshake(frame)
         handler = self.channels.get(handshake.channel)
         if handler is None:
             raise ProtocolError(
