@@ -1,4 +1,4 @@
-"""What both CLIs share: socket resolution, error reporting, JSON output."""
+"""What both CLIs share: socket or URL, error reporting, JSON output."""
 
 from __future__ import annotations
 
@@ -19,6 +19,37 @@ SocketOption = Annotated[
     str | None,
     typer.Option("--socket", help="Daemon socket (default: $RUNTIMED_SOCKET_PATH or cache dir)"),
 ]
+
+
+UrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--url",
+        envvar="RUNTIMED_URL",
+        show_envvar=True,
+        help="A daemon over HTTP (http://host:port) instead of the socket",
+    ),
+]
+TokenFileOption = Annotated[
+    str | None,
+    typer.Option(
+        "--token-file",
+        envvar="RUNTIMED_TOKEN_FILE",
+        show_envvar=True,
+        help="File holding the token for --url (default for a local URL: the cache dir's)",
+    ),
+]
+
+
+def use_remote_daemon(url: str | None, token_file: str | None) -> None:
+    """Every client this command makes talks to the daemon at ``url`` (the clients read
+    RUNTIMED_URL and RUNTIMED_TOKEN_FILE), unless a command is given --socket."""
+    import os
+
+    if url:
+        os.environ["RUNTIMED_URL"] = url
+    if token_file:
+        os.environ["RUNTIMED_TOKEN_FILE"] = token_file
 
 
 def fail(message: str, code: int = 1) -> NoReturn:

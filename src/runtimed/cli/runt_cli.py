@@ -9,11 +9,14 @@ import typer
 
 from runtimed.cli.common import (
     SocketOption,
+    TokenFileOption,
+    UrlOption,
     fail,
     one_line,
     one_line_warnings,
     print_json,
     reporting_errors,
+    use_remote_daemon,
     version_callback,
 )
 from runtimed.cli.daemon_admin import daemon_app
@@ -25,8 +28,13 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="Drive the ru
 
 
 @app.callback()
-def _main(version: Annotated[bool, version_callback("runt")] = False) -> None:
+def _main(
+    version: Annotated[bool, version_callback("runt")] = False,
+    url: UrlOption = None,
+    token_file: TokenFileOption = None,
+) -> None:
     """Drive the runtimed daemon: pools, rooms, settings."""
+    use_remote_daemon(url, token_file)
 
 
 pool_app = typer.Typer(no_args_is_help=True, help="Prewarmed environment pools.")

@@ -84,17 +84,10 @@ class Session:
         self._async = self._portal.call(make)
 
     @classmethod
-    def open(
-        cls,
-        path: str | Path,
-        socket_path: AddressLike = None,
-        *,
-        url: str | None = None,
-        token: str | None = None,
-    ) -> Self:
-        """A session on the notebook file at ``path`` (created on save if missing; over a
-        ``url`` the path is the daemon machine's)."""
-        return cls(socket_path=socket_path, path=path, url=url, token=token)
+    def open(cls, path: str | Path, socket_path: AddressLike = None, **where: str | None) -> Self:
+        """A session on the notebook file at ``path`` (created on save if missing);
+        ``where``: ``url=`` and ``token=`` for a daemon over HTTP (the path is its)."""
+        return cls(socket_path=socket_path, path=path, **where)
 
     def _call(self, fn: Callable[..., Coroutine[Any, Any, T]], *args: Any, **kwargs: Any) -> T:
         if self._portal is None:
