@@ -96,7 +96,9 @@ async def runtimed_clients(target: str, n: int) -> AsyncIterator[list[Client]]:
     async with contextlib.AsyncExitStack() as stack:
         clients = []
         for i in range(n):
-            s = AsyncSession(NOTEBOOK_ID, socket_path=target, client_name=f"bench-{i}")
+            # A URL target is the daemon's /ws (bench/http.py; the token in RUNTIMED_TOKEN).
+            where = {"url": target} if target.startswith("http") else {"socket_path": target}
+            s = AsyncSession(NOTEBOOK_ID, client_name=f"bench-{i}", **where)
             await stack.enter_async_context(s)
             clients.append(Client(s.document))
         yield clients
