@@ -11,13 +11,16 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
+from helpers import MemoryConnection
 from runtimed.client.channel import open_async, open_blocking
 from runtimed.client.daemon_address import DaemonAddress, daemon_address
 from runtimed.daemon.http.http_errors import json_error
 from runtimed.daemon.http.ws_endpoint import ws_routes
+from runtimed.daemon.http.yjs_endpoint import YjsConnection
 from runtimed.errors import DaemonNotRunningError, RuntimedError
 from runtimed.protocol.connection import FrameConnection
-from runtimed.protocol.handshake import Handshake, handshake_ok
+from runtimed.protocol.frames import FrameType, pack
+from runtimed.protocol.handshake import Handshake, error_frame, handshake_ok
 from runtimed.transport.dispatch import ChannelDispatch
 from runtimed.transport.ws_client import ws_url
 
@@ -172,3 +175,28 @@ def test_address_precedence(monkeypatch: pytest.MonkeyPatch) -> None:
     assert daemon_address("/tmp/x.sock", url="http://h:1").url == "http://h:1"
     monkeypatch.delenv("RUNTIMED_URL")
     assert daemon_address().url is None
+
+
+async def test_yjs_messages_are_the_rooms_frames_without_the_type_byte() -> None:
+
+    inner = MemoryConnection()
+    yjs = YjsConnection(inner)
+    sync, awareness = bytes([0, 0, 1, 0]), bytes([1, 3, 7, 8, 9])
+    for message in (sync, bytes([3]), awareness, None):  # 3: query awareness, skipped
+        inner.feed(message)
+    assert await yjs.read_frame() == pack(FrameType.NOTEBOOK_SYNC, sync)
+    assert await yjs.read_frame() == pack(FrameType.AWARENESS, awareness[1:])
+    assert await yjs.read_frame() is None
+
+    await yjs.write_frame(handshake_ok(notebook_id="nb"))  # a Yjs client has no use for it
+    yjs.send(pack(FrameType.NOTEBOOK_SYNC, sync))
+    yjs.send(pack(FrameType.AWARENESS, awareness[1:]))
+    for other in (FrameType.RUNTIME_SYNC, FrameType.EVENT, FrameType.RESPONSE):
+        yjs.send(pack(other, b"{}"))
+    assert inner.sent == [sync, awareness]
+    assert yjs.refusal is None
+    await yjs.write_frame(error_frame("no such room", "not_found"))
+    assert yjs.refusal == "no such room"
+    inner.feed(bytes([9]))
+    with pytest.raises(RuntimedError):
+        await yjs.read_frame()

@@ -16,11 +16,11 @@ import logging
 from aiohttp import web
 
 from runtimed.errors import ProtocolError
+from runtimed.protocol.connection import FrameConnection
 from runtimed.protocol.frames import FrameType
 from runtimed.protocol.framing import HANDSHAKE_MAX_FRAME
 from runtimed.protocol.handshake import Handshake
 from runtimed.transport.dispatch import ChannelDispatch
-from runtimed.transport.messages import MessageConnection
 from runtimed.transport.ws_server import open_websocket
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ class YjsConnection:
     """The room's FrameConnection over a y-websocket connection: translates frames to
     y-websocket messages and back; frames a Yjs client has no use for are dropped."""
 
-    def __init__(self, inner: MessageConnection) -> None:
+    def __init__(self, inner: FrameConnection) -> None:
         self._inner = inner
         self.refusal: str | None = None
 
