@@ -67,6 +67,23 @@ def run(
     build_timeout: Annotated[float, typer.Option(help="Max time of one env build")] = 600.0,
     max_env_age: Annotated[float, typer.Option(help="Replace envs older than this (s)")] = 172800,
     backoff_base: Annotated[float, typer.Option(help="First retry delay after a failed build")] = 2,
+    http_listen: Annotated[
+        str | None,
+        typer.Option(
+            help="HTTP server address HOST:PORT, or off (setting http.listen, "
+            "127.0.0.1:0: a free loopback port)"
+        ),
+    ] = None,
+    tls_cert: Annotated[
+        str | None, typer.Option(help="TLS certificate (PEM) for the HTTP server")
+    ] = None,
+    tls_key: Annotated[str | None, typer.Option(help="TLS private key (PEM)")] = None,
+    insecure_no_tls: Annotated[
+        bool,
+        typer.Option(
+            "--insecure-no-tls", help="Allow plain HTTP on a non-loopback address (warns)"
+        ),
+    ] = False,
 ) -> None:
     """Run the daemon in the foreground (logs to stderr and runtimed.log)."""
     # `runtimed run` normally never gets here: daemon_start parses it without typer (start
@@ -89,7 +106,7 @@ def status(socket: SocketOption = None, json: bool = typer.Option(False, "--json
         except DaemonNotRunningError as exc:
             print_json({"running": False, "error": exc.message, "code": exc.code})
             raise typer.Exit(2) from None
-        print_json({"running": True, "daemon": info, "status": pools})
+        print_json({"running": True, "http_url": info.http_url, "daemon": info, "status": pools})
         return
     with reporting_errors(), DaemonClient(socket, autostart=False) as client:
         info = client.daemon_info()
@@ -102,12 +119,66 @@ def status(socket: SocketOption = None, json: bool = typer.Option(False, "--json
     typer.echo(f"socket:    {info.socket_path}\ncache dir: {info.cache_dir}")
     if info.blob_port:
         typer.echo(f"blobs:     http://127.0.0.1:{info.blob_port}/blob/<sha256>")
+    if info.http_url:
+        typer.echo(f"http:      {info.http_url}  (token: runtimed token path)")
     for name, pool in pools.pools.items():
         line = f"{name} pool:   {pool.available} ready, {pool.warming} warming"
         line += f", target {pool.target}"
         if pool.error:
             line += f"  (error: {one_line(pool.error.message, 80)})"
         typer.echo(line)
+
+
+token_app = typer.Typer(
+    no_args_is_help=True,
+    help="The HTTP server's token (<cache dir>/http-token): show where, rotate, log a browser in.",
+)
+app.add_typer(token_app, name="token")
+CacheDirOption = Annotated[
+    str | None, typer.Option(help="The daemon's cache dir (default ~/.cache/runt)")
+]
+
+
+@token_app.command("path")
+def token_path(cache_dir: CacheDirOption = None) -> None:
+    """Print the path of the token file (send its content as 'Authorization: Bearer')."""
+    from runtimed.daemon.http.tokens import token_file
+    from runtimed.paths import RuntimePaths
+
+    typer.echo(str(token_file(RuntimePaths.resolve(cache_dir).cache_dir)))
+
+
+@token_app.command("rotate")
+def token_rotate(cache_dir: CacheDirOption = None) -> None:
+    """Write a new token: the old one, its cookies and login links stop working at once
+    (a running daemon picks the new one up without a restart)."""
+    from runtimed.daemon.http.tokens import token_file, write_new_token
+    from runtimed.paths import RuntimePaths, ensure_private_dir
+
+    path = token_file(ensure_private_dir(RuntimePaths.resolve(cache_dir).cache_dir))
+    write_new_token(path)
+    typer.echo(f"new token in {path}")
+
+
+@token_app.command("login-url")
+def token_login_url(socket: SocketOption = None) -> None:
+    """Print a one-time login link for a browser (valid 60 s, once): it sets a session
+    cookie, so the token itself never goes in a URL."""
+    from pathlib import Path
+
+    from runtimed.client import DaemonClient
+    from runtimed.daemon.http.tokens import mint_login_code, read_token, token_file
+    from runtimed.errors import RuntimedError
+
+    with reporting_errors():
+        with DaemonClient(socket, autostart=False) as client:
+            info = client.daemon_info()
+        if not info.http_url:
+            raise RuntimedError("the daemon's HTTP server is off (--http-listen off)", "http_off")
+        token = read_token(token_file(Path(info.cache_dir)))
+        if token is None:
+            raise RuntimedError(f"no token in {info.cache_dir}; is this the daemon's user?")
+    typer.echo(f"{info.http_url}/login?code={mint_login_code(token)}")
 
 
 @app.command()

@@ -38,6 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
     add("--build-timeout", type=float, default=600.0)
     add("--max-env-age", type=float, default=172800)
     add("--backoff-base", type=float, default=2)
+    add("--http-listen", default=None)
+    add("--tls-cert", default=None)
+    add("--tls-key", default=None)
+    add("--insecure-no-tls", action="store_true", default=False)
     return parser
 
 
@@ -51,6 +55,7 @@ def settings_overrides(o: argparse.Namespace) -> dict[str, Any]:
         "uv.python": o.python,
         "conda.default_packages": o.conda_package,
         "conda.channels": o.conda_channel,
+        "http.listen": o.http_listen,
     }
     return {key: value for key, value in flags.items() if value is not None}
 
@@ -79,9 +84,23 @@ def start(**options: Any) -> None:
         else default_config_dir(),
         settings_overrides=settings_overrides(o),
         conda_config_file=o.conda_config,
+        tls_cert=_absolute(o.tls_cert),
+        tls_key=_absolute(o.tls_key),
+        insecure_no_tls=o.insecure_no_tls,
     )
     try:
+        if o.http_listen is not None:  # a bad setting falls back to its default; a flag fails
+            from runtimed.daemon.http.listen import parse_listen
+
+            parse_listen(o.http_listen)
         run_daemon(config)
     except RuntimedError as exc:  # already running, socket in use, ...: one line, exit 1
         print(f"error: {exc.message}", file=sys.stderr)
         raise SystemExit(1) from None
+
+
+def _absolute(path: str | None) -> str | None:
+    """A path given on the command line, made absolute (the daemon may chdir)."""
+    import os
+
+    return os.path.abspath(os.path.expanduser(path)) if path else None

@@ -27,6 +27,7 @@ from runtimed.daemon.disk_keeper import DiskKeeper
 from runtimed.daemon.envs import EnvPool, UvEnvBuilder
 from runtimed.daemon.envs.conda_builder import CondaEnvBuilder
 from runtimed.daemon.envs.inline_envs import InlineEnvs
+from runtimed.daemon.http.listen import listen_from
 from runtimed.daemon.logs import configure_logging
 from runtimed.daemon.settings.settings_service import SettingsService
 from runtimed.daemon.singleton import DaemonLock, write_daemon_info
@@ -38,10 +39,18 @@ from runtimed.transport.unix_server import UnixSocketServer, raise_descriptor_li
 from runtimed.version import __version__
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from aiohttp import web
+
     from runtimed.daemon.blobs.http_server import BlobHttpServer
     from runtimed.daemon.channels.runtimes import RuntimeRequests
     from runtimed.daemon.channels.settings import SettingsChannel
+    from runtimed.daemon.http.http_server import HttpServer
     from runtimed.daemon.notebook_service import NotebookService
+
+    #: Routes of the HTTP server, and whether they are public (no token).
+    HttpRoutes = tuple[Iterable[web.AbstractRouteDef], bool]
 
 log = logging.getLogger("runtimed")
 
@@ -82,6 +91,14 @@ class Daemon:
         self._settings_channel: SettingsChannel | None = None
         self.blobs = BlobStore(self.paths.blobs_dir, int(effective["blob_max_bytes"]))
         self.blob_http: BlobHttpServer | None = None
+        # Checked now: an unsafe address or a missing TLS file stops the start.
+        self.http_listen = listen_from(
+            str(effective["http"]["listen"]),
+            config.tls_cert,
+            config.tls_key,
+            config.insecure_no_tls,
+        )
+        self.http: HttpServer | None = None
         self.blob_collector = BlobCollector(
             self.blobs,
             self.paths.notebook_docs_dir,
@@ -211,7 +228,12 @@ class Daemon:
             cache_dir=str(self.paths.cache_dir),
             started_at=self.started_at,
             blob_port=self.blob_port,
+            http_url=self.http_url,
         )
+
+    @property
+    def http_url(self) -> str | None:
+        return self.http.url if self.http is not None else None
 
     @property
     def blob_port(self) -> int | None:
@@ -231,11 +253,36 @@ class Daemon:
             )
             self.blob_http = None
 
+    # --- the HTTP server ----------------------------------------------------------------
+
+    def _http_routes(self) -> list[HttpRoutes]:
+        """Every route of the HTTP server, with whether it is public (no token): the one
+        place where the REST API and the websocket endpoints register. Their handlers get
+        the notebook service through ``self._notebook_service`` (awaitable)."""
+        from runtimed.daemon.http.daemon_routes import health_routes, status_routes
+
+        return [
+            (health_routes(), True),
+            (status_routes(self.status, self.info), False),
+        ]
+
+    async def _start_http(self) -> None:
+        if self.http_listen is None:
+            return
+        from runtimed.daemon.http.http_server import start_http_server
+
+        self.http = await start_http_server(
+            self.http_listen, self.paths.cache_dir, self._allowed_origins, self._http_routes()
+        )
+
+    def _allowed_origins(self) -> list[str]:
+        return list(self.settings.get("http.allowed_origins"))
+
     async def _warm_up(self) -> None:
         """Just after start (or at once when a notebook client is waiting): build the
-        notebook service, then start the blob HTTP server (aiohttp takes ~0.2 s to
-        import). On the loop, one after the other, once the socket already answers:
-        imports from several threads at once can deadlock."""
+        notebook service, then start the blob HTTP server and the HTTP server (aiohttp
+        takes ~0.2 s to import). On the loop, one after the other, once the socket
+        already answers: imports from several threads at once can deadlock."""
         assert self._notebooks_built is not None
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._notebooks_wanted.wait(), WARM_UP_DELAY_SECS)
@@ -248,6 +295,7 @@ class Daemon:
         self.notebooks.start()
         self._notebooks_built.set_result(self.notebooks)
         await self._start_blob_http()
+        await self._start_http()
         self._write_info()
 
     def _write_info(self) -> None:
@@ -261,6 +309,7 @@ class Daemon:
                 "cache_dir": str(self.paths.cache_dir),
                 "started_at": self.started_at,
                 "blob_port": self.blob_port,
+                "http_url": self.http_url,
             },
         )
 
@@ -299,6 +348,8 @@ class Daemon:
             await self.server.close()
             if self.blob_http is not None:
                 await self.blob_http.close()
+            if self.http is not None:  # before the notebook service its routes use
+                await self.http.close()
             # Builds stop first: rooms giving their envs back must not start new ones.
             await asyncio.gather(
                 *(pool.close() for pool in self.pools.values()), return_exceptions=True

@@ -25,3 +25,8 @@ class DaemonConfig:
     #: Optional rattler/pixi config.toml: mirrors, proxies, TLS, auth for conda downloads.
     conda_config_file: str | None = None
     handshake_timeout_secs: float = 10.0
+    #: TLS for the HTTP server (both or neither); its address is the setting http.listen.
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    #: Plain HTTP on a non-loopback address, on purpose (logged as a warning).
+    insecure_no_tls: bool = False

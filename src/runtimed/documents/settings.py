@@ -26,8 +26,12 @@ DEFAULTS: dict[str, Any] = {
     },
     # Execution history (history.sqlite): pruned by age and by count, oldest first.
     "history": {"max_age_days": 90.0, "max_executions": 200_000},
+    # The HTTP server (read at start): HOST:PORT (port 0: a free one) or "off"; origins
+    # (scheme://host[:port]) whose pages may call it, besides its own.
+    "http": {"listen": "127.0.0.1:0", "allowed_origins": []},
 }
 
+_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+/?$")
 _PACKAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-\[\],<>=!~*; ]*$")
 
 
@@ -100,6 +104,24 @@ def _optional_path(v: Any) -> str | None:
     raise ValueError("must be an interpreter path or null")
 
 
+def _listen(v: Any) -> str:
+    from runtimed.daemon.http.listen import parse_listen
+
+    if not isinstance(v, str):
+        raise ValueError('must be "HOST:PORT" or "off"')
+    try:
+        parse_listen(v)
+    except RuntimedError as exc:
+        raise ValueError('must be "HOST:PORT" (port 0: any free port) or "off"') from exc
+    return v.strip()
+
+
+def _origins(v: Any) -> list[str]:
+    if not isinstance(v, list) or not all(isinstance(o, str) and _ORIGIN.match(o) for o in v):
+        raise ValueError('must be a list of origins, like ["https://nb.example.com:8443"]')
+    return [o.rstrip("/") for o in v]
+
+
 VALIDATORS: dict[str, Any] = {
     "default_runtime": _choice("python"),
     "default_python_env": _choice("uv", "conda"),
@@ -120,6 +142,8 @@ VALIDATORS: dict[str, Any] = {
     "gc.room_grace_days": _days,
     "history.max_age_days": _days,
     "history.max_executions": _count,
+    "http.listen": _listen,
+    "http.allowed_origins": _origins,
 }
 
 

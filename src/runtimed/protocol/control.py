@@ -174,6 +174,8 @@ class DaemonInfo(msgspec.Struct, tag="daemon_info", tag_field="type", frozen=Tru
     cache_dir: str
     started_at: float
     blob_port: int | None = None
+    #: The HTTP server (REST API, websockets), once started; None when off or not yet up.
+    http_url: str | None = None
 
 
 class EnvUsage(msgspec.Struct, frozen=True):

@@ -13,6 +13,7 @@ import logging
 import socket
 import ssl
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 from aiohttp import hdrs, web
 
@@ -24,7 +25,7 @@ from runtimed.daemon.http.security import (
     allowed_hosts,
     origin_host,
 )
-from runtimed.daemon.http.tokens import COOKIE_NAME, HttpTokens
+from runtimed.daemon.http.tokens import COOKIE_NAME, HttpTokens, token_file
 from runtimed.transport.unix_server import connection_limit
 
 log = logging.getLogger(__name__)
@@ -187,6 +188,26 @@ class HttpServer:
         return response
 
 
+async def start_http_server(
+    listen: HttpListen,
+    cache_dir: Path,
+    allowed_origins: Callable[[], list[str]],
+    routes: Iterable[tuple[Iterable[web.AbstractRouteDef], bool]],
+) -> HttpServer | None:
+    """The daemon's HTTP server with ``routes`` (each with whether it is public), started
+    with the token of ``cache_dir`` (made at first start); None, logged, if it cannot."""
+    try:
+        tokens = HttpTokens.load_or_create(token_file(cache_dir))
+        http = HttpServer(listen, tokens, allowed_origins)
+        for route_defs, public in routes:
+            http.add_routes(route_defs, public=public)
+        await http.start()
+    except OSError:
+        log.exception("the HTTP server could not start; the socket still serves")
+        return None
+    return http
+
+
 def _safe_next(target: str) -> str:
     """Only a path on this server: an open redirect would hand the cookie's use away."""
     if not target.startswith("/") or target.startswith("//") or "\\" in target:
@@ -200,4 +221,4 @@ def _bound_port(site: web.TCPSite) -> int | None:
     return int(sockets[0].getsockname()[1]) if sockets else None
 
 
-__all__ = ["HttpServer", "RouteSource", "is_loopback"]
+__all__ = ["HttpServer", "RouteSource", "is_loopback", "start_http_server"]

@@ -6,14 +6,15 @@ TLS (``--tls-cert/--tls-key``) or an explicit ``--insecure-no-tls``.
 
 from __future__ import annotations
 
-import ipaddress
+import os
 from dataclasses import dataclass
 
 from runtimed.errors import RuntimedError
 
 DEFAULT_LISTEN = "127.0.0.1:0"
 OFF = "off"
-_LOOPBACK_NAMES = frozenset({"localhost"})
+#: The usual loopback names, known without importing ipaddress (start time).
+_LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,9 @@ class HttpListen:
         """Refuse what would be unsafe or cannot work (RuntimedError ``invalid_listen``)."""
         if (self.tls_cert is None) != (self.tls_key is None):
             raise RuntimedError("--tls-cert and --tls-key go together", "invalid_listen")
+        for path in (self.tls_cert, self.tls_key):
+            if path is not None and not os.path.isfile(path):
+                raise RuntimedError(f"no such TLS file: {path}", "invalid_listen")
         if not self.loopback and not self.tls and not self.insecure_no_tls:
             raise RuntimedError(
                 f"the HTTP server would listen on {self.host}, beyond this machine, without "
@@ -56,9 +60,24 @@ class HttpListen:
             )
 
 
+def listen_from(
+    address: str, tls_cert: str | None, tls_key: str | None, insecure_no_tls: bool
+) -> HttpListen | None:
+    """The checked HttpListen of ``address`` (``HOST:PORT`` or ``off``: None) and the TLS
+    flags; RuntimedError ``invalid_listen`` if it is malformed or would be unsafe."""
+    parsed = parse_listen(address)
+    if parsed is None:
+        return None
+    listen = HttpListen(parsed[0], parsed[1], tls_cert, tls_key, insecure_no_tls)
+    listen.check()
+    return listen
+
+
 def is_loopback(host: str) -> bool:
     if host.lower() in _LOOPBACK_NAMES:
         return True
+    import ipaddress
+
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
