@@ -169,13 +169,16 @@ class HttpServer:
         if refused is not None:
             return refused
         if not self.tokens.redeem_login_code(request.query.get("code", "")):
-            return self.guard.login_failed(request) or json_error(
+            self.guard.failed(request)
+            return json_error(
                 403,
                 "login_expired",
                 "this login link is expired, used or invalid; make a new one with "
                 "`runtimed token login-url`",
             )
-        response = web.HTTPSeeOther(_safe_next(request.query.get("next", "/")))
+        response = web.Response(
+            status=303, headers={hdrs.LOCATION: _safe_next(request.query.get("next", "/"))}
+        )
         response.set_cookie(
             COOKIE_NAME,
             self.tokens.new_cookie(),

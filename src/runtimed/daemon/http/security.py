@@ -9,6 +9,7 @@ cookie: tokens never reach the log.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections import deque
@@ -16,6 +17,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+import msgspec
 from aiohttp import hdrs, web
 
 from runtimed.daemon.http.http_errors import json_error
@@ -103,6 +105,8 @@ class RequestGuard:
             return json_error(exc.status, _code_of_status(exc.status), _text_of(exc))
         except RuntimedError as exc:
             return json_error(STATUS_OF_CODE.get(exc.code, 400), exc.code, exc.message)
+        except (json.JSONDecodeError, msgspec.DecodeError) as exc:  # a body that is no JSON
+            return json_error(400, "bad_json", f"the request body is not valid JSON: {exc}")
         except (asyncio.CancelledError, ConnectionResetError):
             raise
         except Exception:
@@ -191,14 +195,9 @@ class RequestGuard:
             for value in query.values()
         )
 
-    def login_failed(self, request: web.Request) -> web.Response | None:
-        """Count a failed login; the 429 to answer instead if the client is over budget."""
-        client = request.remote or "?"
-        retry = self.limiter.retry_after(client)
-        if retry is not None:
-            return _rate_limited(retry)
-        self.limiter.failed(client)
-        return None
+    def failed(self, request: web.Request) -> None:
+        """Count a failed attempt of ``request``'s client (a login link that did not work)."""
+        self.limiter.failed(request.remote or "?")
 
     def login_refused(self, request: web.Request) -> web.Response | None:
         """The 429 to answer a login attempt from a client over budget, if any."""
