@@ -29,7 +29,6 @@ from runtimed.daemon.http.rest_api import OPENAPI_PATH, RestApi
 from runtimed.daemon.rooms.room_registry import RoomRegistry
 from runtimed.daemon.runtimes import RuntimeRegistry
 from runtimed.daemon.runtimes.runtime_history import RuntimeHistory
-from runtimed.protocol.control import StatusReply
 
 BODY_LIMIT = 64 * 1024
 
@@ -46,10 +45,18 @@ class Parts:
 
 
 @dataclass
+class KeepAlive:
+    """The rooms' keep_alive_secs (tests of eviction make it short)."""
+
+    secs: float = 60.0
+
+
+@dataclass
 class Api:
     client: TestClient[web.Request, web.Application]
     parts: Parts
     rest: RestApi
+    keep_alive: KeepAlive
 
     async def call(
         self, method: str, path: str, body: Any = None, expect: int = 200, **params: str
@@ -95,7 +102,8 @@ async def api(tmp_path: Path) -> AsyncIterator[Api]:
             runtime_observer=RuntimeHistory(history),
         )
     )
-    rooms = RoomRegistry(tmp_path / "docs", lambda: 0.3, room_kernels)
+    keep_alive = KeepAlive()
+    rooms = RoomRegistry(tmp_path / "docs", lambda: keep_alive.secs, room_kernels)
     channel = NotebookChannel(rooms, RoomRequests(room_kernels, blob_fetch=None))
     parts = Parts(
         RuntimeRegistry(rooms, room_kernels, history), rooms, room_kernels, history, channel
@@ -104,11 +112,11 @@ async def api(tmp_path: Path) -> AsyncIterator[Api]:
     async def notebooks() -> Parts:
         return parts
 
-    rest = RestApi(notebooks, lambda: StatusReply(pools={}, rooms=len(rooms.rooms)))
+    rest = RestApi(notebooks)
     app = web.Application(client_max_size=BODY_LIMIT)
     app.add_routes(rest.routes())
     async with TestClient(TestServer(app)) as client:
-        yield Api(client, parts, rest)
+        yield Api(client, parts, rest, keep_alive)
     await rooms.close_all()
     await asyncio.to_thread(history.close)
 
@@ -282,28 +290,45 @@ async def test_an_untitled_notebook_and_bad_notebook_requests(api: Api, tmp_path
 async def test_a_notebook_nobody_joins_is_evicted_after_keep_alive(
     api: Api, tmp_path: Path
 ) -> None:
+    api.keep_alive.secs = 0.2
     opened = await api.call("POST", "/api/notebooks", {"path": str(tmp_path / "a.ipynb")})
-    rooms = api.parts.rooms.rooms
-    assert opened["notebook_id"] in rooms
+    notebook_id = opened["notebook_id"]
+    rooms = api.parts.rooms
+    assert notebook_id in rooms.rooms
 
     async def evicted() -> bool:
-        return opened["notebook_id"] not in rooms
+        return notebook_id not in rooms.rooms
 
     await until(evicted)
-    assert await api.error("GET", notebook_url(opened["notebook_id"]), 404) == "not_found"
+    assert await api.error("GET", notebook_url(notebook_id), 404) == "not_found"
+
+
+async def test_a_room_stays_open_while_its_rest_execution_runs(api: Api, tmp_path: Path) -> None:
+    api.keep_alive.secs = 0.2
+    opened = await api.call("POST", "/api/notebooks", {"path": str(tmp_path / "b.ipynb")})
+    notebook_id = opened["notebook_id"]
+    rooms = api.parts.rooms
+    cell = rooms.rooms[notebook_id].nb.insert_cell(None, "block")
+    url = notebook_url(notebook_id, "cells", cell, "execute")
+    running = await api.call("POST", url, None, 202, wait="0.05")
+    execution_id = running["execution"]["execution_id"]
+    assert api.rest.holds.held(notebook_id) == {execution_id}
+    assert notebook_id in rooms.pinned  # no eviction clock runs under the cell
+
+    room_kernel = api.parts.room_kernels.get(notebook_id)
+    assert room_kernel is not None
+    await room_kernel.interrupt()  # the blocked cell ends (KeyboardInterrupt)
+
+    async def released_then_evicted() -> bool:
+        return notebook_id not in rooms.pinned and notebook_id not in rooms.rooms
+
+    await until(released_then_evicted)
+    assert api.rest.holds.held(notebook_id) == set()
+    entry = (await api.call("GET", f"/api/executions/{execution_id}"))["execution"]
+    assert entry["status"] == "error" and entry["error"].startswith("KeyboardInterrupt")
 
 
 # --- the rest --------------------------------------------------------------------------
-
-
-async def test_status(api: Api) -> None:
-    assert await api.call("GET", "/api/status") == {
-        "type": "status",
-        "pools": {},
-        "kernels": None,
-        "rooms": 0,
-        "uptime_secs": 0.0,
-    }
 
 
 async def test_the_openapi_document_lists_every_route(api: Api) -> None:
@@ -314,8 +339,11 @@ async def test_the_openapi_document_lists_every_route(api: Api) -> None:
     assert document["openapi"].startswith("3.1")
     listed = {(method.upper(), path) for path, ops in document["paths"].items() for method in ops}
     routed = {(route.method, route.path) for route in api.rest.routes()}
-    assert listed == routed and len(routed) == 16
+    daemon_own = {("GET", "/api/health"), ("GET", "/api/status")}
+    assert listed == routed | daemon_own and len(routed) == 15
+    assert document["paths"]["/api/health"]["get"]["security"] == []  # no token
     execute = document["paths"]["/api/runtimes/{id}/execute"]["post"]
     assert {"200", "202", "400", "401", "404", "409", "413"} <= set(execute["responses"])
+    assert "201" in document["paths"]["/api/runtimes"]["post"]["responses"]
     schemas = document["components"]["schemas"]
     assert {"RuntimeInfo", "ExecutionEntry", "ExecutionResult", "ErrorReplyBody"} <= set(schemas)

@@ -41,18 +41,33 @@ class Endpoint:
 
     method: str
     path: str
-    handler: Handler
+    #: None: served elsewhere (the daemon's own routes), described here.
+    handler: Handler | None
     summary: str
     reply: type | None
     body: type | None = None
     query: tuple[Param, ...] = ()
+    #: The status of success (201: something was made).
+    status: int = 200
     #: 202: the reply is ``reply`` too, for work still going on.
     accepted: bool = False
     conflicts: bool = False
+    #: Needs no token.
+    public: bool = False
+    #: The operationId (default: the handler's name).
+    name: str | None = None
 
     def route(self) -> web.RouteDef:
         """The aiohttp route; the handler's ``RuntimedError``s become JSON errors."""
+        if self.handler is None:
+            raise ValueError(f"{self.method} {self.path} is served elsewhere")
         return web.route(self.method, self.path, answers_errors(self.handler))
+
+    @property
+    def operation_id(self) -> str:
+        if self.name is not None:
+            return self.name
+        return self.handler.__name__ if self.handler is not None else self.path
 
     @property
     def path_params(self) -> list[str]:
@@ -99,17 +114,19 @@ def _operation(endpoint: Endpoint, ref_of: dict[type, dict[str, Any]]) -> dict[s
     ]
     responses: dict[str, Any] = {}
     ok = ref_of[endpoint.reply] if endpoint.reply is not None else {"type": "object"}
-    responses["200"] = _content("OK", ok)
+    responses[str(endpoint.status)] = _content("OK" if endpoint.status == 200 else "made", ok)
     if endpoint.accepted:
         responses["202"] = _content("still queued or running", ok)
     error = {"$ref": _REF.format(name=ErrorReplyBody.__name__)}
     for status in _error_statuses(endpoint):
         responses[str(status)] = _content(_ERRORS[status], error)
     operation: dict[str, Any] = {
-        "operationId": endpoint.handler.__name__.lstrip("_"),
+        "operationId": endpoint.operation_id,
         "summary": endpoint.summary,
         "responses": responses,
     }
+    if endpoint.public:
+        operation["security"] = []
     if parameters:
         operation["parameters"] = parameters
     if endpoint.body is not None:
@@ -119,7 +136,7 @@ def _operation(endpoint: Endpoint, ref_of: dict[type, dict[str, Any]]) -> dict[s
 
 
 def _error_statuses(endpoint: Endpoint) -> list[int]:
-    statuses = [401]
+    statuses = [] if endpoint.public else [401]
     if endpoint.body is not None or endpoint.query or endpoint.path_params:
         statuses.append(400)
     if endpoint.path_params:

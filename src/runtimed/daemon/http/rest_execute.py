@@ -63,8 +63,55 @@ def keep_alive(rooms: RoomRegistry, room: NotebookRoom) -> None:
         room.on_empty(room)
 
 
+class RoomHolds:
+    """Rooms kept open (pinned) while executions asked for over REST are queued or
+    running: a client that got 202 polls the history, and the room it left without peers
+    must not close (and stop its kernel) under the cell. Once the last of them ends the
+    room's eviction clock starts."""
+
+    def __init__(self) -> None:
+        #: Notebook id -> the executions holding it.
+        self._held: dict[str, set[str]] = {}
+
+    def hold(self, rooms: RoomRegistry, room_kernel: RoomKernel, execution_id: str) -> None:
+        room = room_kernel.room
+        notebook_id = room.notebook_id
+        held = self._held.get(notebook_id)
+        if held is None:
+            if notebook_id in rooms.pinned:
+                return  # a runtime's own room: pinned until the runtime is killed
+            held = self._held[notebook_id] = set()
+            rooms.pinned.add(notebook_id)
+        held.add(execution_id)
+        room.spawn(self._release_when_done(rooms, room_kernel, execution_id))
+
+    def held(self, notebook_id: str) -> set[str]:
+        """The executions holding a room open."""
+        return set(self._held.get(notebook_id, ()))
+
+    async def _release_when_done(
+        self, rooms: RoomRegistry, room_kernel: RoomKernel, execution_id: str
+    ) -> None:
+        room = room_kernel.room
+        try:
+            await room_kernel.queue.wait_done(execution_id)
+        except RuntimedError:
+            pass  # the room closed: nothing to hold
+        finally:
+            held = self._held.get(room.notebook_id, set())
+            held.discard(execution_id)
+            if not held:
+                self._held.pop(room.notebook_id, None)
+                rooms.pinned.discard(room.notebook_id)
+                keep_alive(rooms, room)
+
+
 async def run_cell(
-    rooms: RoomRegistry, room_kernel: RoomKernel, cell_id: str, wait: float | None
+    rooms: RoomRegistry,
+    holds: RoomHolds,
+    room_kernel: RoomKernel,
+    cell_id: str,
+    wait: float | None,
 ) -> web.Response:
     """Queue the cell; answer with its record (200 once ended, with the cell's outputs;
     202 while queued or running)."""
@@ -74,11 +121,11 @@ async def run_cell(
     record = room_kernel.record(execution_id)
     if record is None:  # the queue saves a record before enqueue returns
         raise RuntimedError(f"execution {execution_id} not found", "not_found")
+    holds.hold(rooms, room_kernel, execution_id)
     if wait is not None:
         with contextlib.suppress(TimeoutError):
             record = await asyncio.wait_for(room_kernel.queue.wait_done(execution_id), wait)
         record = room_kernel.record(execution_id) or record  # as it is now
-        keep_alive(rooms, room)
     return execution_reply(room, record)
 
 

@@ -16,6 +16,7 @@ from runtimed.daemon.http.rest_execute import (
     MAX_WAIT_SECS,
     NotebookAccess,
     NotebookParts,
+    RoomHolds,
     keep_alive,
     run_cell,
 )
@@ -41,8 +42,9 @@ UNTITLED_PREFIX = "untitled-"
 class NotebookRoutes:
     """Open, read, run and save notebooks."""
 
-    def __init__(self, notebooks: NotebookAccess) -> None:
+    def __init__(self, notebooks: NotebookAccess, holds: RoomHolds) -> None:
         self.notebooks = notebooks
+        self.holds = holds
 
     def endpoints(self) -> list[Endpoint]:
         return [
@@ -134,7 +136,7 @@ class NotebookRoutes:
         parts = await self.notebooks()
         room = _open_room(parts, request)
         cell_id = request.match_info["cell"]
-        return await run_cell(parts.rooms, parts.room_kernels.of(room), cell_id, wait)
+        return await run_cell(parts.rooms, self.holds, parts.room_kernels.of(room), cell_id, wait)
 
     async def save_notebook(self, request: web.Request) -> web.Response:
         body = await read_body(request, SaveNotebookBody)

@@ -11,7 +11,12 @@ from aiohttp import web
 from runtimed.daemon.channels.runtimes import MAX_LIMIT
 from runtimed.daemon.http.openapi import Endpoint, Param
 from runtimed.daemon.http.rest_errors import query_int, query_seconds, read_body, reply
-from runtimed.daemon.http.rest_execute import MAX_WAIT_SECS, NotebookAccess, run_cell
+from runtimed.daemon.http.rest_execute import (
+    MAX_WAIT_SECS,
+    NotebookAccess,
+    RoomHolds,
+    run_cell,
+)
 from runtimed.daemon.http.rest_types import ExecuteBody, ExecutionResult, StartRuntimeBody
 from runtimed.daemon.rooms.room_registry import validate_notebook_id
 from runtimed.daemon.runtimes.registry import describe
@@ -30,8 +35,9 @@ WAIT = Param(
 class RuntimeRoutes:
     """Runtimes and the execution history."""
 
-    def __init__(self, notebooks: NotebookAccess) -> None:
+    def __init__(self, notebooks: NotebookAccess, holds: RoomHolds) -> None:
         self.notebooks = notebooks
+        self.holds = holds
 
     def endpoints(self) -> list[Endpoint]:
         statuses = {"type": "string", "enum": list(EXECUTION_STATUSES)}
@@ -44,6 +50,7 @@ class RuntimeRoutes:
                 "start a kernel in a room of its own",
                 RuntimeReply,
                 body=StartRuntimeBody,
+                status=201,
             ),
             Endpoint("GET", "/api/runtimes/{id}", self.get_runtime, "one runtime", RuntimeReply),
             Endpoint(
@@ -135,7 +142,7 @@ class RuntimeRoutes:
         parts = await self.notebooks()
         room_kernel = parts.runtimes.find(request.match_info["id"])
         cell_id = room_kernel.room.nb.insert_cell(None, body.code)
-        return await run_cell(parts.rooms, room_kernel, cell_id, wait)
+        return await run_cell(parts.rooms, self.holds, room_kernel, cell_id, wait)
 
     # --- executions ----------------------------------------------------------------------
 
