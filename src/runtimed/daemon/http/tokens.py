@@ -3,7 +3,8 @@ derived from it: the browser's session cookie and one-time login codes.
 
 Both derivations are HMACs keyed by the token, so they need no state on disk and a
 rotated token (``runtimed token rotate``) voids every cookie and code made with the old
-one. The daemon re-reads the file when a compare fails, so rotation needs no restart.
+one. The daemon re-reads the file when it changed (a stat per check), so a rotation
+takes effect at once, without a restart.
 """
 
 from __future__ import annotations
@@ -121,23 +122,20 @@ class HttpTokens:
         return True
 
     def _matches(self, test: Callable[[str], bool]) -> bool:
-        if test(self._token):
-            return True
-        if not self._reload():
-            return False
+        # A stat per check (microseconds): a rotation revokes the old token at once.
+        self._reload()
         return test(self._token)
 
-    def _reload(self) -> bool:
-        """Re-read the file if it changed since last read; True if the token changed."""
+    def _reload(self) -> None:
+        """Re-read the file if it changed since last read (a removed or damaged file
+        keeps the token in force: a bad edit must not lock every client out)."""
         stamp = _stamp(self.path)
         if stamp == self._stamp:
-            return False
+            return
         self._stamp = stamp
         token = read_token(self.path)
-        if token is None or token == self._token:
-            return False
-        self._token = token
-        return True
+        if token is not None:
+            self._token = token
 
 
 def _stamp(path: Path) -> tuple[int, int, int] | None:
