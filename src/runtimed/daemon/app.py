@@ -260,10 +260,12 @@ class Daemon:
         place where the REST API and the websocket endpoints register. Their handlers get
         the notebook service through ``self._notebook_service`` (awaitable)."""
         from runtimed.daemon.http.daemon_routes import health_routes, status_routes
+        from runtimed.daemon.http.rest_api import RestApi
 
         return [
             (health_routes(), True),
             (status_routes(self.status, self.info), False),
+            (RestApi(self._notebook_service).routes(), False),
         ]
 
     async def _start_http(self) -> None:
