@@ -347,3 +347,50 @@ async def test_the_openapi_document_lists_every_route(api: Api) -> None:
     assert "201" in document["paths"]["/api/runtimes"]["post"]["responses"]
     schemas = document["components"]["schemas"]
     assert {"RuntimeInfo", "ExecutionEntry", "ExecutionResult", "ErrorReplyBody"} <= set(schemas)
+
+
+BAD_BODIES = [
+    b"[]",
+    b"null",
+    b'"text"',
+    b"\xff\xfe",
+    b"[" * 50_000 + b"]" * 50_000,
+    b'{"code": "\\ud800"}',
+    b'{"code": 1e999}',
+    b'{"path": ["/tmp"]}',
+    b'{"kernel": {"a": 1}}',
+    b'{"force": "yes"}',
+]
+NASTY_IDS = ["%2e%2e%2f%2e%2e", "a" * 2000, "%00", "%ff%fe", "%E2%98%83", "x%0Ay", "%25"]
+
+
+async def test_nothing_a_client_sends_gets_a_500(api: Api) -> None:
+    """Every bad body and every odd id gets a JSON 4xx; nothing starts or opens."""
+    posts = [
+        "/api/runtimes",
+        "/api/notebooks",
+        "/api/runtimes/x/execute",
+        "/api/notebooks/x/save",
+        "/api/runtimes/x/interrupt",
+    ]
+    for path in posts:
+        for body in BAD_BODIES:
+            response = await api.client.post(path, data=body)
+            assert 400 <= response.status < 500, (path, body[:40], await response.text())
+            assert (await response.json())["error"]["code"]
+    for ident in NASTY_IDS:
+        for method, path in [
+            ("GET", f"/api/runtimes/{ident}"),
+            ("DELETE", f"/api/runtimes/{ident}"),
+            ("POST", f"/api/runtimes/{ident}/restart"),
+            ("GET", f"/api/executions/{ident}"),
+            ("GET", f"/api/notebooks/{ident}"),
+            ("POST", f"/api/notebooks/{ident}/cells/{ident}/execute"),
+            ("POST", f"/api/notebooks/{ident}/save"),
+        ]:
+            response = await api.client.request(method, URL(path, encoded=True))
+            assert response.status in (400, 404), (method, path[:60], await response.text())
+            assert (await response.json())["error"]["code"]
+        response = await api.client.get("/api/executions", params={"notebook": ident})
+        assert response.status in (200, 400)
+    assert api.parts.rooms.rooms == {} and api.parts.runtimes.list() == []
