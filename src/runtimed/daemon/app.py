@@ -261,11 +261,15 @@ class Daemon:
         the notebook service through ``self._notebook_service`` (awaitable)."""
         from runtimed.daemon.http.daemon_routes import health_routes, status_routes
         from runtimed.daemon.http.rest_api import RestApi
+        from runtimed.daemon.http.ws_endpoint import ws_routes
+        from runtimed.daemon.http.yjs_endpoint import yjs_routes
 
         return [
             (health_routes(), True),
             (status_routes(self.status, self.info), False),
             (RestApi(self._notebook_service).routes(), False),
+            (ws_routes(self.server.dispatch), False),
+            (yjs_routes(self.server.dispatch), False),
         ]
 
     async def _start_http(self) -> None:
