@@ -32,6 +32,9 @@ STATUS_OF_CODE = {"not_found": 404, "too_many_connections": 503}
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 #: Query keys that look like a credential: refused, so no token sits in a URL or a log.
 TOKEN_QUERY_KEYS = frozenset({"token", "access_token", "api_key"})
+#: Loopback names are accepted on any port: no DNS rebinding yields them, and an SSH port
+#: forward (``ssh -L 8000:127.0.0.1:PORT``) then works whatever its local port.
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "[::1]"})
 
 
 class FailureLimiter:
@@ -137,7 +140,7 @@ class RequestGuard:
     @web.middleware
     async def _host(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         host = request.headers.get(hdrs.HOST, "").lower()
-        if host not in self.config.hosts():
+        if host not in self.config.hosts() and _host_name(host) not in LOOPBACK_NAMES:
             return json_error(421, "wrong_host", "this server does not answer to that Host")
         return await handler(request)
 
@@ -217,6 +220,12 @@ def origin_host(origin: str) -> str | None:
     """``https://nb.example.com:8443`` -> ``nb.example.com:8443`` (None if not a URL)."""
     parts = urlsplit(origin)
     return parts.netloc.lower() or None if parts.scheme in ("http", "https") else None
+
+
+def _host_name(host: str) -> str:
+    """``localhost:8000`` -> ``localhost``; ``[::1]:8000`` -> ``[::1]``."""
+    name, sep, port = host.rpartition(":")
+    return name if sep and port.isdigit() and not name.endswith(":") else host
 
 
 def _is_upgrade(request: web.Request) -> bool:
