@@ -145,8 +145,9 @@ async def test_foreign_host_gets_421(served: Served, client: aiohttp.ClientSessi
     for host in ("evil.example.com", f"evil.example.com:{port}", "", "[::1]x:80"):
         status, body = await get(client, served.url + "/api/health", headers={"Host": host})
         assert (status, body["error"]["code"]) == (421, "wrong_host")  # type: ignore[index]
-    # Loopback names on any port: an SSH port forward may use another local port.
-    for host in (f"localhost:{port}", f"127.0.0.1:{port}", "nb.example.com", "localhost:8000"):
+    # IP literals and localhost on any port (no DNS rebinding yields them: an SSH port
+    # forward may use another local port), and the hosts of allowed origins.
+    for host in (f"localhost:{port}", "127.0.0.1:8000", "[::1]:1", "10.1.2.3", "nb.example.com"):
         assert (await get(client, served.url + "/api/health", headers={"Host": host}))[0] == 200
 
 
@@ -163,6 +164,16 @@ async def test_state_changing_requests_need_an_allowed_origin(
         headers = {**served.auth, "Origin": origin}
         async with client.post(served.url + "/echo", json={"a": 1}, headers=headers) as r:
             assert r.status == expected, origin
+    # Same origin is the request's own Host: through a forward on another port too; another
+    # local port's page is another origin.
+    for host, origin, expected in (
+        ("localhost:8000", "http://localhost:8000", 200),
+        ("localhost:8000", "http://localhost:3000", 403),
+        ("localhost:8000", "https://localhost:8000", 403),
+    ):
+        headers = {**served.auth, "Host": host, "Origin": origin}
+        async with client.post(served.url + "/echo", json={}, headers=headers) as r:
+            assert r.status == expected, (host, origin)
     # A read with a foreign Origin is allowed (it cannot read the answer cross-site).
     headers = {**served.auth, "Origin": "https://evil.example.com"}
     assert (await get(client, served.url + "/echo", headers=headers))[0] == 200

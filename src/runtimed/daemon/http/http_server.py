@@ -58,6 +58,7 @@ class HttpServer:
                 tokens=tokens,
                 hosts=self._hosts,
                 origins=self._origins,
+                scheme=listen.scheme,
                 max_connections=max_connections or connection_limit(),
                 max_body_bytes=max_body_bytes,
             )
@@ -130,11 +131,9 @@ class HttpServer:
         return self.listen.host
 
     def _names(self) -> set[str]:
-        """Host names this server answers to (DNS rebinding: no other name)."""
-        host = self.listen.host
-        names = {format_host(host)}
-        if self.listen.loopback or self.listen.wildcard:
-            names |= {"localhost", "127.0.0.1", "[::1]"}
+        """DNS names this server answers to (DNS rebinding: no other name; IP literals
+        and localhost always pass)."""
+        names = {format_host(self.listen.host)}
         if self.listen.wildcard:
             names |= {socket.gethostname(), socket.getfqdn()}
         return names
@@ -148,9 +147,7 @@ class HttpServer:
         return hosts | {host for host in extra if host}
 
     def _origins(self) -> frozenset[str]:
-        scheme = self.listen.scheme
-        own = {f"{scheme}://{host}" for host in self._hosts()}
-        return frozenset(own | {origin.lower().rstrip("/") for origin in self._allowed_origins()})
+        return frozenset(origin.lower().rstrip("/") for origin in self._allowed_origins())
 
     def _ssl_context(self) -> ssl.SSLContext | None:
         if not self.listen.tls:

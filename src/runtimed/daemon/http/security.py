@@ -9,6 +9,7 @@ cookie: tokens never reach the log.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import logging
 import time
@@ -32,9 +33,6 @@ STATUS_OF_CODE = {"not_found": 404, "too_many_connections": 503}
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 #: Query keys that look like a credential: refused, so no token sits in a URL or a log.
 TOKEN_QUERY_KEYS = frozenset({"token", "access_token", "api_key"})
-#: Loopback names are accepted on any port: no DNS rebinding yields them, and an SSH port
-#: forward (``ssh -L 8000:127.0.0.1:PORT``) then works whatever its local port.
-LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "[::1]"})
 
 
 class FailureLimiter:
@@ -78,8 +76,13 @@ class GuardConfig:
     (the port is known only once bound, origins are a live setting)."""
 
     tokens: HttpTokens
+    #: Host header values naming this server by a DNS name (IP literals and localhost
+    #: always pass: DNS rebinding cannot produce them).
     hosts: Callable[[], frozenset[str]]
+    #: Origins allowed besides the same origin (setting http.allowed_origins).
     origins: Callable[[], frozenset[str]]
+    #: http or https: the same origin is this scheme and the request's Host.
+    scheme: str
     max_connections: int
     max_body_bytes: int
 
@@ -140,7 +143,7 @@ class RequestGuard:
     @web.middleware
     async def _host(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         host = request.headers.get(hdrs.HOST, "").lower()
-        if host not in self.config.hosts() and _host_name(host) not in LOOPBACK_NAMES:
+        if host not in self.config.hosts() and not _rebinding_proof(_host_name(host)):
             return json_error(421, "wrong_host", "this server does not answer to that Host")
         return await handler(request)
 
@@ -148,13 +151,18 @@ class RequestGuard:
     async def _origin(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         origin = request.headers.get(hdrs.ORIGIN)
         guarded = request.method in STATE_CHANGING or _is_upgrade(request)
-        if guarded and origin is not None and origin.lower() not in self.config.origins():
+        if guarded and origin is not None and not self._origin_allowed(origin.lower(), request):
             return json_error(
                 403,
                 "forbidden_origin",
                 f"requests from {origin[:100]} are not allowed (setting http.allowed_origins)",
             )
         return await handler(request)
+
+    def _origin_allowed(self, origin: str, request: web.Request) -> bool:
+        """The same origin (this scheme, the Host already checked) or a configured one."""
+        host = request.headers.get(hdrs.HOST, "").lower()
+        return origin == f"{self.config.scheme}://{host}" or origin in self.config.origins()
 
     # --- the token ----------------------------------------------------------------------
 
@@ -220,6 +228,19 @@ def origin_host(origin: str) -> str | None:
     """``https://nb.example.com:8443`` -> ``nb.example.com:8443`` (None if not a URL)."""
     parts = urlsplit(origin)
     return parts.netloc.lower() or None if parts.scheme in ("http", "https") else None
+
+
+def _rebinding_proof(name: str) -> bool:
+    """IP literals and localhost, on any port: no DNS rebinding yields them (the page
+    would have to come from that address already), and an SSH port forward
+    (``ssh -L 8000:127.0.0.1:PORT``) then works whatever its local port."""
+    if name == "localhost":
+        return True
+    try:
+        ipaddress.ip_address(name[1:-1] if name.startswith("[") else name)
+    except ValueError:
+        return False
+    return True
 
 
 def _host_name(host: str) -> str:
