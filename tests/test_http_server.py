@@ -179,6 +179,28 @@ async def test_state_changing_requests_need_an_allowed_origin(
     assert (await get(client, served.url + "/echo", headers=headers))[0] == 200
 
 
+async def test_allowed_origins_get_cors_headers(
+    served: Served, client: aiohttp.ClientSession
+) -> None:
+    allowed = "https://nb.example.com"
+    preflight = {"Origin": allowed, "Access-Control-Request-Method": "POST"}
+    async with client.options(served.url + "/echo", headers=preflight) as r:
+        assert r.status == 204  # no token: browsers send none on a preflight
+        assert r.headers["Access-Control-Allow-Origin"] == allowed
+        assert "Authorization" in r.headers["Access-Control-Allow-Headers"]
+    foreign = {**preflight, "Origin": "https://evil.example.com"}
+    async with client.options(served.url + "/echo", headers=foreign) as r:
+        assert r.status == 403 and "Access-Control-Allow-Origin" not in r.headers
+    async with client.post(
+        served.url + "/echo", json={}, headers={**served.auth, "Origin": allowed}
+    ) as r:
+        assert r.status == 200 and r.headers["Access-Control-Allow-Origin"] == allowed
+    async with client.get(served.url + "/echo", headers={"Origin": allowed}) as r:
+        assert r.status == 401 and r.headers["Access-Control-Allow-Origin"] == allowed
+    async with client.get(served.url + "/echo", headers=served.auth) as r:
+        assert "Access-Control-Allow-Origin" not in r.headers
+
+
 async def test_websocket_upgrades_need_an_allowed_origin(
     served: Served, client: aiohttp.ClientSession
 ) -> None:

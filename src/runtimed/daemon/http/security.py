@@ -149,15 +149,28 @@ class RequestGuard:
 
     @web.middleware
     async def _origin(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Browsers' cross-origin requests: refused unless the origin is allowed; CORS
+        headers (no credentials: the token goes as a header) for the allowed ones."""
         origin = request.headers.get(hdrs.ORIGIN)
-        guarded = request.method in STATE_CHANGING or _is_upgrade(request)
-        if guarded and origin is not None and not self._origin_allowed(origin.lower(), request):
+        if origin is None:
+            return await handler(request)
+        allowed = self._origin_allowed(origin.lower(), request)
+        preflight = request.method == "OPTIONS" and (
+            hdrs.ACCESS_CONTROL_REQUEST_METHOD in request.headers
+        )
+        guarded = preflight or request.method in STATE_CHANGING or _is_upgrade(request)
+        if guarded and not allowed:
             return json_error(
                 403,
                 "forbidden_origin",
                 f"requests from {origin[:100]} are not allowed (setting http.allowed_origins)",
             )
-        return await handler(request)
+        if preflight:
+            return web.Response(status=204, headers=_cors_headers(origin, preflight=True))
+        response = await handler(request)
+        if origin.lower() in self.config.origins() and not response.prepared:
+            response.headers.update(_cors_headers(origin, preflight=False))
+        return response
 
     def _origin_allowed(self, origin: str, request: web.Request) -> bool:
         """The same origin (this scheme, the Host already checked) or a configured one."""
@@ -247,6 +260,15 @@ def _host_name(host: str) -> str:
     """``localhost:8000`` -> ``localhost``; ``[::1]:8000`` -> ``[::1]``."""
     name, sep, port = host.rpartition(":")
     return name if sep and port.isdigit() and not name.endswith(":") else host
+
+
+def _cors_headers(origin: str, preflight: bool) -> dict[str, str]:
+    headers: dict[str, str] = {hdrs.ACCESS_CONTROL_ALLOW_ORIGIN: origin, hdrs.VARY: "Origin"}
+    if preflight:
+        headers[hdrs.ACCESS_CONTROL_ALLOW_METHODS] = "GET, POST, PUT, PATCH, DELETE"
+        headers[hdrs.ACCESS_CONTROL_ALLOW_HEADERS] = "Authorization, Content-Type"
+        headers[hdrs.ACCESS_CONTROL_MAX_AGE] = "600"
+    return headers
 
 
 def _is_upgrade(request: web.Request) -> bool:
