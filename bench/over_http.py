@@ -14,8 +14,10 @@
    besides A and B share one helper process (bench/sync.py), whose loop is most of the
    "all" figure.
 4. REST ``POST /api/runtimes/{id}/execute?wait=S`` round trip of ``1+1`` (over one
-   keep-alive connection). Jupyter Kernel Gateway is not installed here, so its websocket
-   execute is not measured; the row shows the raw jupyter_client round trip instead.
+   keep-alive connection) vs Jupyter Kernel Gateway's websocket execute (execute_request
+   until its reply and idle), when ``--kernel-gateway PYTHON`` names a Python with
+   jupyter-kernel-gateway and ipykernel installed (or ``jupyter-kernelgateway`` is on
+   PATH). Target: <= 1x (p50).
 
 Everything lives in a temp dir; the daemon and the baseline server are always stopped.
 (Not ``bench/http.py``: a script's directory comes first on ``sys.path``, so that name
@@ -39,6 +41,7 @@ from typing import Any
 
 import runtimed
 from execute import RawKernel, timed_ms
+from gateway_baseline import gateway_execute, gateway_python, start_gateway, stop_gateway
 from harness import DaemonProcess, PeakRss, bench_daemon, percentile, verdict
 from sync import BaselineServer, edit_latency
 
@@ -141,12 +144,12 @@ class Rest:
         return reply.status, json.loads(raw) if raw else None
 
 
-def rest_execute(url: str, token: str, runs: int) -> None:
+def rest_execute(url: str, token: str, runs: int) -> list[float] | None:
     rest = Rest(url, token)
     status, body = rest.call("POST", "/api/runtimes", {"kernel": "python3"})
     if status == 404:
         print("REST execute: not measured (this daemon serves no /api/runtimes)")
-        return
+        return None
     if status not in (200, 201):
         raise SystemExit(f"POST /api/runtimes answered {status}: {body}")
     runtime_id = body["runtime"]["runtime_id"]
@@ -160,14 +163,38 @@ def rest_execute(url: str, token: str, runs: int) -> None:
         if i >= 10:  # the first runs start the kernel and warm up
             times.append((time.perf_counter() - started) * 1000)
     rest.call("DELETE", f"/api/runtimes/{runtime_id}")
+    return times
+
+
+def rest_figures(url: str, token: str, runs: int, gateway_python: str | None, work: Path) -> bool:
+    times = rest_execute(url, token, runs)
+    if times is None:
+        return True
     print(f"REST POST /api/runtimes/{{id}}/execute?wait of '1+1', {runs} runs:")
     print(ms_line("REST execute:", times))
-    print("  (Jupyter Kernel Gateway is not installed here: no baseline)")
+    if gateway_python is None:
+        print("  Jupyter Kernel Gateway: not measured (pass --kernel-gateway PYTHON)")
+        return True
+    gateway = start_gateway(gateway_python, work)
+    try:
+        baseline = gateway_execute(gateway, runs)
+    finally:
+        stop_gateway(gateway)
+    print(ms_line("Kernel Gateway websocket:", baseline))
+    ratio = percentile(times, 50) / percentile(baseline, 50)
+    print(f"  REST / Kernel Gateway (p50): {ratio:.2f}x (target <= 1x) {verdict(ratio <= 1)}")
+    return ratio <= 1
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--smoke", action="store_true", help="few samples, for CI")
+    parser.add_argument(
+        "--kernel-gateway",
+        metavar="PYTHON",
+        default=gateway_python(),
+        help="a Python with jupyter-kernel-gateway and ipykernel (the REST baseline)",
+    )
     args = parser.parse_args()
     runs, edits, clients, crowd_edits = (20, 50, 20, 30) if args.smoke else (300, 500, 200, 200)
     base = Path(tempfile.mkdtemp(prefix="runtimed-bench-http-"))
@@ -184,7 +211,7 @@ def main() -> int:
         ok &= round_trips(daemon, url, token, base, runs)
         ok &= peer_edits(daemon, url, base, edits)
         crowd(daemon, url, clients, crowd_edits)
-        rest_execute(url, token, runs)
+        ok &= rest_figures(url, token, runs, args.kernel_gateway, base)
     finally:
         daemon.stop()
         shutil.rmtree(base, ignore_errors=True)
