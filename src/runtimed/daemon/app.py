@@ -14,6 +14,7 @@ import logging
 import logging.handlers
 import os
 import signal
+import sys
 import time
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -267,7 +268,7 @@ class Daemon:
         return [
             (health_routes(), True),
             (status_routes(self.status, self.info), False),
-            (RestApi(self._notebook_service).routes(), False),
+            (RestApi(self._notebook_service, self.blobs).routes(), False),
             (ws_routes(self.server.dispatch), False),
             (yjs_routes(self.server.dispatch), False),
         ]
@@ -303,6 +304,7 @@ class Daemon:
         await self._start_blob_http()
         await self._start_http()
         self._write_info()
+        _release_freed_memory()
 
     def _write_info(self) -> None:
         write_daemon_info(
@@ -363,6 +365,17 @@ class Daemon:
             if self.notebooks is not None:
                 await self.notebooks.close()
             self.paths.info_file.unlink(missing_ok=True)
+
+
+def _release_freed_memory() -> None:
+    """Hand back to the system what the start-up imports freed: glibc keeps it (~3 MB
+    of idle RSS). Elsewhere, nothing to do."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).malloc_trim(0)
 
 
 def _preload_notebook_modules() -> None:
