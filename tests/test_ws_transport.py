@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
+from websockets.asyncio.client import connect
 
 from helpers import MemoryConnection
 from runtimed.client.channel import open_async, open_blocking
@@ -200,3 +201,16 @@ async def test_yjs_messages_are_the_rooms_frames_without_the_type_byte() -> None
     inner.feed(bytes([9]))
     with pytest.raises(RuntimedError):
         await yjs.read_frame()
+
+
+async def test_bad_messages_get_an_error_frame_then_a_close(serve: Serve) -> None:
+    url = await serve(ChannelDispatch({"pool": echo}), None)
+    cases = [("text", "invalid_frame"), (b"not json", "invalid_json"), (b"{}", "invalid_request")]
+    for message, code in cases:
+        async with connect(ws_url(url), compression=None) as ws:
+            await ws.send(message)
+            error = await asyncio.wait_for(ws.recv(), 10)
+            assert isinstance(error, bytes) and f'"code":"{code}"'.encode() in error
+            await asyncio.wait_for(ws.wait_closed(), 10)
+    conn, _ = await open_async(DaemonAddress(url=url), "pool", 10)  # the server goes on
+    await conn.close()
