@@ -20,6 +20,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from yarl import URL
 
 from kernel_provider_double import FakeKernelProvider
+from runtimed.daemon.blobs import BlobStore
 from runtimed.daemon.channels.notebook import NotebookChannel
 from runtimed.daemon.channels.room_requests import RoomRequests
 from runtimed.daemon.execution.room_kernel import RoomKernelDeps
@@ -112,7 +113,8 @@ async def api(tmp_path: Path) -> AsyncIterator[Api]:
     async def notebooks() -> Parts:
         return parts
 
-    rest = RestApi(notebooks)
+    blobs = BlobStore(tmp_path / "blobs")
+    rest = RestApi(notebooks, blobs)
     app = web.Application(client_max_size=BODY_LIMIT)
     app.add_routes(rest.routes())
     async with TestClient(TestServer(app)) as client:
@@ -331,6 +333,17 @@ async def test_a_room_stays_open_while_its_rest_execution_runs(api: Api, tmp_pat
 # --- the rest --------------------------------------------------------------------------
 
 
+async def test_blobs_are_served_behind_the_same_routes(api: Api) -> None:
+    assert api.rest.blobs is not None
+    digest = api.rest.blobs.put(b"<svg/>", "image/svg+xml")
+    response = await api.client.get(f"/blob/{digest}")
+    assert response.status == 200 and await response.read() == b"<svg/>"
+    assert response.content_type == "image/svg+xml"
+    assert response.headers["Content-Security-Policy"].startswith("sandbox")
+    assert await api.error("GET", "/blob/" + "0" * 64, 404) == "not_found"
+    assert await api.error("GET", "/blob/..%2F..%2Fetc", 400) == "invalid_hash"
+
+
 async def test_the_openapi_document_lists_every_route(api: Api) -> None:
     from openapi_spec_validator import validate
 
@@ -340,7 +353,7 @@ async def test_the_openapi_document_lists_every_route(api: Api) -> None:
     listed = {(method.upper(), path) for path, ops in document["paths"].items() for method in ops}
     routed = {(route.method, route.path) for route in api.rest.routes()}
     daemon_own = {("GET", "/api/health"), ("GET", "/api/status")}
-    assert listed == routed | daemon_own and len(routed) == 15
+    assert listed == routed | daemon_own and len(routed) == 16
     assert document["paths"]["/api/health"]["get"]["security"] == []  # no token
     execute = document["paths"]["/api/runtimes/{id}/execute"]["post"]
     assert {"200", "202", "400", "401", "404", "409", "413"} <= set(execute["responses"])

@@ -15,6 +15,7 @@ import aiohttp
 import pytest
 
 from helpers import DaemonProcess, notebook_sources, write_notebook
+from runtimed.documents.blob_refs import output_refs
 
 pytestmark = pytest.mark.daemon
 
@@ -86,6 +87,12 @@ async def test_a_runtime_and_a_notebook_over_rest(
     assert entry["source"] == "6 * 7" and entry["execution_id"] == ran["execution"]["execution_id"]
     full = await rest.call("GET", f"/api/executions/{entry['id']}")
     assert full["execution"]["outputs"] == ran["outputs"]
+    # A large output is a blob reference, fetched from the same server with the token.
+    code = {"code": "print('x' * 5000)"}
+    ran = await rest.call("POST", f"/api/runtimes/{runtime_id}/execute", code, wait="60")
+    (ref,) = output_refs(ran["outputs"][0])
+    async with rest.session.get(f"{rest.url}/blob/{ref['blob']}") as blob:
+        assert blob.status == 200 and await blob.text() == "x" * 5000 + "\n"
 
     path = tmp_path / "nb.ipynb"
     write_notebook(path, "import os; print(os.getcwd())")

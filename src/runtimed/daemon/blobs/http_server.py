@@ -105,27 +105,33 @@ class BlobHttpServer:
         return web.json_response({"ok": True})
 
     async def _blob(self, request: web.Request) -> web.StreamResponse:
-        digest = request.match_info.get("hash", "")
-        if not is_valid_hash(digest):
-            raise web.HTTPBadRequest(text="malformed blob hash: expected 64 lowercase hex digits")
-        path = self.store.path(digest)
-        if not path.is_file():
-            raise web.HTTPNotFound(text="no such blob")
-        meta = self.store.meta(digest)
-        media_type = meta.media_type if is_valid_media_type(meta.media_type) else DEFAULT_TYPE
-        headers = {
-            hdrs.CONTENT_TYPE: media_type,
-            hdrs.CACHE_CONTROL: IMMUTABLE,
-            "X-Content-Type-Options": "nosniff",
-            hdrs.CONTENT_SECURITY_POLICY: SANDBOX,
-            hdrs.ETAG: f'"{digest}"',
-        }
-        suffix = _SUFFIX_RANGE.match(request.headers.get(hdrs.RANGE, ""))
-        if suffix is not None and int(suffix.group(1)) == 0:  # "the last 0 bytes": none
-            size = path.stat().st_size
-            headers[hdrs.CONTENT_RANGE] = f"bytes */{size}"
-            return web.Response(status=416, headers=headers)
-        if_none_match = request.headers.get(hdrs.IF_NONE_MATCH, "")
-        if digest in if_none_match or if_none_match.strip() == "*":
-            return web.Response(status=304, headers={k: v for k, v in headers.items()})
-        return _BlobFileResponse(path, digest, headers=headers)
+        return blob_response(self.store, request)
+
+
+def blob_response(store: BlobStore, request: web.Request) -> web.StreamResponse:
+    """``GET /blob/{hash}`` of ``store`` (here, and behind the token on the daemon's HTTP
+    server)."""
+    digest = request.match_info.get("hash", "")
+    if not is_valid_hash(digest):
+        raise web.HTTPBadRequest(text="malformed blob hash: expected 64 lowercase hex digits")
+    path = store.path(digest)
+    if not path.is_file():
+        raise web.HTTPNotFound(text="no such blob")
+    meta = store.meta(digest)
+    media_type = meta.media_type if is_valid_media_type(meta.media_type) else DEFAULT_TYPE
+    headers = {
+        hdrs.CONTENT_TYPE: media_type,
+        hdrs.CACHE_CONTROL: IMMUTABLE,
+        "X-Content-Type-Options": "nosniff",
+        hdrs.CONTENT_SECURITY_POLICY: SANDBOX,
+        hdrs.ETAG: f'"{digest}"',
+    }
+    suffix = _SUFFIX_RANGE.match(request.headers.get(hdrs.RANGE, ""))
+    if suffix is not None and int(suffix.group(1)) == 0:  # "the last 0 bytes": none
+        size = path.stat().st_size
+        headers[hdrs.CONTENT_RANGE] = f"bytes */{size}"
+        return web.Response(status=416, headers=headers)
+    if_none_match = request.headers.get(hdrs.IF_NONE_MATCH, "")
+    if digest in if_none_match or if_none_match.strip() == "*":
+        return web.Response(status=304, headers={k: v for k, v in headers.items()})
+    return _BlobFileResponse(path, digest, headers=headers)

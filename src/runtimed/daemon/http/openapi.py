@@ -56,6 +56,8 @@ class Endpoint:
     public: bool = False
     #: The operationId (default: the handler's name).
     name: str | None = None
+    #: Answers bytes of any media type (a blob), not JSON.
+    binary: bool = False
 
     def route(self) -> web.RouteDef:
         """The aiohttp route; the handler's ``RuntimedError``s become JSON errors."""
@@ -115,6 +117,8 @@ def _operation(endpoint: Endpoint, ref_of: dict[type, dict[str, Any]]) -> dict[s
     responses: dict[str, Any] = {}
     ok = ref_of[endpoint.reply] if endpoint.reply is not None else {"type": "object"}
     responses[str(endpoint.status)] = _content("OK" if endpoint.status == 200 else "made", ok)
+    if endpoint.binary:
+        responses["200"] = {"description": "the content", "content": {"*/*": {}}}
     if endpoint.accepted:
         responses["202"] = _content("still queued or running", ok)
     error = {"$ref": _REF.format(name=ErrorReplyBody.__name__)}

@@ -12,11 +12,14 @@ from __future__ import annotations
 import msgspec
 from aiohttp import web
 
+from runtimed.daemon.blobs.blob_store import BlobStore, is_valid_hash
+from runtimed.daemon.blobs.http_server import blob_response
 from runtimed.daemon.http.daemon_routes import StatusBody
 from runtimed.daemon.http.openapi import Endpoint, openapi_document
 from runtimed.daemon.http.rest_execute import NotebookAccess, RoomHolds
 from runtimed.daemon.http.rest_notebooks import NotebookRoutes
 from runtimed.daemon.http.rest_runtimes import RuntimeRoutes
+from runtimed.errors import RuntimedError
 from runtimed.version import __version__
 
 OPENAPI_PATH = "/api/openapi.json"
@@ -29,11 +32,12 @@ class RestApi:
     comes earlier waits for it).
     """
 
-    def __init__(self, notebooks: NotebookAccess) -> None:
+    def __init__(self, notebooks: NotebookAccess, blobs: BlobStore | None = None) -> None:
         #: Rooms without peers kept open while their REST executions run.
         self.holds = RoomHolds()
         self.runtime_routes = RuntimeRoutes(notebooks, self.holds)
         self.notebook_routes = NotebookRoutes(notebooks, self.holds)
+        self.blobs = blobs
         self._document: bytes | None = None
 
     def endpoints(self) -> list[Endpoint]:
@@ -41,8 +45,15 @@ class RestApi:
         return [
             *self.runtime_routes.endpoints(),
             *self.notebook_routes.endpoints(),
+            *self._blob_endpoints(),
             Endpoint("GET", OPENAPI_PATH, self.get_openapi, "this document", None),
         ]
+
+    def _blob_endpoints(self) -> list[Endpoint]:
+        if self.blobs is None:
+            return []
+        summary = "a blob (a large output's content) by its sha256, as the blob server serves it"
+        return [Endpoint("GET", "/blob/{hash}", self.get_blob, summary, None, binary=True)]
 
     def routes(self) -> list[web.RouteDef]:
         """For ``HttpServer.add_routes`` (not public)."""
@@ -57,6 +68,17 @@ class RestApi:
 
     async def get_openapi(self, request: web.Request) -> web.Response:
         return web.Response(body=self.openapi(), content_type="application/json")
+
+    async def get_blob(self, request: web.Request) -> web.StreamResponse:
+        """The blob server's answer (cacheable, sandboxed by its CSP), behind the token:
+        clients that reach only this port resolve blob references here."""
+        assert self.blobs is not None
+        digest = request.match_info["hash"]
+        if not is_valid_hash(digest):
+            raise RuntimedError("malformed blob hash: 64 lowercase hex digits", "invalid_hash")
+        if not self.blobs.path(digest).is_file():
+            raise RuntimedError(f"no blob {digest}", "not_found")
+        return blob_response(self.blobs, request)
 
 
 def _daemon_endpoints() -> list[Endpoint]:
