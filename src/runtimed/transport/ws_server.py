@@ -1,4 +1,5 @@
-"""The daemon's websocket end: the socket protocol over websocket binary messages.
+"""The daemon's websocket end: the socket protocol over websocket binary messages
+(no compression; asyncio sets TCP_NODELAY on every TCP socket, so frames leave at once).
 
 The HTTP upgrade replaces the socket's preamble; then the first message is the JSON
 handshake and every later message one frame, served by the same channel handlers through
