@@ -23,6 +23,7 @@ from runtimed.protocol.connection import FrameConnection
 from runtimed.protocol.frames import FrameType, pack
 from runtimed.protocol.handshake import Handshake, error_frame, handshake_ok
 from runtimed.transport.dispatch import ChannelDispatch
+from runtimed.transport.messages import MessageConnection
 from runtimed.transport.ws_client import ws_url
 
 CAP = 1024
@@ -214,3 +215,43 @@ async def test_bad_messages_get_an_error_frame_then_a_close(serve: Serve) -> Non
             await asyncio.wait_for(ws.wait_closed(), 10)
     conn, _ = await open_async(DaemonAddress(url=url), "pool", 10)  # the server goes on
     await conn.close()
+
+
+class BrokenSocket:
+    """A MessageSocket double whose peer went away: every send fails."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+
+    async def receive(self) -> bytes | None:
+        return None
+
+    async def send(self, data: bytes) -> None:
+        self.sent += 1
+        raise ConnectionResetError("peer gone")
+
+    def buffered(self) -> int:
+        return 0
+
+    def closing(self) -> bool:
+        return False
+
+    def abort(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_a_failed_send_closes_the_connection_for_its_writers() -> None:
+    sock = BrokenSocket()
+    conn = MessageConnection(sock, CAP)
+    conn.send(b"one")
+    conn.send(b"two")
+    with pytest.raises(ConnectionResetError):
+        await conn.drain()
+    assert conn.closing and sock.sent == 1  # the queue behind the failure is dropped
+    conn.send(b"three")  # a broadcast to a gone peer is dropped, never raises
+    with pytest.raises(ConnectionResetError):
+        await conn.write_frame(b"four")
+    assert sock.sent == 1

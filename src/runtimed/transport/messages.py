@@ -63,7 +63,7 @@ class MessageConnection:
 
     def send(self, payload: bytes) -> None:
         if self._error is not None:
-            raise ConnectionResetError(f"the connection failed: {self._error}")
+            return  # like a closed socket's: dropped; write_frame and drain raise
         self._outbox.append(payload)
         self._outbox_bytes += len(payload)
         self.flush()
@@ -104,7 +104,7 @@ class MessageConnection:
 
     @property
     def closing(self) -> bool:
-        return self._sock.closing()
+        return self._error is not None or self._sock.closing()
 
     def abort(self) -> None:
         self._outbox.clear()
