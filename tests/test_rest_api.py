@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -270,6 +271,7 @@ async def test_an_untitled_notebook_and_bad_notebook_requests(api: Api, tmp_path
     assert await api.error("POST", url, 400) == "no_path"
     assert await api.error("POST", url, 400, {"path": "relative.ipynb"}) == "invalid_path"
     assert await api.error("POST", url, 400, {"path": "/a\x00b"}) == "invalid_notebook_id"
+    assert await api.error("POST", url, 400, {"path": "/dev/null"}) == "not_a_file"
 
     relative = await api.error("POST", "/api/notebooks", 400, {"path": "nb.ipynb"})
     assert relative == "invalid_path"
@@ -281,6 +283,12 @@ async def test_an_untitled_notebook_and_bad_notebook_requests(api: Api, tmp_path
     not_a_notebook.write_text("{")
     code = await api.error("POST", "/api/notebooks", 400, {"path": str(not_a_notebook)})
     assert code == "invalid_notebook"
+
+    fifo = tmp_path / "fifo.ipynb"
+    os.mkfifo(fifo)
+    for special in (tmp_path, "/dev/zero", fifo):  # never read: they never end
+        code = await api.error("POST", "/api/notebooks", 400, {"path": str(special)})
+        assert code == "not_a_file"
 
     assert await api.error("GET", notebook_url("/not/open.ipynb"), 404) == "not_found"
     assert await api.error("GET", "/api/notebooks/%00", 400) == "invalid_notebook_id"

@@ -5,6 +5,7 @@ used over REST and joined by nobody is evicted ``keep_alive_secs`` after its las
 
 from __future__ import annotations
 
+import os
 import uuid
 from typing import Any
 
@@ -94,6 +95,7 @@ class NotebookRoutes:
             # The path becomes the room's id: the same bounds (and no NUL, which no path
             # function takes).
             validate_notebook_id(body.path)
+            _regular_file_or_missing(body.path)
             handshake = Handshake(channel="open_notebook", path=body.path)
         else:
             untitled = f"{UNTITLED_PREFIX}{uuid.uuid4().hex[:12]}"
@@ -142,6 +144,7 @@ class NotebookRoutes:
         body = await read_body(request, SaveNotebookBody)
         if body.path is not None:
             validate_notebook_id(body.path)
+            _regular_file_or_missing(body.path)
         parts = await self.notebooks()
         room = _open_room(parts, request)
         saved = await parts.channel.requests.handle(
@@ -162,6 +165,14 @@ def _open_room(parts: NotebookParts, request: web.Request) -> NotebookRoom:
         )
     keep_alive(parts.rooms, room)
     return room
+
+
+def _regular_file_or_missing(path: str) -> None:
+    """Only a notebook file (or a new one) is read or replaced: a device, a FIFO or a
+    directory (``/dev/zero`` never ends, a FIFO never answers, ``/dev/null`` is no place
+    for a notebook) is refused before anything opens it."""
+    if os.path.exists(path) and not os.path.isfile(path):
+        raise RuntimedError(f"{path} is not a notebook file", "not_a_file")
 
 
 def _last_executions(room: NotebookRoom) -> dict[str, tuple[str, str | None]]:
