@@ -51,6 +51,7 @@ class Endpoint:
     status: int = 200
     #: 202: the reply is ``reply`` too, for work still going on.
     accepted: bool = False
+    #: May answer 409 (the state forbids it: no kernel, file changed on disk, ...).
     conflicts: bool = False
     #: Needs no token.
     public: bool = False

@@ -29,6 +29,8 @@ MAX_WAIT_SECS = 3600.0
 
 
 class NotebookChannelView(Protocol):
+    """The notebook channel's room requests (save goes through them, as on the socket)."""
+
     @property
     def requests(self) -> RoomRequests: ...
 
