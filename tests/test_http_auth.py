@@ -224,3 +224,25 @@ def test_tls_listen(daemon_factory: Callable[..., DaemonProcess], tmp_path: Path
     with pytest.raises(ssl.SSLCertVerificationError):
         request(url + "/api/status", headers=bearer, context=ssl.create_default_context())
     assert os.access(cert, os.R_OK)
+
+
+def test_the_settings_pick_the_address_and_origins(
+    daemon_factory: Callable[..., DaemonProcess], tmp_path: Path
+) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port free a moment ago
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    cache = tmp_path / "cache"
+    (cache / "config").mkdir(parents=True)
+    settings = {"http": {"listen": f"127.0.0.1:{port}", "allowed_origins": ["https://nb.example"]}}
+    (cache / "config" / "settings.json").write_text(json.dumps(settings))
+    d = daemon_factory("--uv-pool-size", "0", cache_dir=cache)
+    url = http_url(d)
+    assert url == f"http://127.0.0.1:{port}"
+    token = (cache / "http-token").read_text().strip()
+    headers = {"Authorization": f"Bearer {token}", "Origin": "https://nb.example"}
+    reply = request(url + "/api/status", "POST", {**headers, "Content-Length": "0"})
+    assert reply.status == 405, "past the Origin check: /api/status takes no POST"
+    assert reply.headers["Access-Control-Allow-Origin"] == "https://nb.example"

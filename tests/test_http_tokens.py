@@ -119,3 +119,24 @@ def test_non_loopback_needs_tls_or_an_explicit_opt_out(tmp_path: Path) -> None:
         listen_from("10.0.0.1:443", str(cert), None, False)
     listen = listen_from("10.0.0.1:443", str(cert), str(key), False)
     assert listen is not None and listen.scheme == "https" and not listen.loopback
+
+
+def test_the_http_settings_are_validated() -> None:
+    from runtimed.documents.settings import DEFAULTS, validate_value
+
+    assert DEFAULTS["http"] == {"listen": "127.0.0.1:0", "allowed_origins": []}
+    assert validate_value("http.listen", " [::1]:8765 ") == "[::1]:8765"
+    assert validate_value("http.listen", "off") == "off"
+    assert validate_value("http.allowed_origins", ["https://nb.example.com/"]) == [
+        "https://nb.example.com"
+    ]
+    for key, bad in (
+        ("http.listen", "8765"),
+        ("http.listen", 8765),
+        ("http.allowed_origins", "https://nb.example.com"),
+        ("http.allowed_origins", ["nb.example.com"]),
+        ("http.allowed_origins", ["https://nb.example.com/path"]),
+    ):
+        with pytest.raises(RuntimedError) as info:
+            validate_value(key, bad)
+        assert info.value.code == "invalid_setting"

@@ -97,7 +97,18 @@ class RequestGuard:
         self.in_flight: set[asyncio.Task[object]] = set()
 
     def middlewares(self) -> list[Callable[..., Awaitable[web.StreamResponse]]]:
-        return [self._errors, self._limits, self._host, self._origin, self._auth]
+        return [self._cors, self._errors, self._limits, self._host, self._origin, self._auth]
+
+    @web.middleware
+    async def _cors(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """CORS headers on every answer (errors too) to an origin of http.allowed_origins:
+        the token goes as a header, so no credentials are allowed."""
+        response = await handler(request)
+        origin = request.headers.get(hdrs.ORIGIN)
+        allowed = origin is not None and origin.lower() in self.config.origins()
+        if allowed and origin is not None and not response.prepared:
+            response.headers.update(_cors_headers(origin, preflight=False))
+        return response
 
     # --- errors -------------------------------------------------------------------------
 
@@ -149,8 +160,8 @@ class RequestGuard:
 
     @web.middleware
     async def _origin(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        """Browsers' cross-origin requests: refused unless the origin is allowed; CORS
-        headers (no credentials: the token goes as a header) for the allowed ones."""
+        """Browsers' cross-origin requests: refused unless the origin is allowed; the
+        CORS preflights of allowed ones answered (no token: browsers send none)."""
         origin = request.headers.get(hdrs.ORIGIN)
         if origin is None:
             return await handler(request)
@@ -167,10 +178,7 @@ class RequestGuard:
             )
         if preflight:
             return web.Response(status=204, headers=_cors_headers(origin, preflight=True))
-        response = await handler(request)
-        if origin.lower() in self.config.origins() and not response.prepared:
-            response.headers.update(_cors_headers(origin, preflight=False))
-        return response
+        return await handler(request)
 
     def _origin_allowed(self, origin: str, request: web.Request) -> bool:
         """The same origin (this scheme, the Host already checked) or a configured one."""
