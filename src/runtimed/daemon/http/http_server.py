@@ -1,8 +1,9 @@
 """``HttpServer``: the daemon's one HTTP server. Routes register before ``start()``;
 every route needs the token unless registered ``public`` (health, login).
 
-B's REST routes and C's websocket routes come through ``add_routes``; the middlewares of
-``security`` (JSON errors, limits, Host, Origin, token) stand in front of all of them.
+The REST API's routes and the websocket endpoints come through ``add_routes``; the
+middlewares of ``security`` (CORS, JSON errors, limits, Host, Origin, token) stand in
+front of all of them.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
-"""The HTTP server's middlewares, outermost first: JSON errors, the connection cap and
-body size, the Host check (DNS rebinding), the Origin check (cross-site requests and
-websockets), then the token (Bearer header or login cookie) with failures rate-limited.
+"""The HTTP server's middlewares, outermost first: CORS headers for allowed origins, JSON
+errors, the connection cap and body size, the Host check (DNS rebinding), the Origin
+check (cross-site requests, websockets, preflights), then the token (Bearer header or
+login cookie) with failures rate-limited.
 
 Handlers behind them never check auth. Nothing here logs a header, a query string or a
 cookie: tokens never reach the log.
