@@ -1,18 +1,18 @@
-"""Client ends of ``/ws``: an asyncio MessageConnection, or blocking frames (websockets).
+"""Client ends of ``/ws``: an asyncio MessageConnection (aiohttp: its C frame reader
+keeps a round trip near the socket's), or blocking frames (websockets' sync client).
 
 Imported only when a client is given a URL, so ``import runtimed`` stays light.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import socket
 import urllib.parse
 from typing import Any
 
-from websockets.asyncio.client import ClientConnection
-from websockets.asyncio.client import connect as connect_async
 from websockets.exceptions import (
     ConnectionClosed,
     ConnectionClosedOK,
@@ -24,6 +24,7 @@ from websockets.sync.client import ClientConnection as SyncClientConnection
 from websockets.sync.client import connect as connect_sync
 
 from runtimed.errors import DaemonNotRunningError, ProtocolError, RuntimedError
+from runtimed.transport.aiohttp_socket import AiohttpMessageSocket
 from runtimed.transport.messages import MessageConnection
 
 OPEN_TIMEOUT_SECS = 30.0
@@ -61,20 +62,24 @@ def _options(token: str | None, max_frame: int, timeout: float | None) -> dict[s
     }
 
 
+def refused_status(url: str, status: int, message: str) -> RuntimedError:
+    """One line that says why the daemon at ``url`` refused (HTTP ``status``), and what
+    to do."""
+    if status == 401:
+        return RuntimedError(
+            f"the daemon at {url} refused the token (401); {WHAT_TO_DO[401]}", "unauthorized"
+        )
+    detail = "; ".join(part for part in (message, WHAT_TO_DO.get(status, "")) if part)
+    return RuntimedError(f"the daemon at {url} refused the connection ({status}): {detail}")
+
+
 def refused(url: str, exc: BaseException) -> RuntimedError:
-    """One line that says why the daemon at ``url`` refused, and what to do."""
+    """``refused_status`` for an exception of the websockets library."""
     if isinstance(exc, InvalidStatus):
-        status = exc.response.status_code
         message = ""
         with contextlib.suppress(ValueError, KeyError, TypeError):
             message = json.loads(exc.response.body or b"{}")["error"]["message"]
-        if status == 401:
-            return RuntimedError(
-                f"the daemon at {url} refused the token (401); {WHAT_TO_DO[401]}", "unauthorized"
-            )
-        hint = WHAT_TO_DO.get(status, "")
-        detail = "; ".join(part for part in (message, hint) if part)
-        return RuntimedError(f"the daemon at {url} refused the connection ({status}): {detail}")
+        return refused_status(url, exc.response.status_code, message)
     if isinstance(exc, InvalidURI):
         return RuntimedError(f"not a daemon URL: {url!r}", "invalid_url")
     return ProtocolError(f"the server at {url} is not a runtimed daemon: {exc}", "bad_upgrade")
@@ -84,53 +89,36 @@ def _not_running(url: str) -> DaemonNotRunningError:
     return DaemonNotRunningError(url)
 
 
-class WebsocketsMessageSocket:
-    """A MessageSocket over a websockets asyncio ClientConnection."""
-
-    def __init__(self, ws: ClientConnection) -> None:
-        self._ws = ws
-
-    async def receive(self) -> bytes | None:
-        try:
-            data = await self._ws.recv()
-        except ConnectionClosedOK:
-            return None
-        except ConnectionClosed as exc:
-            raise ConnectionResetError(f"the websocket closed: {exc}") from None
-        if isinstance(data, str):
-            raise ProtocolError("the daemon sent a text message; frames are binary")
-        return data
-
-    async def send(self, data: bytes) -> None:
-        try:
-            await self._ws.send(data)
-        except ConnectionClosed as exc:
-            raise ConnectionResetError(f"the websocket closed: {exc}") from None
-
-    def buffered(self) -> int:
-        return self._ws.transport.get_write_buffer_size()
-
-    def closing(self) -> bool:
-        return self._ws.transport.is_closing()
-
-    def abort(self) -> None:
-        self._ws.transport.abort()
-
-    async def close(self) -> None:
-        await self._ws.close()
-
-
 async def connect_ws(
     url: str, token: str | None, max_frame: int, timeout: float | None = None
 ) -> MessageConnection:
     """An asyncio frame connection to the daemon at ``url`` (its ``/ws``)."""
+    import aiohttp
+
+    target = ws_url(url)
+    session = aiohttp.ClientSession(trust_env=False)  # no proxy: direct, or an SSH forward
     try:
-        ws = await connect_async(ws_url(url), **_options(token, max_frame, timeout))
-    except (InvalidHandshake, InvalidURI) as exc:
-        raise refused(url, exc) from None
-    except (ConnectionRefusedError, socket.gaierror):
+        async with asyncio.timeout(timeout or OPEN_TIMEOUT_SECS):
+            ws = await session.ws_connect(
+                target,
+                headers={"Authorization": f"Bearer {token}"} if token else None,
+                max_msg_size=max_frame,
+                compress=0,
+                autoping=True,
+            )
+    except aiohttp.WSServerHandshakeError as exc:
+        await session.close()
+        raise refused_status(url, exc.status, "") from None
+    except aiohttp.ClientConnectorError:
+        await session.close()
         raise _not_running(url) from None
-    return MessageConnection(WebsocketsMessageSocket(ws), max_frame)
+    except aiohttp.InvalidURL:
+        await session.close()
+        raise RuntimedError(f"not a daemon URL: {url!r}", "invalid_url") from None
+    except BaseException:
+        await session.close()
+        raise
+    return MessageConnection(AiohttpMessageSocket(ws, after_close=session.close), max_frame)
 
 
 class BlockingWebSocket:

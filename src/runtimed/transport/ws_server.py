@@ -11,61 +11,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
-from runtimed.errors import ProtocolError
 from runtimed.protocol.framing import HANDSHAKE_MAX_FRAME, Channel
+from runtimed.transport.aiohttp_socket import AiohttpMessageSocket
 from runtimed.transport.dispatch import ChannelDispatch
 from runtimed.transport.messages import MessageConnection
 
 #: aiohttp assembles a whole message before we see it, so its limit is the largest
 #: channel cap; the channel's own cap is checked on each message (MessageConnection).
 MAX_MESSAGE = int(Channel.BLOB)
-CLOSE_TIMEOUT_SECS = 2.0
-
-
-class AiohttpMessageSocket:
-    """A MessageSocket over an aiohttp WebSocketResponse (the daemon's end)."""
-
-    def __init__(self, ws: web.WebSocketResponse, transport: asyncio.BaseTransport | None) -> None:
-        self._ws = ws
-        self._transport = transport
-
-    async def receive(self) -> bytes | None:
-        msg = await self._ws.receive()
-        if msg.type is WSMsgType.BINARY:
-            data: bytes = msg.data
-            return data
-        if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
-            return None
-        if msg.type is WSMsgType.ERROR:
-            raise ProtocolError(f"bad websocket message: {msg.data}", "invalid_frame")
-        raise ProtocolError(
-            "frames are binary websocket messages (got a text message)", "invalid_frame"
-        )
-
-    async def send(self, data: bytes) -> None:
-        await self._ws.send_bytes(data)
-
-    def buffered(self) -> int:
-        transport = self._transport
-        if isinstance(transport, asyncio.WriteTransport):
-            return transport.get_write_buffer_size()
-        return 0
-
-    def closing(self) -> bool:
-        transport = self._transport
-        return self._ws.closed or transport is None or transport.is_closing()
-
-    def abort(self) -> None:
-        if isinstance(self._transport, asyncio.WriteTransport):
-            self._transport.abort()
-
-    async def close(self) -> None:
-        try:
-            await asyncio.wait_for(self._ws.close(), CLOSE_TIMEOUT_SECS)
-        except (TimeoutError, ConnectionError):
-            self.abort()
 
 
 async def open_websocket(
