@@ -31,6 +31,7 @@ OPEN_TIMEOUT_SECS = 30.0
 WHAT_TO_DO = {
     401: "pass token= (runt --token-file) or set RUNTIMED_TOKEN",
     403: "the Origin is not allowed (setting http.allowed_origins)",
+    404: "no /ws there: is this a runtimed daemon of this version?",
     421: "use the daemon's own address (its Host check refused this one)",
     429: "too many failed attempts; wait a minute and retry with the right token",
     503: "the daemon is at its connection limit; retry later",
