@@ -14,7 +14,6 @@ import logging
 import logging.handlers
 import os
 import signal
-import sys
 import time
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -32,6 +31,7 @@ from runtimed.daemon.http.listen import listen_from
 from runtimed.daemon.logs import configure_logging
 from runtimed.daemon.settings.settings_service import SettingsService
 from runtimed.daemon.singleton import DaemonLock, write_daemon_info
+from runtimed.daemon.warm_up import preload_notebook_modules, release_freed_memory
 from runtimed.protocol.connection import FrameConnection
 from runtimed.protocol.control import DaemonInfo, RoomInfo, StatusReply
 from runtimed.protocol.framing import PROTOCOL_VERSION
@@ -295,7 +295,7 @@ class Daemon:
             await asyncio.wait_for(self._notebooks_wanted.wait(), WARM_UP_DELAY_SECS)
         try:
             self.notebooks = self._build_notebooks()
-            _preload_notebook_modules()
+            preload_notebook_modules()
         except BaseException as exc:
             self._notebooks_built.set_exception(exc)
             raise
@@ -304,7 +304,7 @@ class Daemon:
         await self._start_blob_http()
         await self._start_http()
         self._write_info()
-        _release_freed_memory()
+        release_freed_memory()
 
     def _write_info(self) -> None:
         write_daemon_info(
@@ -365,30 +365,6 @@ class Daemon:
             if self.notebooks is not None:
                 await self.notebooks.close()
             self.paths.info_file.unlink(missing_ok=True)
-
-
-def _release_freed_memory() -> None:
-    """Hand back to the system what the start-up imports freed: glibc keeps it (~3 MB
-    of idle RSS). Elsewhere, nothing to do."""
-    if not sys.platform.startswith("linux"):
-        return
-    import ctypes
-
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None).malloc_trim(0)
-
-
-def _preload_notebook_modules() -> None:
-    import importlib
-
-    for name in (
-        "anyio._backends._asyncio",  # pycrdt's Doc() loads it on first use in a loop
-        "nbformat",
-    ):
-        importlib.import_module(name)
-    import nbformat
-
-    nbformat.validate(nbformat.v4.new_notebook())  # type: ignore[no-untyped-call]
 
 
 def run_daemon(config: DaemonConfig) -> int:
