@@ -358,6 +358,7 @@ def reap() -> Iterator[list[int]]:
             os.kill(pid, signal.SIGKILL)
 
 
+@pytest.mark.daemon  # a real kernel (under a parent process the test kills)
 @pytest.mark.parametrize("guard_mode", ["pdeathsig", "poll"])
 async def test_kernel_dies_with_sigkilled_parent(
     tmp_path: Path, kernel_env_path: Path, guard_mode: str, reap: list[int]
