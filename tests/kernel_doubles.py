@@ -187,6 +187,8 @@ class FakeWire:
         #: Executions waiting for an interrupt (and whether it ends them with no reply).
         self.blocked: list[tuple[Message, bool]] = []
         self._waiting: list[Message] = []  # shell requests behind a blocked execution
+        #: Executions waiting in input(), by the msg_id of their input_request.
+        self.asking: dict[str, Message] = {}
         self._loop = asyncio.get_running_loop()
         kernel.wires.append(self)
 
@@ -197,6 +199,12 @@ class FakeWire:
 
     def send_control(self, msg_type: str, content: dict[str, Any]) -> str:
         return self._send("control", msg_type, content)
+
+    def send_stdin(self, msg_type: str, content: dict[str, Any], parent: Message) -> str:
+        reply = self.session.msg(msg_type, content, parent=parent)
+        self.sent.append(msg_type)
+        self._loop.call_soon(self._answered, parent["header"]["msg_id"], content)
+        return str(reply["header"]["msg_id"])
 
     def close(self) -> None:
         self.closed = True
@@ -214,6 +222,9 @@ class FakeWire:
                 self._publish(request, "status", {"execution_state": "idle"})
             else:
                 self._fail(request, "KeyboardInterrupt", "")
+        asking, self.asking = self.asking, {}
+        for request in asking.values():
+            self._fail(request, "KeyboardInterrupt", "Interrupted by user")
         waiting, self._waiting = self._waiting, []
         for request in waiting:
             self._answer("shell", request)
@@ -257,6 +268,8 @@ class FakeWire:
             self.blocked.append((request, code == "block quietly"))
         elif code == "idle without reply":
             self._publish(request, "status", {"execution_state": "idle"})
+        elif code.startswith("ask "):  # input(prompt); "ask password P": getpass
+            self._ask(request, code[len("ask ") :])
         elif code.startswith("raise "):
             ename, _, evalue = code[len("raise ") :].partition(": ")
             self._fail(request, ename, evalue)
@@ -271,6 +284,26 @@ class FakeWire:
             self._succeed(request, count)
             if code == "late":
                 self._stream(request, "after idle\n")
+
+    def _ask(self, request: Message, prompt: str) -> None:
+        if not request["content"].get("allow_stdin"):
+            self._fail(request, "StdinNotImplementedError", "raw_input was called, but ...")
+            return
+        password = prompt.startswith("password ")
+        content = {"prompt": prompt.removeprefix("password "), "password": password}
+        ask = self.session.msg("input_request", content, parent=request)
+        self.asking[ask["header"]["msg_id"]] = request
+        self._post(self.on_reply, ask)
+
+    def _answered(self, input_request_id: str, content: dict[str, Any]) -> None:
+        request = self.asking.pop(input_request_id, None)
+        if request is None or self.closed:
+            return
+        if content.get("value") == "\x04":
+            self._fail(request, "EOFError", "")
+            return
+        self._stream(request, f"got {content.get('value')}\n")
+        self._succeed(request, self.kernel.execution_count)
 
     def _stream(self, request: Message, text: str) -> None:
         self._publish(request, "stream", {"name": "stdout", "text": text})

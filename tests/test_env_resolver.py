@@ -26,6 +26,7 @@ from runtimed.daemon.envs.resolver import (
     ResolvedEnv,
     find_pyproject,
 )
+from runtimed.daemon.trust.trust_gate import TrustGate
 from runtimed.errors import RuntimedError
 from runtimed.protocol.control import PooledEnv
 
@@ -68,6 +69,7 @@ def make_resolver(
         lambda: default,
         lambda: list(channels or []),
         take_timeout=take_timeout,
+        trust=TrustGate.trusting_everything(),  # the gate has its own tests (test_trust*)
     )
 
 

@@ -31,7 +31,9 @@ class Chooser:
 
     source: str = "uv:prewarmed"
 
-    async def choose(self, metadata: dict[str, Any], notebook_path: str | None) -> str:
+    async def choose(
+        self, metadata: dict[str, Any], notebook_path: str | None, first_code_cell: str | None
+    ) -> str:
         return self.source
 
 

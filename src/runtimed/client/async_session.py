@@ -230,3 +230,17 @@ class AsyncSession(RoomConnection):
         pos = len(code) if cursor_pos is None else cursor_pos
         result: dict[str, Any] = await self.request("complete", code=code, cursor_pos=pos)
         return result
+
+    async def trust(
+        self, approve: bool = True, packages: list[str] | None = None, env_source: str = "auto"
+    ) -> dict[str, Any]:
+        """Approve this notebook's dependencies for installing (``packages``: only these
+        names); ``approve=False`` only lists them. Returns ``{env_source, untrusted,
+        approved, note}``: ``untrusted`` is what still needs approval, each with ``name``,
+        ``spec``, ``origin``, ``channel`` (conda) and ``warnings`` (look-alike names of
+        popular packages, direct URLs, local paths). A kernel start fails with
+        ``untrusted_dependencies`` until nothing is untrusted."""
+        result: dict[str, Any] = await self.request(
+            "trust", approve=approve, packages=packages, env_source=env_source
+        )
+        return result

@@ -305,3 +305,9 @@ class Session:
 
     def complete(self, code: str, cursor_pos: int | None = None) -> dict[str, Any]:
         return self._call(self._session.complete, code, cursor_pos)
+
+    def trust(
+        self, approve: bool = True, packages: list[str] | None = None, env_source: str = "auto"
+    ) -> dict[str, Any]:
+        """Approve this notebook's dependencies (see :meth:`AsyncSession.trust`)."""
+        return self._call(self._session.trust, approve, packages, env_source)

@@ -30,6 +30,9 @@ from runtimed.daemon.rooms.room_registry import RoomRegistry
 from runtimed.daemon.runtimes import RuntimeRegistry
 from runtimed.daemon.runtimes.runtime_history import RuntimeHistory
 from runtimed.daemon.settings.settings_service import SettingsService
+from runtimed.daemon.trust.own_notebooks import NotebookKey, stamp_notebook
+from runtimed.daemon.trust.trust_gate import TrustGate
+from runtimed.daemon.trust.trust_store import TrustStore
 from runtimed.documents.blob_refs import refer_notebook_outputs
 from runtimed.errors import RuntimedError
 from runtimed.paths import RuntimePaths
@@ -56,6 +59,8 @@ class NotebookService:
         cache = paths.cache_dir
         self.settings = settings
         self.blobs = blobs
+        config_dir = settings.file.parent
+        self.notebook_key = NotebookKey(config_dir)
         self.history = HistoryLog(HistoryStore(paths.history_file), retention=self._retention)
         self.env_resolver = EnvResolver(
             inputs.pools,
@@ -65,6 +70,7 @@ class NotebookService:
             conda_channels=settings.value("conda.channels", list),
             conda_config_file=inputs.conda_config_file,
             take_timeout=inputs.take_timeout,
+            trust=TrustGate(TrustStore.in_config_dir(config_dir), self.notebook_key),
         )
         local = LocalKernelProvider(
             self.env_resolver, runtime_dir=cache / "kernels", ipython_dir=cache / "ipython"
@@ -96,9 +102,11 @@ class NotebookService:
             load_notebook=NotebookLoader(
                 self._refer_file_outputs, BlobPlace(blobs.root, blobs.max_size, threshold)
             ),
+            on_new_notebook=lambda room: stamp_notebook(self.notebook_key, room.nb),
         )
         self.channel = NotebookChannel(
-            self.rooms, RoomRequests(self.room_kernels, blob_fetch=blobs.get)
+            self.rooms,
+            RoomRequests(self.room_kernels, blob_fetch=blobs.get, trust=self.env_resolver.trust),
         )
         self.runtimes = RuntimeRegistry(self.rooms, self.room_kernels, self.history)
         self.runtime_requests = RuntimeRequests(self.runtimes, self.history)

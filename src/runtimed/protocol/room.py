@@ -87,6 +87,15 @@ class KernelInfoRequest(_Request, frozen=True, tag="kernel_info"):
     pass
 
 
+class TrustRequest(_Request, frozen=True, tag="trust"):
+    """The notebook's dependencies that need the user's approval; with ``approve``, approve
+    them (``packages``: only these names) in ``<config dir>/trusted-packages.sqlite``."""
+
+    approve: bool = False
+    packages: list[str] | None = None
+    env_source: str = "auto"
+
+
 RoomRequest = (
     SyncRequest
     | SaveRequest
@@ -101,6 +110,7 @@ RoomRequest = (
     | CompleteRequest
     | GetExecutionRequest
     | KernelInfoRequest
+    | TrustRequest
 )
 
 REQUEST_TYPES: dict[str, type[RoomRequest]] = {
@@ -183,6 +193,29 @@ class Done(msgspec.Struct, frozen=True, tag="done", tag_field="type"):
     pass
 
 
+class UntrustedPackage(msgspec.Struct, frozen=True):
+    """A dependency not in the allowlist: ``name`` (normalised; conda: + ``channel``),
+    the ``spec`` and ``origin`` it came from, and ``warnings`` (look-alike names, direct
+    URLs or local paths)."""
+
+    name: str
+    ecosystem: str
+    spec: str
+    origin: str
+    channel: str = ""
+    warnings: list[str] = []
+
+
+class TrustReport(msgspec.Struct, frozen=True, tag="trust_report", tag_field="type"):
+    """``untrusted``: what still needs approval; ``approved``: what this request approved;
+    ``note``: why nothing needs approval (a project file you keep, created here, ...)."""
+
+    env_source: str
+    untrusted: list[UntrustedPackage] = []
+    approved: list[UntrustedPackage] = []
+    note: str = ""
+
+
 RoomResult = (
     Synced
     | Saved
@@ -194,6 +227,7 @@ RoomResult = (
     | Cancelled
     | Completions
     | Done
+    | TrustReport
 )
 
 

@@ -51,6 +51,8 @@ class NotebookChannel:
             peer.send(FrameType.EVENT, pack_json(FrameType.EVENT, event)[1:])
             await peer.drain()
         finally:
+            peer.closed = True  # a prompt asked of it meanwhile is answered EOF
+            self.requests.peer_left(room, peer)
             room.leave(peer)
 
     def _handle(self, room: NotebookRoom, peer: Peer, frame: bytes) -> None:
@@ -67,6 +69,8 @@ class NotebookChannel:
 
     async def _answer(self, room: NotebookRoom, peer: Peer, request: RoomRequest) -> None:
         kind = type(request).__struct_config__.tag
-        reply = await answer(request.id, str(kind), lambda: self.requests.handle(room, request))
+        reply = await answer(
+            request.id, str(kind), lambda: self.requests.handle(room, request, peer)
+        )
         room.runtime_state.flush()  # a response never gets ahead of the state it reports
         peer.send_frame(reply)

@@ -4,9 +4,12 @@ requests to the room's ``RoomKernel`` (from ``RoomKernels``)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Callable
 
+from runtimed.daemon.envs.notebook_trust import NotebookTrust, trust_report
+from runtimed.daemon.envs.sources import NotebookFacts
 from runtimed.daemon.execution.room_kernel import RoomKernel
 from runtimed.daemon.execution.room_kernels import RoomKernels
 from runtimed.daemon.rooms.notebook_room import NotebookRoom
@@ -34,6 +37,7 @@ from runtimed.protocol.room import (
     ShutdownKernelRequest,
     Synced,
     SyncRequest,
+    TrustRequest,
 )
 
 
@@ -45,10 +49,15 @@ class RoomRequests:
     """
 
     def __init__(
-        self, room_kernels: RoomKernels, blob_fetch: Callable[[str], bytes] | None
+        self,
+        room_kernels: RoomKernels,
+        blob_fetch: Callable[[str], bytes] | None,
+        trust: NotebookTrust | None = None,
     ) -> None:
         self.room_kernels = room_kernels
         self.blob_fetch = blob_fetch
+        #: Answers TrustRequest (the resolver's NotebookTrust: one gate for both).
+        self.trust = trust
 
     async def handle(self, room: NotebookRoom, request: RoomRequest) -> RoomResult:
         match request:
@@ -65,6 +74,13 @@ class RoomRequests:
                     epoch=room.epoch,
                     peers=len(room.peers),
                     cells=len(room.nb.cells),
+                )
+            case TrustRequest(approve=approve, packages=packages, env_source=source):
+                if self.trust is None:
+                    raise RuntimedError("this daemon has no trust store", "unknown_request")
+                facts = NotebookFacts.of_document(room.nb, room.file.path)
+                return await asyncio.to_thread(
+                    trust_report, self.trust, facts, approve, packages, source or "auto"
                 )
         return await self._kernel_request(self.room_kernels.of(room), request)
 

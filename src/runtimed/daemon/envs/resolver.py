@@ -1,16 +1,23 @@
 """Deciding and preparing the Python environment a room's kernel runs in.
 
-``env_source`` (DESIGN.md, "Kernels and environments"):
+``env_source`` (DESIGN.md, "Kernels and environments"; ``auto``'s order is in
+``sources.py``):
 
 - ``uv:prewarmed`` / ``conda:prewarmed``: an env taken from the pool; the room owns it and
   deletes it when it goes.
 - ``uv:inline``: a venv built from ``metadata.runt.uv.dependencies``; ``conda:inline``: a conda
-  env from ``metadata.runt.conda.dependencies`` (+ ``channels``); ``uv:pyproject``: a venv with
-  the ``[project].dependencies`` of the nearest ``pyproject.toml``. These are cached under
-  ``inline-envs/`` by a hash of what they are built from and shared by every room that asks
-  for the same thing, so nobody deletes them on release.
-- ``auto``: inline uv deps, else inline conda deps, else the nearest pyproject.toml, else the
-  prewarmed pool of the ``default_python_env`` setting.
+  env from ``metadata.runt.conda.dependencies`` (+ ``channels``); ``uv:pep723``: a venv from
+  the first code cell's ``# /// script`` block; ``uv:pyproject``: a venv with the
+  ``[project].dependencies`` of the nearest ``pyproject.toml``; ``conda:env_yml``: a conda
+  env from the nearest ``environment.yml`` (its pip section through uv). These are cached
+  under ``inline-envs/`` by a hash of what they are built from and shared by every room
+  that asks for the same thing, so nobody deletes them on release.
+- ``pixi:toml``: the default env of the nearest ``pixi.toml`` (``pixi install``), in the
+  project's own ``.pixi/``.
+
+Every source that installs packages goes through ``NotebookTrust.check`` first: a package
+the user has not approved stops the start with ``untrusted_dependencies`` before any tool
+runs.
 
 A cached env is built straight into its final directory and its ready marker is written last:
 a directory with a marker is reused (also after a daemon restart), one without is half-built
@@ -25,7 +32,6 @@ import logging
 import os
 import re
 import time
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +40,7 @@ from typing import Any
 from runtimed.daemon.envs.build_step import BuildFailure
 from runtimed.daemon.envs.builder import EnvBuilder
 from runtimed.daemon.envs.conda_builder import CondaEnvBuilder
+from runtimed.daemon.envs.dependency_specs import metadata_specs
 from runtimed.daemon.envs.env_pool import EnvPool
 from runtimed.daemon.envs.env_record import (
     package_hash,
@@ -42,27 +49,43 @@ from runtimed.daemon.envs.env_record import (
     remove_env_dir,
     write_ready_marker,
 )
+from runtimed.daemon.envs.env_yml import EnvYmlBuilder, read_environment_yml
 from runtimed.daemon.envs.inline_envs import normalize_specs, touch_last_used
+from runtimed.daemon.envs.notebook_trust import NotebookTrust
+from runtimed.daemon.envs.pep723 import check_python, script_metadata
+from runtimed.daemon.envs.pixi_env import pixi_env
+from runtimed.daemon.envs.project_files import (
+    find_project_file,
+    find_pyproject,
+    notebook_dir,
+    pyproject_dependencies,
+)
+from runtimed.daemon.envs.sources import (
+    AUTO,
+    CONDA_ENV_YML,
+    CONDA_INLINE,
+    CONDA_PREWARMED,
+    ENV_SOURCES,
+    PIXI_TOML_SOURCE,
+    PROJECT_SOURCES,
+    UV_INLINE,
+    UV_PEP723,
+    UV_PREWARMED,
+    UV_PYPROJECT,
+    NotebookFacts,
+    choose,
+)
 from runtimed.daemon.envs.uv_builder import UvEnvBuilder
+from runtimed.daemon.trust.trust_gate import TrustGate
 from runtimed.errors import RuntimedError
 from runtimed.protocol.control import PooledEnv
 
+__all__ = ["ENV_SOURCES", "EnvResolver", "ResolvedEnv", "find_pyproject"]
+
 log = logging.getLogger(__name__)
 
-AUTO = "auto"
-UV_PREWARMED = "uv:prewarmed"
-CONDA_PREWARMED = "conda:prewarmed"
-UV_INLINE = "uv:inline"
-UV_PYPROJECT = "uv:pyproject"
-CONDA_INLINE = "conda:inline"
-
-#: Every env_source ``resolve`` accepts, ``auto`` first.
-ENV_SOURCES = (AUTO, UV_PREWARMED, CONDA_PREWARMED, UV_INLINE, UV_PYPROJECT, CONDA_INLINE)
-
 #: Cached env dirs: a kind and a hex hash, nothing else.
-_CACHED_DIR = re.compile(r"^(uv|pyproject|conda)-[0-9a-f]{16}$")
-_MAX_SPEC_LEN = 1000
-_MAX_SPECS = 500
+_CACHED_DIR = re.compile(r"^(uv|pyproject|conda|envyml)-[0-9a-f]{16}$")
 
 
 @dataclass(frozen=True)
@@ -79,7 +102,10 @@ class ResolvedEnv:
 
 
 class EnvResolver:
-    """Turns a requested ``env_source`` into a ready env, building and caching as needed."""
+    """Turns a requested ``env_source`` into a ready env, building and caching as needed.
+
+    ``trust`` is the gate every installing source passes; ``TrustGate.trusting_everything()``
+    turns it off (tests of the builders, embedding)."""
 
     def __init__(
         self,
@@ -91,6 +117,8 @@ class EnvResolver:
         conda_config_file: str | None = None,
         take_timeout: float = 60.0,
         build_timeout: float = 600.0,
+        *,
+        trust: TrustGate,
     ) -> None:
         self._pools = pools
         self._inline_dir = inline_dir
@@ -102,34 +130,49 @@ class EnvResolver:
         self._build_timeout = build_timeout
         self._locks: dict[str, asyncio.Lock] = {}
         self._verified: set[str] = set()
+        self.trust = NotebookTrust(trust, default_python_env, conda_channels)
         #: How many envs this resolver has built (not reused); for tests and status.
         self.builds = 0
 
     # --- public ---------------------------------------------------------------------------
 
     async def resolve(
-        self, env_source: str, notebook_metadata: dict[str, Any], notebook_path: str | None
+        self,
+        env_source: str,
+        notebook_metadata: dict[str, Any],
+        notebook_path: str | None,
+        first_code_cell: str | None = None,
     ) -> ResolvedEnv:
         """A ready env for ``env_source``; raises RuntimedError saying what to fix."""
         metadata = notebook_metadata if isinstance(notebook_metadata, dict) else {}
+        facts = NotebookFacts(metadata, notebook_path, first_code_cell)
         if env_source == AUTO:
-            env_source = await self.choose(metadata, notebook_path)
+            env_source = await self.choose(metadata, notebook_path, first_code_cell)
         if env_source == UV_PREWARMED:
             return await self._take("uv", env_source)
         if env_source == CONDA_PREWARMED:
             return await self._take("conda", env_source)
+        if env_source not in ENV_SOURCES:
+            raise RuntimedError(
+                f"unknown env_source {env_source!r}; use one of: {', '.join(ENV_SOURCES)}",
+                code="invalid_env_source",
+            )
+        project = await self._project_file(env_source, notebook_path)
+        # The gate comes before any tool runs: an untrusted notebook installs nothing.
+        await asyncio.to_thread(self.trust.check, env_source, facts)
         if env_source == UV_INLINE:
-            deps = normalize_specs(_metadata_specs(metadata, "uv", "dependencies") or [])
+            deps = normalize_specs(metadata_specs(metadata, "uv", "dependencies") or [])
             return await self._cached(UvEnvBuilder.create(deps, None), "uv")
         if env_source == CONDA_INLINE:
             return await self._cached(self._conda_inline_builder(metadata), "conda")
+        if env_source == UV_PEP723:
+            return await self._pep723(first_code_cell)
         if env_source == UV_PYPROJECT:
-            pyproject = await self._find_pyproject_or_fail(notebook_path)
-            return await self._pyproject(pyproject)
-        raise RuntimedError(
-            f"unknown env_source {env_source!r}; use one of: {', '.join(ENV_SOURCES)}",
-            code="invalid_env_source",
-        )
+            return await self._pyproject(project)
+        if env_source == CONDA_ENV_YML:
+            return await self._env_yml(project)
+        env = await pixi_env(project, self._build_timeout)
+        return ResolvedEnv(env=env, env_source=PIXI_TOML_SOURCE, owned=False)
 
     async def release(self, resolved: ResolvedEnv) -> None:
         """Delete an env the room owned (a pool env); leave shared cached envs alone."""
@@ -142,20 +185,16 @@ class EnvResolver:
             return
         await asyncio.to_thread(_remove_pool_env, prefix, pool.envs_dir)
 
-    # --- choosing -------------------------------------------------------------------------
-
-    async def choose(self, metadata: dict[str, Any], notebook_path: str | None) -> str:
-        """What ``auto`` means for this notebook: inline deps, a pyproject, or the pool."""
-        if _metadata_specs(metadata, "uv", "dependencies"):
-            return UV_INLINE
-        if _metadata_specs(metadata, "conda", "dependencies"):
-            return CONDA_INLINE
-        if notebook_path:
-            _, pyproject = await asyncio.to_thread(_locate_pyproject, notebook_path)
-            if pyproject is not None:
-                return UV_PYPROJECT
-        default = self._default_python_env()
-        return CONDA_PREWARMED if default == "conda" else UV_PREWARMED
+    async def choose(
+        self,
+        metadata: dict[str, Any],
+        notebook_path: str | None,
+        first_code_cell: str | None = None,
+    ) -> str:
+        """What ``auto`` means for this notebook (``sources.choose``)."""
+        facts = NotebookFacts(metadata, notebook_path, first_code_cell)
+        choice = await asyncio.to_thread(choose, facts, self._default_python_env())
+        return choice.source
 
     # --- pools ----------------------------------------------------------------------------
 
@@ -178,14 +217,17 @@ class EnvResolver:
     # --- cached envs ----------------------------------------------------------------------
 
     def _conda_inline_builder(self, metadata: dict[str, Any]) -> CondaEnvBuilder:
-        deps = _metadata_specs(metadata, "conda", "dependencies") or []
-        channels = _metadata_specs(metadata, "conda", "channels") or list(self._conda_channels())
+        deps = metadata_specs(metadata, "conda", "dependencies") or []
+        channels = metadata_specs(metadata, "conda", "channels") or list(self._conda_channels())
         if not channels:
             raise RuntimedError(
                 "conda:inline needs a channel: set metadata.runt.conda.channels or the "
                 "conda.channels setting",
                 code="invalid_metadata",
             )
+        return self._conda_builder(deps, channels)
+
+    def _conda_builder(self, deps: list[str] | tuple[str, ...], channels: Any) -> CondaEnvBuilder:
         return CondaEnvBuilder(
             self._cache_dir,
             tuple(sorted(set(deps))),
@@ -193,11 +235,31 @@ class EnvResolver:
             self._conda_config_file,
         )
 
+    async def _pep723(self, first_code_cell: str | None) -> ResolvedEnv:
+        script = script_metadata(first_code_cell)
+        if script is None:
+            raise RuntimedError(
+                "uv:pep723 needs a `# /// script` block in the notebook's first code cell",
+                code="no_pep723",
+            )
+        check_python(script.requires_python)
+        builder = UvEnvBuilder.create(normalize_specs(script.dependencies), None)
+        # Same deps, same env as uv:inline: one hash, one dir, one collector.
+        return await self._cached(builder, "uv", env_source=UV_PEP723)
+
     async def _pyproject(self, pyproject: Path) -> ResolvedEnv:
-        deps = await asyncio.to_thread(_pyproject_dependencies, pyproject)
+        deps = await asyncio.to_thread(pyproject_dependencies, pyproject)
         builder = UvEnvBuilder.create(normalize_specs(deps), None)
         key = package_hash("uv", builder.python, builder.packages, extra=str(pyproject))
         return await self._cached(builder, "pyproject", key, UV_PYPROJECT)
+
+    async def _env_yml(self, path: Path) -> ResolvedEnv:
+        yml = await asyncio.to_thread(read_environment_yml, path)
+        channels = yml.channels or tuple(self._conda_channels())
+        if not channels:
+            raise RuntimedError(f"{path} names no channels", code="invalid_environment_yml")
+        builder = EnvYmlBuilder(self._conda_builder(yml.conda, channels), tuple(sorted(yml.pip)))
+        return await self._cached(builder, "envyml", env_source=CONDA_ENV_YML)
 
     async def _cached(
         self,
@@ -250,86 +312,34 @@ class EnvResolver:
         log.info("%s ready in %.1f s", name, time.monotonic() - started)
         return env
 
-    async def _find_pyproject_or_fail(self, notebook_path: str | None) -> Path:
+    async def _project_file(self, env_source: str, notebook_path: str | None) -> Path:
+        """The nearest project file ``env_source`` reads (a dummy for other sources)."""
+        names = PROJECT_SOURCES.get(env_source)
+        if names is None:
+            return Path()
         if not notebook_path:
             raise RuntimedError(
-                "uv:pyproject needs the notebook's path to find its pyproject.toml; "
+                f"{env_source} needs the notebook's path to find its {names[0]}; "
                 "open the notebook from a file or pick another env_source",
-                code="no_pyproject",
+                code=_NOT_FOUND[env_source],
             )
-        start, found = await asyncio.to_thread(_locate_pyproject, notebook_path)
-        if found is None:
+        start = await asyncio.to_thread(notebook_dir, notebook_path)
+        search = await asyncio.to_thread(find_project_file, start, names)
+        if search.found is None:
             raise RuntimedError(
-                f"no pyproject.toml found in {start} or its parents (the search stops at a "
+                f"no {names[0]} found in {start} or its parents (the search stops at a "
                 "directory with .git or at your home directory); add one or pick another "
                 "env_source",
-                code="no_pyproject",
+                code=_NOT_FOUND[env_source],
             )
-        return found
+        return search.found
+
+
+_NOT_FOUND = {UV_PYPROJECT: "no_pyproject", CONDA_ENV_YML: "no_environment_yml",
+              PIXI_TOML_SOURCE: "no_pixi_toml"}  # fmt: skip
 
 
 # --- helpers -------------------------------------------------------------------------------
-
-
-def find_pyproject(start: Path) -> Path | None:
-    """The nearest ``pyproject.toml`` in ``start`` or its parents, looking no higher than a
-    directory that contains ``.git`` or the home directory (both are still checked)."""
-    home = Path.home().resolve()
-    for directory in (start, *start.parents):
-        candidate = directory / "pyproject.toml"
-        if candidate.is_file():
-            return candidate
-        if (directory / ".git").exists() or directory == home:
-            return None
-    return None
-
-
-def _locate_pyproject(notebook_path: str) -> tuple[Path, Path | None]:
-    """The directory the search starts in (the notebook's) and what it found there."""
-    path = Path(notebook_path).expanduser().resolve()
-    start = path if path.is_dir() else path.parent
-    return start, find_pyproject(start)
-
-
-def _pyproject_dependencies(pyproject: Path) -> list[str]:
-    try:
-        data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise RuntimedError(f"cannot read {pyproject}: {exc}", code="invalid_pyproject") from None
-    project = data.get("project", {})
-    if not isinstance(project, dict):
-        raise RuntimedError(f"{pyproject}: [project] is not a table", code="invalid_pyproject")
-    deps = project.get("dependencies", [])
-    return _check_specs(deps, f"{pyproject}: [project].dependencies", "invalid_pyproject")
-
-
-def _metadata_specs(metadata: dict[str, Any], kind: str, key: str) -> list[str] | None:
-    """``metadata.runt.<kind>.<key>`` as a checked list of strings; None when absent."""
-    runt = metadata.get("runt")
-    section = runt.get(kind) if isinstance(runt, dict) else None
-    if not isinstance(section, dict) or section.get(key) is None:
-        return None
-    return _check_specs(section[key], f"metadata.runt.{kind}.{key}", "invalid_metadata")
-
-
-def _check_specs(value: object, where: str, code: str) -> list[str]:
-    """Package specs as they go to uv/rattler: plain strings, never command-line options."""
-    if not isinstance(value, list) or len(value) > _MAX_SPECS:
-        raise RuntimedError(f"{where} must be a list of strings", code=code)
-    specs: list[str] = []
-    for item in value:
-        if not isinstance(item, str):
-            raise RuntimedError(f"{where} must be a list of strings, got {item!r}", code=code)
-        spec = item.strip()
-        if (
-            not spec
-            or spec.startswith("-")
-            or len(spec) > _MAX_SPEC_LEN
-            or any(ord(c) < 32 for c in spec)
-        ):
-            raise RuntimedError(f"{where}: {item!r} is not a package spec", code=code)
-        specs.append(spec)
-    return specs
 
 
 def _remove_pool_env(prefix: Path, envs_dir: Path) -> None:

@@ -18,6 +18,12 @@ from typing import Any, Protocol
 
 import msgspec
 
+from runtimed.daemon.execution.input_prompts import (
+    InputClient,
+    InputPrompts,
+    error_text,
+    not_available,
+)
 from runtimed.daemon.execution.output_writer import OutputWriter
 from runtimed.daemon.execution.records import ExecutionLog, ExecutionRecord
 from runtimed.daemon.kernels import (
@@ -28,6 +34,7 @@ from runtimed.daemon.kernels import (
     KernelLifecycle,
     Message,
 )
+from runtimed.daemon.kernels.execution import MessageCallback
 from runtimed.daemon.kernels.outputs import error_output
 from runtimed.daemon.rooms.runtime_state import RuntimeState
 from runtimed.daemon.tasks import stop_task
@@ -56,7 +63,11 @@ class ExecutingKernel(Protocol):
     @property
     def lifecycle(self) -> KernelLifecycle: ...
 
-    def submit(self, code: str) -> RunningExecution: ...
+    def submit(self, code: str, *, on_input: MessageCallback | None = None) -> RunningExecution:
+        """``on_input``: the kernel may ask for input (see ``InputPrompts``)."""
+        ...
+
+    def reply_input(self, request: Message, value: str) -> None: ...
 
     async def interrupt(self) -> None: ...
 
@@ -100,6 +111,9 @@ class ExecutionQueue:
         self._interrupts: set[asyncio.Task[None]] = set()
         self._done_waiters: dict[str, list[asyncio.Future[ExecutionRecord]]] = {}
         self._msg_cells: dict[str, str] = {}
+        #: The clients that answer the prompts of queued executions, by execution id.
+        self._input_clients: dict[str, InputClient] = {}
+        self.prompts = InputPrompts()
         # Records not yet ended (the log may be slow to read; these are read often).
         self._live: dict[str, ExecutionRecord] = {}
         self._ended: deque[str] = deque()  # ids of ended records still in the document
@@ -110,8 +124,11 @@ class ExecutionQueue:
 
     # --- queueing ------------------------------------------------------------------------
 
-    def enqueue(self, cell_id: str, batch: str | None = None) -> str:
-        """Queue a cell; a cell already waiting in the queue keeps its execution id."""
+    def enqueue(
+        self, cell_id: str, batch: str | None = None, input_client: InputClient | None = None
+    ) -> str:
+        """Queue a cell; a cell already waiting in the queue keeps its execution id.
+        ``input_client`` answers the cell's ``input()`` (none: StdinNotAvailable)."""
         cell_type = self.nb.cell_type(cell_id)  # raises "not found"
         if cell_type != "code":
             raise RuntimedError(f"cell {cell_id} is a {cell_type} cell, not code", "not_code")
@@ -122,6 +139,8 @@ class ExecutionQueue:
             f"exec-{uuid.uuid4().hex[:16]}", cell_id, queued_at=time.time(), batch=batch
         )
         self._queue.append(record)
+        if input_client is not None:
+            self._input_clients[record.execution_id] = input_client
         self._save(record)
         self._publish()
         self.start()
@@ -144,6 +163,7 @@ class ExecutionQueue:
                 keep.append(record)
                 continue
             cancelled += 1
+            self._input_clients.pop(record.execution_id, None)
             self._finish(record, "cancelled", success=False, error=reason)
         self._queue = keep
         self._publish()
@@ -182,16 +202,17 @@ class ExecutionQueue:
             record = self._queue.popleft()
             self._current = record
             try:
-                await self._run(record)
+                await self._run(record, self._input_clients.pop(record.execution_id, None))
             except Exception:  # one bad execution must not stop the queue
                 log.exception("execution %s failed unexpectedly", record.execution_id)
                 self._finish(record, "error", error="internal error (see runtimed.log)")
             finally:
+                self.prompts.ended(record.execution_id)
                 if self._current is not None:
                     self._current = None
                     self._publish()
 
-    async def _run(self, record: ExecutionRecord) -> None:
+    async def _run(self, record: ExecutionRecord, input_client: InputClient | None) -> None:
         try:
             kernel = await self.gate()
         except RuntimedError as exc:
@@ -205,12 +226,15 @@ class ExecutionQueue:
         self._began.clear()
         # Send first, then do the bookkeeping while the kernel works: its messages are
         # handled only once this coroutine yields, after the outputs were reset below.
+        cell_id = record.cell_id
+        on_input = None
+        if input_client is not None:
+            on_input = self.prompts.asker(kernel, record.execution_id, cell_id, input_client)
         try:
-            execution = kernel.submit(source)
+            execution = kernel.submit(source, on_input=on_input)
         except KernelError as exc:
             self._finish(record, "error", error=exc.message)
             return
-        cell_id = record.cell_id
         self._msg_cells[execution.msg_id] = cell_id
         record = self._save(
             msgspec.structs.replace(record, status="running", started_at=time.time())
@@ -218,7 +242,9 @@ class ExecutionQueue:
         self._publish(executing=record.execution_id)
         self.writer.begin(cell_id)
         try:
-            reply = await execution.wait(lambda msg: self._on_message(cell_id, msg))
+            reply = await execution.wait(
+                lambda msg: self._on_message(cell_id, msg if on_input else not_available(msg))
+            )
         except KernelDiedError as exc:
             self._kernel_died(record, exc)
             return
@@ -241,7 +267,7 @@ class ExecutionQueue:
             )
         count = reply.execution_count or self.writer.execution_count(cell_id)
         status = "done" if reply.success else "error"
-        error = f"{reply.ename}: {reply.evalue}" if not reply.success else None
+        error = error_text(reply.ename, reply.evalue) if not reply.success else None
         self._finish(record, status, execution_count=count, success=reply.success, error=error)
         if not reply.success and record.batch:
             self.cancel_queued(batch=record.batch, reason="an earlier cell of run-all failed")
@@ -313,6 +339,7 @@ class ExecutionQueue:
     async def interrupt(self, kernel: ExecutingKernel) -> int:
         """Interrupt the running cell and clear the queue; returns how many were cancelled."""
         cancelled = self.cancel_queued(reason="interrupted")
+        self.prompts.cancel("interrupted")
         if self._current is not None and not self._began.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._began.wait(), timeout=2)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from runtimed.daemon.envs.sources import first_code_cell
 from runtimed.daemon.execution.large_outputs import BlobWriters, LargeMessageDecoder
 from runtimed.daemon.execution.output_writer import BlobSink, OutputWriter
 from runtimed.daemon.execution.queue import ExecutionQueue
@@ -240,6 +241,7 @@ class RoomKernel:
             on_launching=launching,
             on_state=self._on_state,
             kernel=choice,
+            first_code_cell=first_code_cell(self.room.nb),
         )
 
     def _describe_kernel(self, session: KernelSession, choice: KernelChoice) -> None:

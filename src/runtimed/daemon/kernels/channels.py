@@ -91,7 +91,7 @@ def decode_parts(parts: list[memoryview], content: Any = None) -> Message:
 
 class KernelChannels:
     """Sockets to one kernel. ``on_iopub`` gets IOPub messages, ``on_reply`` shell and
-    control replies, in arrival order, on the event loop."""
+    control replies and stdin requests, in arrival order, on the event loop."""
 
     def __init__(
         self,
@@ -103,11 +103,20 @@ class KernelChannels:
         self.session = session
         self._loop = asyncio.get_running_loop()
         context: zmq.Context[Any] = zmq.Context.instance()
-        self.shell = self._socket(context, zmq.DEALER, channel_url(info, "shell"))
+        # The kernel sends an input_request to the stdin peer whose identity is that of
+        # the shell request's sender: both sockets take the session's id.
+        identity = session.bsession
+        self.shell = self._socket(context, zmq.DEALER, channel_url(info, "shell"), identity)
         self.control = self._socket(context, zmq.DEALER, channel_url(info, "control"))
         self.iopub = self._socket(context, zmq.SUB, channel_url(info, "iopub"))
         self.iopub.setsockopt(zmq.SUBSCRIBE, b"")
-        self._handlers = {self.shell: on_reply, self.control: on_reply, self.iopub: on_iopub}
+        self.stdin = self._socket(context, zmq.DEALER, channel_url(info, "stdin"), identity)
+        self._handlers = {
+            self.shell: on_reply,
+            self.control: on_reply,
+            self.iopub: on_iopub,
+            self.stdin: on_reply,
+        }
         self._decoding: set[zmq.Socket[Any]] = set()  # a large message is off the loop
         self.decode_large: PartsDecoder = decode_parts
         for sock in self._handlers:
@@ -115,9 +124,13 @@ class KernelChannels:
         self.closed = False
 
     @staticmethod
-    def _socket(context: zmq.Context[Any], kind: int, url: str) -> zmq.Socket[Any]:
+    def _socket(
+        context: zmq.Context[Any], kind: int, url: str, identity: bytes | None = None
+    ) -> zmq.Socket[Any]:
         sock: zmq.Socket[Any] = context.socket(kind)
         sock.setsockopt(zmq.LINGER, 0)
+        if identity is not None:
+            sock.setsockopt(zmq.IDENTITY, identity)
         sock.setsockopt(zmq.RECONNECT_IVL, RECONNECT_IVL_MS)
         sock.connect(url)
         return sock
@@ -178,9 +191,16 @@ class KernelChannels:
             self._handle(self._handlers[sock], msg)
         self._drain(sock)
 
-    def send(self, sock: zmq.Socket[Any], msg_type: str, content: dict[str, Any]) -> str:
-        """Send a request; returns its msg_id."""
-        msg = self.session.msg(msg_type, content)
+    def send(
+        self,
+        sock: zmq.Socket[Any],
+        msg_type: str,
+        content: dict[str, Any],
+        parent: Message | None = None,
+    ) -> str:
+        """Send a request (or, with ``parent``, an answer to the kernel's request);
+        returns its msg_id."""
+        msg = self.session.msg(msg_type, content, parent=parent)
         sock.send_multipart(self.session.serialize(msg), copy=True)
         # A send can consume the FD's edge: look for replies that are already there.
         self._loop.call_soon(self._drain, sock)
@@ -191,6 +211,9 @@ class KernelChannels:
 
     def send_control(self, msg_type: str, content: dict[str, Any]) -> str:
         return self.send(self.control, msg_type, content)
+
+    def send_stdin(self, msg_type: str, content: dict[str, Any], parent: Message) -> str:
+        return self.send(self.stdin, msg_type, content, parent)
 
     def close(self) -> None:
         if self.closed:

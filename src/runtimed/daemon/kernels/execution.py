@@ -56,6 +56,16 @@ class CompleteResult:
     cursor_end: int
     metadata: Mapping[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def from_content(cls, content: Mapping[str, Any], cursor_pos: int) -> CompleteResult:
+        """From a ``complete_reply``'s content (missing cursors: ``cursor_pos``)."""
+        return cls(
+            matches=tuple(content.get("matches") or ()),
+            cursor_start=int(content.get("cursor_start", cursor_pos)),
+            cursor_end=int(content.get("cursor_end", cursor_pos)),
+            metadata=dict(content.get("metadata") or {}),
+        )
+
 
 #: How long a reply may trail the kernel's ``idle`` for its request, by default. The kernel
 #: sends the reply before it publishes idle, so a reply still missing after this never comes.
@@ -87,6 +97,9 @@ class Execution:
         self._queue: asyncio.Queue[Message | _End | BaseException] = asyncio.Queue()
         self._ended: asyncio.Future[None] = reply.get_loop().create_future()
         self._listener: MessageCallback | None = None
+        #: Gets the kernel's ``input_request`` messages (only an execution sent with
+        #: ``allow_stdin`` gets any; see ``KernelSession.submit``).
+        self.on_input: MessageCallback | None = None
         self.done = False
         self.interrupted = False
 
@@ -101,6 +114,11 @@ class Execution:
         except Exception as exc:  # surfaces from wait(); later messages are dropped
             self._listener = None
             self.fail(exc)
+
+    def ask_input(self, msg: Message) -> None:
+        """Router side: the kernel waits in ``input()`` for this execution."""
+        if self.on_input is not None:
+            self.on_input(msg)
 
     def finish(self) -> None:
         """Router side: the kernel went idle for this execution."""

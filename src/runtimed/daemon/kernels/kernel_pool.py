@@ -50,7 +50,9 @@ RETRY_SECS = 30.0
 class SourceChooser(Protocol):
     """What ``auto`` means for a notebook (``EnvResolver.choose``)."""
 
-    async def choose(self, metadata: dict[str, Any], notebook_path: str | None) -> str: ...
+    async def choose(
+        self, metadata: dict[str, Any], notebook_path: str | None, first_code_cell: str | None
+    ) -> str: ...
 
 
 class PoolGeneration(Protocol):
@@ -115,7 +117,9 @@ class KernelPool:
             return await self.inner.acquire(request)
         source = request.env_source
         if source == "auto":
-            source = await self.resolver.choose(request.metadata, request.notebook_path)
+            source = await self.resolver.choose(
+                request.metadata, request.notebook_path, request.first_code_cell
+            )
         while self._ready and source == self.env_source:
             pooled = self._ready.popleft()
             self._quiet_until = time.monotonic() + REFILL_DELAY_SECS

@@ -5,13 +5,12 @@ restart, shutdown; see ``backend.py``; by default a local process,
 ``local_backend.py``) and a *wire factory* (its messages; see ``wire.py``; by default
 ZMQ sockets, ``channels.py``). What does not change with either stays here: the
 lifecycle state and its listeners, readiness, routing of messages to executions and
-replies (``router.py``), requests (execute, complete, interrupt, ping) and the death
-watcher, which polls the backend and fails everything pending when the kernel exits.
+replies (``router.py``), requests (execute, stdin, complete, interrupt, ping) and the
+death watcher, which polls the backend and fails everything pending when the kernel exits.
 
-Lifecycle (``session.state.lifecycle``): ``not_started`` -> ``launching`` -> ``running``;
-``running`` -> ``restarting`` -> ``running``; death -> ``dead``; ``shutdown`` at the end.
-Every change (and every busy/idle flip) goes to the listeners added with
-:meth:`KernelSession.add_listener`.
+Lifecycle: ``not_started`` -> ``launching`` -> ``running`` -> ``restarting`` ->
+``running``; death -> ``dead``; ``shutdown`` at the end. Every change (and busy/idle
+flip) goes to the listeners of :meth:`KernelSession.add_listener`.
 """
 
 from __future__ import annotations
@@ -58,12 +57,11 @@ DEATH_DRAIN_SECONDS = 0.05
 class KernelSession:
     """One kernel: launch, execute, interrupt, restart, shut down. asyncio only.
 
-    Run one execution with ``await session.execute(code, on_message)`` (every IOPub
-    message of that execution goes to ``on_message``, the ``execute_reply`` is returned),
-    or ``execution = session.submit(code)``, ``async for msg in execution``, ``await
-    execution.reply()``. Both end when the kernel goes idle for that request, or raise
-    KernelDiedError when the kernel process dies first (ExecutionAbortedError on
-    restart/shutdown). Never hangs on a dead kernel: a watcher polls the backend.
+    ``await session.execute(code, on_message)`` (each IOPub message of it goes to
+    ``on_message``; returns the ``execute_reply``), or ``execution = session.submit(code)``,
+    ``async for msg in execution``, ``await execution.reply()``. Both end when the kernel
+    goes idle for it, or raise KernelDiedError (ExecutionAbortedError on restart or
+    shutdown). Never hangs on a dead kernel: a watcher polls the backend.
     """
 
     def __init__(
@@ -74,9 +72,9 @@ class KernelSession:
         backend: KernelBackend | None = None,
         wire: WireFactory = zmq_wire,
     ) -> None:
-        """``on_unrouted`` receives IOPub messages of no pending execution (output from
-        threads after their cell finished, comm traffic). ``backend`` runs the kernel (a
-        local process by default), ``wire`` connects to it (ZMQ by default)."""
+        """``on_unrouted`` receives IOPub messages of no pending execution (late thread
+        output, comms). ``backend`` runs the kernel (a local process by default),
+        ``wire`` connects to it (ZMQ by default)."""
         self.config = config
         self._state = KernelState(KernelLifecycle.NOT_STARTED)
         self._listeners: list[StateListener] = []
@@ -98,7 +96,6 @@ class KernelSession:
 
     @property
     def lifecycle(self) -> KernelLifecycle:
-        """Shortcut for ``state.lifecycle``."""
         return self._state.lifecycle
 
     def add_listener(self, listener: StateListener) -> Callable[[], None]:
@@ -200,9 +197,7 @@ class KernelSession:
     async def ping(self, timeout: float) -> None:
         """A kernel_info round trip on the shell channel: the kernel's main loop answers
         (raises KernelError otherwise)."""
-        wire = self._require_running()
-        msg_id = wire.send_shell("kernel_info_request", {})
-        await self._await_reply(self._router.expect_reply(msg_id), msg_id, timeout)
+        await self.shell_request("kernel_info_request", {}, timeout)
 
     def _request_kernel_info(self) -> asyncio.Future[Message]:
         assert self._wire is not None
@@ -276,18 +271,28 @@ class KernelSession:
         silent: bool = False,
         store_history: bool = True,
         stop_on_error: bool = True,
+        on_input: MessageCallback | None = None,
     ) -> Execution:
-        """Send an execute_request now; iterate the returned Execution for its messages."""
+        """Send an execute_request now; iterate the returned Execution for its messages.
+        With ``on_input`` the kernel may ask for input (``allow_stdin``): its
+        ``input_request`` messages go there; :meth:`reply_input` answers them."""
         wire = self._require_running()
         content = {
             "code": code,
             "silent": silent,
             "store_history": store_history,
             "user_expressions": {},
-            "allow_stdin": False,
+            "allow_stdin": on_input is not None,
             "stop_on_error": stop_on_error,
         }
-        return self._router.track(wire.send_shell("execute_request", content))
+        msg_id = wire.send_shell("execute_request", content)
+        execution = self._router.track(msg_id)
+        execution.on_input = on_input
+        return execution
+
+    def reply_input(self, request: Message, value: str) -> None:
+        """Answer an ``input_request`` ("\\x04": EOF, ``input()`` raises EOFError)."""
+        self._require_running().send_stdin("input_reply", {"value": value}, request)
 
     async def execute(
         self, code: str, on_message: MessageCallback | None = None, **options: Any
@@ -299,18 +304,20 @@ class KernelSession:
         """
         return await self.submit(code, **options).wait(on_message)
 
+    async def shell_request(
+        self, msg_type: str, content: dict[str, Any], timeout: float = 10.0
+    ) -> dict[str, Any]:
+        """A shell round trip (``inspect_request``, ...); returns the reply's content."""
+        wire = self._require_running()
+        msg_id = wire.send_shell(msg_type, content)
+        reply = await self._await_reply(self._router.expect_reply(msg_id), msg_id, timeout)
+        return dict(reply.get("content") or {})
+
     async def complete(self, code: str, cursor_pos: int, timeout: float = 10.0) -> CompleteResult:
         """Completions at ``cursor_pos`` (a character offset into ``code``)."""
-        wire = self._require_running()
-        msg_id = wire.send_shell("complete_request", {"code": code, "cursor_pos": cursor_pos})
-        reply = await self._await_reply(self._router.expect_reply(msg_id), msg_id, timeout)
-        content = reply.get("content") or {}
-        return CompleteResult(
-            matches=tuple(content.get("matches") or ()),
-            cursor_start=int(content.get("cursor_start", cursor_pos)),
-            cursor_end=int(content.get("cursor_end", cursor_pos)),
-            metadata=dict(content.get("metadata") or {}),
-        )
+        request = {"code": code, "cursor_pos": cursor_pos}
+        content = await self.shell_request("complete_request", request, timeout)
+        return CompleteResult.from_content(content, cursor_pos)
 
     async def _await_reply(
         self, future: asyncio.Future[Message], msg_id: str, timeout: float
@@ -324,10 +331,9 @@ class KernelSession:
             ) from None
 
     async def interrupt(self) -> None:
-        """Interrupt the running cell: interrupt_request on the control channel when the
-        kernel's interrupt mode is ``message`` (the backend's interrupt if no reply in
-        time), else the backend's interrupt (SIGINT to a local process). The execution
-        then ends normally, with a KeyboardInterrupt error output."""
+        """Interrupt the running cell: interrupt_request on the control channel in the
+        ``message`` interrupt mode (the backend's interrupt if no reply in time), else the
+        backend's (SIGINT). The execution ends with a KeyboardInterrupt error output."""
         self._require_running()
         self._router.mark_interrupted()
         if self._backend.interrupt_mode == "message" and await self._interrupt_msg():

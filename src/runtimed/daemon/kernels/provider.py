@@ -39,6 +39,8 @@ class KernelRequest:
     on_state: Callable[[KernelState], None] | None = None
     #: ipykernel in an env (the default), or an installed kernelspec.
     kernel: KernelChoice = PYTHON
+    #: The source of the first code cell (a PEP 723 ``# /// script`` block is read there).
+    first_code_cell: str | None = None
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,7 @@ class LocalKernelProvider:
         if request.kernel.spec is not None:
             return await self._installed(request)
         env = await self.resolver.resolve(
-            request.env_source, request.metadata, request.notebook_path
+            request.env_source, request.metadata, request.notebook_path, request.first_code_cell
         )
         if request.on_launching is not None:
             request.on_launching(env)

@@ -72,8 +72,14 @@ class MessageRouter:
             execution.finish()
 
     def route_reply(self, msg: Message) -> None:
-        """Resolve the future waiting for this shell/control reply."""
+        """Resolve the future waiting for this shell/control reply; a stdin request
+        (``input_request``) goes to the execution that asked for it."""
         key = parent_id(msg)
+        if msg.get("msg_type") == "input_request":
+            execution = self._executions.get(key) if key else None
+            if execution is not None:
+                execution.ask_input(msg)
+            return
         future = self._replies.pop(key, None) if key else None
         if future is not None and not future.done():
             future.set_result(msg)

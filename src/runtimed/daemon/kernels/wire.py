@@ -2,10 +2,12 @@
 
 A wire sends shell and control requests and hands every message that comes back to two
 handlers, on the event loop, in arrival order: IOPub messages to one, shell and control
-replies to the other. It knows nothing of the kernel's process (that is the backend's,
-see ``backend.py``): a session makes a fresh wire from the backend's
-:class:`KernelConnection` after every start and restart, and closes it on death,
-restart and shutdown.
+replies, and the kernel's stdin requests (``input_request``, sent while an execution
+asked with ``allow_stdin`` waits in ``input()``), to the other. ``send_stdin`` answers
+them (``input_reply``) on the stdin channel. It knows nothing of the kernel's process
+(that is the backend's, see ``backend.py``): a session makes a fresh wire from the
+backend's :class:`KernelConnection` after every start and restart, and closes it on
+death, restart and shutdown.
 
 Today's wire is :class:`~runtimed.daemon.kernels.channels.KernelChannels` (raw ZMQ
 sockets, :func:`zmq_wire`); a websocket one (a Jupyter Kernel Gateway) is the next.
@@ -20,6 +22,7 @@ from typing import Any, Protocol
 from jupyter_client.session import Session
 
 from runtimed.daemon.kernels.channels import KernelChannels, MessageHandler, PartsDecoder
+from runtimed.daemon.kernels.execution import Message
 
 __all__ = [
     "KernelConnection",
@@ -57,6 +60,11 @@ class KernelWire(Protocol):
 
     def send_control(self, msg_type: str, content: dict[str, Any]) -> str:
         """Send a request on the control channel; returns its msg_id."""
+        ...
+
+    def send_stdin(self, msg_type: str, content: dict[str, Any], parent: Message) -> str:
+        """Answer a kernel's stdin request (``input_reply`` to the ``input_request``
+        ``parent``) on the stdin channel; returns its msg_id."""
         ...
 
     def close(self) -> None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import itertools
 import logging
 import weakref
+from typing import Any
 
 from runtimed.protocol.connection import FrameConnection
-from runtimed.protocol.frames import FrameType, pack
+from runtimed.protocol.frames import FrameType, pack, pack_json
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,10 @@ class Peer:
             self._drop(f"{behind} bytes unread while the daemon's outgoing budget is spent")
             return
         stream.send(frame)
+
+    def send_event(self, event: dict[str, Any]) -> None:
+        """An event for this peer alone (``input_request``, ...)."""
+        self.send_frame(pack_json(FrameType.EVENT, event))
 
     def send_ephemeral(self, frame_type: FrameType, payload: bytes) -> None:
         """A frame worth sending only to a peer that keeps up (presence)."""

@@ -49,13 +49,16 @@ class RoomRegistry:
         keep_alive_secs: Callable[[], float],
         room_kernels: KernelsOfRooms | None = None,
         load_notebook: LoadNotebook | None = None,
+        on_new_notebook: Callable[[NotebookRoom], None] | None = None,
     ) -> None:
         """``room_kernels`` go with their rooms; ``load_notebook`` reads a notebook file (its
-        large outputs moved to blobs)."""
+        large outputs moved to blobs); ``on_new_notebook`` is told of a notebook created
+        here (no file yet, no cells: the trust marker goes in)."""
         self.docs_dir = docs_dir
         self.keep_alive_secs = keep_alive_secs
         self.room_kernels = room_kernels
         self.load_notebook = load_notebook or NotebookLoader()
+        self.on_new_notebook = on_new_notebook
         self.rooms: dict[str, NotebookRoom] = {}
         self._opening: dict[str, asyncio.Task[NotebookRoom]] = {}
         self._evictions: dict[str, asyncio.TimerHandle] = {}
@@ -107,6 +110,12 @@ class RoomRegistry:
     async def _create(self, notebook_id: str, path: str | None) -> NotebookRoom:
         room = await load_room(self.docs_dir, notebook_id, path, self.load_notebook, self._on_empty)
         self.rooms[notebook_id] = room
+        if (
+            self.on_new_notebook is not None
+            and not len(room.nb.cells)
+            and (path is None or not await asyncio.to_thread(os.path.exists, path))
+        ):
+            self.on_new_notebook(room)
         log.info(
             "room %s opened (epoch %s, %d cells)", notebook_id, room.epoch[:8], len(room.nb.cells)
         )
