@@ -8,12 +8,14 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 import runtimed
 from helpers import DaemonProcess, wait_until
+from mcp_host import start_agent
 from runtimed.client.async_session import AsyncSession
 from runtimed.errors import RuntimedError
 
@@ -128,3 +130,37 @@ def test_a_client_that_leaves_while_asked_is_answered_eof(stdin_daemon: DaemonPr
     result = watcher.wait_for_execution(execution_id, 30)
     assert result.error is not None and result.error.ename == "EOFError"
     watcher.close()
+
+
+def test_mcp_execute_cell_waits_for_input_and_send_input_answers(
+    stdin_daemon: DaemonProcess, tmp_path: Path
+) -> None:
+    async def main() -> None:
+        agent = await start_agent(stdin_daemon, tmp_path)
+        try:
+            await agent.ok("create_notebook", path=str(tmp_path / "ask.ipynb"))
+            code = "import getpass\nname = input('your name? ')\nprint('hi', name)\n"
+            code += "pin = getpass.getpass('pin: ')\nprint(len(pin))"
+            text, info, _ = await agent.ok("create_cell", source=code, run=True, timeout=120)
+            assert info["waiting_for_input"] is True and info["prompt"] == "your name? "
+            assert "waiting for input: prompt 'your name? '" in text and "send_input" in text
+            eid = info["execution_id"]
+            text, info, _ = await agent.ok("send_input", execution_id=eid, value="ada")
+            assert info["prompt"] == "pin: " and "a password (getpass)" in text
+            text, info, _ = await agent.ok("send_input", execution_id=eid, value="1234")
+            assert info["status"] == "done" and info["waiting_for_input"] is False
+            assert "hi ada\n4" in text
+            # get_results on a waiting cell says so too; an interrupt ends the wait.
+            _, info, _ = await agent.ok("create_cell", source="input('never? ')", run=True)
+            eid = info["execution_id"]
+            _, info, _ = await agent.ok("get_results", execution_id=eid, timeout=5)
+            assert info["waiting_for_input"] is True
+            await agent.ok("interrupt_kernel")
+            _, info, _ = await agent.ok("get_results", execution_id=eid, timeout=30)
+            assert info["status"] == "error" and not info["waiting_for_input"]
+            error = await agent.error("send_input", execution_id=eid, value="late")
+            assert "is not waiting for input" in error
+        finally:
+            await agent.close()
+
+    asyncio.run(main())

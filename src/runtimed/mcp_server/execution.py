@@ -8,14 +8,16 @@ valid for as long as this server keeps the notebook open).
 
 from __future__ import annotations
 
+import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from mcp.server.mcpserver.exceptions import ToolError
 
 from runtimed.documents.runtime import FINAL_STATUSES, RuntimeDoc
 from runtimed.errors import RuntimedError
+from runtimed.mcp_server.input_waits import first_of
 from runtimed.mcp_server.notebooks import Notebooks, OpenNotebook
 
 
@@ -31,6 +33,8 @@ class Run:
     success: bool | None = None
     message: str | None = None  # why it failed or was cancelled
     ahead: int = 0  # executions before it in the queue
+    #: The ``input_request`` it waits on (send_input answers), if any.
+    prompt: dict[str, Any] | None = None
 
     @property
     def finished(self) -> bool:
@@ -45,6 +49,8 @@ class Run:
             "finished": self.finished,
             "success": self.success,
             "execution_count": self.execution_count,
+            "waiting_for_input": self.prompt is not None,
+            **({"prompt": self.prompt.get("prompt", "")} if self.prompt else {}),
         }
 
 
@@ -64,7 +70,8 @@ async def queue(notebooks: Notebooks, nb: OpenNotebook, cell_id: str) -> str:
     """Queue a code cell; its execution id (the same one if it is already waiting)."""
     session = await nb.ready()
     code_cell(nb, cell_id)
-    execution_id = await session.queue_cell(cell_id)
+    # The agent answers input(): its prompt ends the wait (waiting_for_input).
+    execution_id = await session.queue_cell(cell_id, stdin=True)
     notebooks.remember(execution_id, nb)
     return execution_id
 
@@ -83,8 +90,13 @@ async def wait(nb: OpenNotebook, execution_id: str, timeout: float) -> Run:
         known = await _ask_daemon(nb, execution_id)
         if known.finished:
             return known
+    done = asyncio.ensure_future(session.wait_for_execution(execution_id, timeout))
+    if nb.inputs.prompt(execution_id) is not None or await first_of(done, nb.inputs, execution_id):
+        done.cancel()  # the execution goes on; the agent answers with send_input
+        run = _record(nb, execution_id) or await _ask_daemon(nb, execution_id)
+        return replace(run, status="running", prompt=nb.inputs.prompt(execution_id))
     try:
-        result = await session.wait_for_execution(execution_id, timeout)
+        result = await done
     except RuntimedError as exc:
         if exc.code != "timeout":
             raise

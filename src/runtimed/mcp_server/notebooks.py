@@ -27,6 +27,7 @@ from runtimed.client import AsyncDaemonClient, AsyncSession
 from runtimed.errors import RuntimedError
 from runtimed.files import atomic_write
 from runtimed.mcp_server import dependencies
+from runtimed.mcp_server.input_waits import InputWaits
 from runtimed.paths import default_cache_dir
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,11 @@ class OpenNotebook:
     kernel_start: asyncio.Task[Any] | None = None
     #: Where an untitled notebook was last saved (its room keeps its untitled id).
     saved_path: str | None = None
+    #: The input() prompts of its cells the agent ran (send_input answers them).
+    inputs: InputWaits = field(default_factory=InputWaits)
+
+    def __post_init__(self) -> None:
+        self.session.add_listener(self.inputs.on_event)
 
     @property
     def notebook_id(self) -> str:

@@ -29,6 +29,7 @@ from runtimed.mcp_server.views import answer, run_blocks, text
 
 SYNC_TIMEOUT = 600.0
 MAX_EXECUTION_ID = 100
+MAX_INPUT = 1_000_000
 _EXECUTION_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
 
 
@@ -110,6 +111,44 @@ def register(server: RuntMCPServer, notebooks: Notebooks) -> None:
         if not _EXECUTION_ID.match(execution_id):
             raise ToolError(f"{execution_id!r} is not an execution id (like exec-0123abcd…)")
         nb = notebooks.owner(execution_id) or _guess_owner(notebooks, execution_id)
+        outcome = await wait(nb, execution_id, timeout)
+        return answer(await run_blocks(outcome, Budget(), timeout), outcome.summary())
+
+    @server.tool(annotations=DESTRUCTIVE)
+    async def send_input(
+        execution_id: Annotated[
+            str,
+            Field(
+                max_length=MAX_EXECUTION_ID,
+                description="The execution_id of a cell that is waiting_for_input",
+            ),
+        ],
+        value: Annotated[
+            str,
+            Field(
+                max_length=MAX_INPUT,
+                description="What input() returns (no newline needed); for getpass, the "
+                "secret. \\u0004 alone means end of input (input() raises EOFError)",
+            ),
+        ],
+        timeout: ExecTimeout = DEFAULT_TIMEOUT,
+    ) -> CallToolResult:
+        """Answer the input() / getpass() prompt of a cell you ran (its result said
+        waiting_for_input), then wait for the cell as get_results does."""
+        if not _EXECUTION_ID.match(execution_id):
+            raise ToolError(f"{execution_id!r} is not an execution id (like exec-0123abcd…)")
+        nb = notebooks.owner(execution_id) or _guess_owner(notebooks, execution_id)
+        session = await nb.ready()
+        try:
+            await session.send_input(execution_id, value)
+        except RuntimedError as exc:
+            if exc.code == "not_waiting_for_input":
+                raise ToolError(
+                    f"execution {execution_id} is not waiting for input (it ended, was "
+                    "interrupted, or was answered); get_results shows where it stands"
+                ) from None
+            raise
+        nb.inputs.answered(execution_id)
         outcome = await wait(nb, execution_id, timeout)
         return answer(await run_blocks(outcome, Budget(), timeout), outcome.summary())
 

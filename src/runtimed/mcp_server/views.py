@@ -123,6 +123,13 @@ def run_header(run: Run, timeout: float | None = None, error_shown: bool = False
     if run.status == "cancelled":
         why = f": {run.message}" if run.message else ""
         return f"cell {cell} did not run, it was cancelled{why} (execution_id {eid})"
+    if run.prompt is not None:
+        kind = "a password (getpass)" if run.prompt.get("password") else "input"
+        return (
+            f"cell {cell} is waiting for {kind}: prompt {run.prompt.get('prompt', '')!r} "
+            f'(execution_id {eid}). Answer with send_input(execution_id="{eid}", '
+            'value="..."), or interrupt_kernel() to stop it.'
+        )
     waited = f" after {timeout:g} s" if timeout is not None else ""
     lifecycle = run.nb.session.kernel.get("lifecycle")
     if run.status != "queued":
