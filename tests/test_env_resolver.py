@@ -171,7 +171,10 @@ async def test_empty_pool_times_out_with_its_error(tmp_path: Path) -> None:
 # --- uv:inline -----------------------------------------------------------------------------
 
 
-async def test_inline_builds_once_then_reuses_also_after_restart(tmp_path: Path) -> None:
+async def test_inline_builds_once_then_reuses_also_after_restart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RUNTIMED_UV_COMPILE_BYTECODE", "1")  # the suite turns it off
     resolver = make_resolver(tmp_path)
     first, second, third = await asyncio.gather(
         *(resolver.resolve("uv:inline", SIX, None) for _ in range(3))

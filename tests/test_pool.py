@@ -42,7 +42,9 @@ def available_paths(d: DaemonProcess) -> list[str]:
 def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
     """One pool-of-1 daemon for the tests that leave the pool as they found it."""
     d = DaemonProcess(tmp_path_factory.mktemp("pool") / "cache", POOL_1)
-    d.start()
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("RUNTIMED_UV_COMPILE_BYTECODE", "1")  # as users get it (the suite's is off)
+        d.start()
     d.wait_pool("uv", 1)
     yield d
     d.stop()
