@@ -1,51 +1,42 @@
-"""What both CLIs share: socket or URL, error reporting, JSON output."""
+"""What both CLIs share: socket or URL options, error reporting, JSON and text output.
+
+Every `runt`/`runtimed` command imports this module, so it imports only the standard
+library pieces a command needs anyway (no msgspec, rich or typing at import).
+"""
 
 from __future__ import annotations
 
+import os
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Annotated, Any, NoReturn
 
-import msgspec
-import typer
-
+from runtimed.cli.command_line import flag, opt
 from runtimed.errors import RuntimedError, short_message
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from types import TracebackType
+    from typing import Any, NoReturn
 
 one_line = short_message
 
-SocketOption = Annotated[
-    str | None,
-    typer.Option("--socket", help="Daemon socket (default: $RUNTIMED_SOCKET_PATH or cache dir)"),
-]
+SOCKET = opt("--socket", help="Daemon socket (default: $RUNTIMED_SOCKET_PATH or cache dir)")
+JSON = flag("--json", help="Print JSON instead of text")
+URL = opt(
+    "--url",
+    env="RUNTIMED_URL",
+    help="A daemon over HTTP (http://host:port) instead of the socket",
+)
+TOKEN_FILE = opt(
+    "--token-file",
+    env="RUNTIMED_TOKEN_FILE",
+    help="File holding the token for --url (default for a local URL: the cache dir's)",
+)
 
 
-UrlOption = Annotated[
-    str | None,
-    typer.Option(
-        "--url",
-        envvar="RUNTIMED_URL",
-        show_envvar=True,
-        help="A daemon over HTTP (http://host:port) instead of the socket",
-    ),
-]
-TokenFileOption = Annotated[
-    str | None,
-    typer.Option(
-        "--token-file",
-        envvar="RUNTIMED_TOKEN_FILE",
-        show_envvar=True,
-        help="File holding the token for --url (default for a local URL: the cache dir's)",
-    ),
-]
-
-
-def use_remote_daemon(url: str | None, token_file: str | None) -> None:
+def use_remote_daemon(url: str | None = None, token_file: str | None = None) -> None:
     """Every client this command makes talks to the daemon at ``url`` (the clients read
     RUNTIMED_URL and RUNTIMED_TOKEN_FILE), unless a command is given --socket."""
-    import os
-
     if url:
         os.environ["RUNTIMED_URL"] = url
     if token_file:
@@ -55,36 +46,59 @@ def use_remote_daemon(url: str | None, token_file: str | None) -> None:
 def fail(message: str, code: int = 1) -> NoReturn:
     """One line on stderr and a non-zero exit: what a script expects."""
     print(f"error: {message}", file=sys.stderr)
-    raise typer.Exit(code)
+    raise SystemExit(code)
 
 
-@contextmanager
-def reporting_errors() -> Iterator[None]:
-    try:
-        yield
-    except RuntimedError as exc:
-        fail(exc.message, 2 if exc.code == "not_running" else 1)
-    except (ConnectionError, TimeoutError, OSError) as exc:
-        fail(f"lost the connection to the daemon: {exc}")
+def echo(text: str = "", err: bool = False) -> None:
+    print(text, file=sys.stderr if err else sys.stdout)
+
+
+_COLOURS = {"red": 31, "green": 32, "yellow": 33, "cyan": 36, "dim": 2, "bold": 1}
+
+
+def colour_on(stream: Any = None) -> bool:
+    """ANSI colours only on a terminal, and never with NO_COLOR set."""
+    stream = stream or sys.stdout
+    return stream.isatty() and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+
+
+def styled(text: str, style: str | None, on: bool | None = None) -> str:
+    """``text`` in ``style`` (red, green, yellow, cyan, dim, bold) when colours are on."""
+    code = _COLOURS.get(style or "")
+    if code is None or not (colour_on() if on is None else on):
+        return text
+    return f"\033[{code}m{text}\033[0m"
+
+
+class reporting_errors:
+    """Daemon and connection errors end the command with one ``error:`` line (exit 2
+    when no daemon runs)."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, t: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if isinstance(exc, RuntimedError):
+            fail(exc.message, 2 if exc.code == "not_running" else 1)
+        if isinstance(exc, ConnectionError | TimeoutError | OSError):
+            fail(f"lost the connection to the daemon: {exc}")
+
+
+def _to_builtins(value: Any) -> Any:
+    """What json cannot encode by itself (msgspec Structs, dataclasses), as plain values."""
+    import msgspec
+
+    return msgspec.to_builtins(value)
 
 
 def print_json(value: Any) -> None:
-    sys.stdout.write(msgspec.json.format(msgspec.json.encode(value), indent=2).decode() + "\n")
+    """``value`` (JSON values, Structs, dataclasses) as indented JSON."""
+    import json
 
-
-def version_callback(prog: str) -> Any:
-    """A ``--version`` option for a typer app: prints ``<prog> <version>`` and exits."""
-
-    def show(value: bool) -> None:
-        if value:
-            from runtimed.version import __version__
-
-            typer.echo(f"{prog} {__version__}")
-            raise typer.Exit()
-
-    return typer.Option(
-        "--version", callback=show, is_eager=True, help="Print the version and exit."
-    )
+    text = json.dumps(value, indent=2, ensure_ascii=False, default=_to_builtins)
+    sys.stdout.write(text + "\n")
 
 
 def pid_alive(pid: int) -> bool:

@@ -2,7 +2,7 @@
 
 Only `start` and `restart` ever start a daemon; everything else asks with auto-start off,
 so looking at a stopped daemon does not bring it back. Heavy imports wait until a
-command runs: `runt` imports this module at start.
+command runs.
 """
 
 from __future__ import annotations
@@ -12,30 +12,22 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
-
-import typer
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from runtimed.cli.common import (
-    SocketOption,
+    echo,
     fail,
     one_line,
     print_json,
     reporting_errors,
     stop_daemon,
+    styled,
 )
 
 if TYPE_CHECKING:
     from runtimed.protocol.control import DaemonInfo, StatusReply
     from runtimed.service.doctor import Check, Facts
     from runtimed.service.install import ServiceState
-
-daemon_app = typer.Typer(
-    no_args_is_help=True,
-    help="The daemon itself: status, start/stop/restart, logs, health checks.",
-)
-
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of text")]
 
 
 def _facts(socket: str | None) -> Facts:
@@ -77,8 +69,7 @@ def _uptime(secs: float) -> str:
 # --- status ----------------------------------------------------------------------------
 
 
-@daemon_app.command("status")
-def status(socket: SocketOption = None, json: JsonOption = False) -> None:
+def status(socket: str | None, json: bool) -> None:
     """Version, pid, uptime, socket, service, pools, rooms and disk use.
 
     Exit 2 when the daemon is not running; this never starts it."""
@@ -109,7 +100,7 @@ def _report_not_running(facts: Facts, json: bool) -> NoReturn:
                 "service": _service_state(),
             }
         )
-        raise typer.Exit(2)
+        raise SystemExit(2)
     fail(_not_running(facts), 2)
 
 
@@ -151,7 +142,6 @@ def _print_status(
     from runtimed.client.core import version_note
     from runtimed.service.cache import human_bytes
 
-    echo = typer.echo
     up = _uptime(time.time() - info.started_at)
     echo(f"runtimed {info.version} running, pid {info.pid}, up {up}")
     echo(f"socket:     {info.socket_path}")
@@ -172,7 +162,7 @@ def _print_status(
     echo("disk:       " + ", ".join(f"{part} {human_bytes(n)}" for part, n in disk.items()))
     note = version_note(info.version, facts.package_version)
     if note:
-        typer.secho(f"note: {note}", fg=typer.colors.YELLOW)
+        echo(styled(f"note: {note}", "yellow"))
 
 
 # --- start / stop / restart ------------------------------------------------------------
@@ -197,7 +187,7 @@ def _start(socket: str | None) -> None:
 
     before = _facts(socket)
     if before.info is not None:
-        typer.echo(
+        echo(
             f"runtimed {before.info.version} is already running (pid {before.info.pid}) "
             f"on {before.paths.socket_path}"
         )
@@ -212,7 +202,7 @@ def _start(socket: str | None) -> None:
             f"runtimed started but does not answer on {after.paths.socket_path}; see "
             f"{after.paths.log_file}"
         )
-    typer.echo(
+    echo(
         f"started runtimed {after.info.version} (pid {after.info.pid}) {_how_started(after)} "
         f"on {after.paths.socket_path}; log: {after.paths.log_file}"
     )
@@ -229,8 +219,7 @@ def _how_started(facts: Facts) -> str:
     return "in the background"
 
 
-@daemon_app.command("start")
-def start(socket: SocketOption = None) -> None:
+def start(socket: str | None) -> None:
     """Start the daemon unless it runs (through the user service when installed).
 
     Starts it even with RUNTIMED_NO_AUTOSTART set: that only keeps clients from starting
@@ -238,8 +227,7 @@ def start(socket: SocketOption = None) -> None:
     _start(socket)
 
 
-@daemon_app.command("stop")
-def stop(socket: SocketOption = None) -> None:
+def stop(socket: str | None) -> None:
     """Stop the daemon and its kernels; returns once it has exited.
 
     Exit 2 when it is not running."""
@@ -249,31 +237,23 @@ def stop(socket: SocketOption = None) -> None:
             fail(f"runtimed is not running (nothing answers on {facts.paths.socket_path})", 2)
         fail(f"the daemon on {facts.paths.socket_path} does not answer: {facts.error}")
     pid = stop_daemon(socket)
-    typer.echo(f"stopped runtimed (pid {pid})")
+    echo(f"stopped runtimed (pid {pid})")
 
 
-@daemon_app.command("restart")
-def restart(socket: SocketOption = None) -> None:
+def restart(socket: str | None) -> None:
     """Stop the daemon (if it runs) and start it again, e.g. after an upgrade.
 
     Kernels restart; notebooks lose nothing (rooms are stored, sessions reconnect)."""
     if _facts(socket).info is not None:
         pid = stop_daemon(socket)
-        typer.echo(f"stopped runtimed (pid {pid})")
+        echo(f"stopped runtimed (pid {pid})")
     _start(socket)
 
 
 # --- logs ------------------------------------------------------------------------------
 
 
-@daemon_app.command("logs")
-def logs(
-    socket: SocketOption = None,
-    lines: Annotated[int, typer.Option("-n", "--lines", help="How many last lines")] = 50,
-    follow: Annotated[
-        bool, typer.Option("-f", "--follow", help="Keep printing new lines until Ctrl-C")
-    ] = False,
-) -> None:
+def logs(socket: str | None, lines: int, follow: bool) -> None:
     """The last lines of the daemon's log, <cache dir>/runtimed.log; -f follows it."""
     from runtimed.service.logs import follow as follow_log
     from runtimed.service.logs import tail_lines
@@ -286,16 +266,16 @@ def logs(
     if log.exists():
         try:
             for line in tail_lines(log, lines):
-                typer.echo(line)
+                echo(line)
         except OSError as exc:
             fail(f"cannot read {log}: {exc.strerror or exc}")
     else:
-        typer.echo(f"waiting for {log} ...", err=True)
+        echo(f"waiting for {log} ...", err=True)
     if follow:
         try:
-            follow_log(log, typer.echo, lambda: False)
+            follow_log(log, echo, lambda: False)
         except KeyboardInterrupt:
-            raise typer.Exit(0) from None
+            raise SystemExit(0) from None
 
 
 def _no_log(log: Path) -> str:
@@ -306,17 +286,10 @@ def _no_log(log: Path) -> str:
 
 # --- doctor ----------------------------------------------------------------------------
 
-_MARK = {"ok": ("ok  ", typer.colors.GREEN), "warn": ("warn", typer.colors.YELLOW)}
+_MARK = {"ok": ("ok  ", "green"), "warn": ("warn", "yellow")}
 
 
-@daemon_app.command("doctor")
-def doctor(
-    socket: SocketOption = None,
-    fix: Annotated[
-        bool, typer.Option("--fix", help="Remove stale files (socket, daemon.json, temp files)")
-    ] = False,
-    json: JsonOption = False,
-) -> None:
+def doctor(socket: str | None, fix: bool, json: bool) -> None:
     """Check socket, lock, stale files, service, uv, conda channels, disk, versions.
 
     Each check is ok, warn or fail with what to do; exit 1 when one fails. Never starts
@@ -330,22 +303,21 @@ def doctor(
     else:
         _print_checks(checks)
     if failed:
-        raise typer.Exit(1)
+        raise SystemExit(1)
 
 
 def _print_checks(checks: list[Check]) -> None:
     width = max(len(c.name) for c in checks)
     for check in checks:
-        mark, colour = _MARK.get(check.status, ("FAIL", typer.colors.RED))
-        typer.secho(mark, fg=colour, nl=False)
-        typer.echo(f"  {check.name:<{width}}  {check.message}")
+        mark, colour = _MARK.get(check.status, ("FAIL", "red"))
+        echo(f"{styled(mark, colour)}  {check.name:<{width}}  {check.message}")
         for done in check.fixed:
-            typer.echo(f"  {'':<{width + 4}}  fixed: {done}")
+            echo(f"  {'':<{width + 4}}  fixed: {done}")
         if check.hint and check.status != "ok":
-            typer.echo(f"  {'':<{width + 4}}  -> {check.hint}")
+            echo(f"  {'':<{width + 4}}  -> {check.hint}")
     warns = sum(c.status == "warn" for c in checks)
     fails = sum(c.status == "fail" for c in checks)
     if not warns and not fails:
-        typer.echo("all checks passed")
+        echo("all checks passed")
     else:
-        typer.echo(f"{fails} failed, {warns} warning(s)")
+        echo(f"{fails} failed, {warns} warning(s)")

@@ -1,47 +1,68 @@
-"""`runtimed run`: its options parsed with argparse, and the start of the daemon.
+"""`runtimed run`: its options, and the start of the daemon.
 
-Importing typer (and click) costs about as much as the rest of the daemon's start, so the
-hot path, `runtimed run ...`, is parsed here without it. The options mirror
-`daemon_cli.run` one for one: tests/test_cli.py checks that they agree.
+Start-to-first-pong is dominated by imports, so `runtimed run` parses its options with
+argparse (``cli/command_line.py``) and imports only the daemon.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
 
+from runtimed.cli.command_line import bounded_int, flag, opt
+from runtimed.cli.common import SOCKET
 
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} is not >= 0")
-    return value
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+_COUNT = bounded_int(0)
+
+#: `runtimed run`'s options (the `runtimed` tree in ``daemon_cli`` registers them).
+RUN_OPTIONS = [
+    SOCKET,
+    opt("--cache-dir", help="Cache dir (default ~/.cache/runt)"),
+    opt("--config-dir", help="Settings dir (default ~/.config/runt)"),
+    opt("--uv-pool-size", type=_COUNT, help="Ready uv envs to keep (setting uv.pool_size, 3)"),
+    opt(
+        "--conda-pool-size",
+        type=_COUNT,
+        help="Ready conda envs to keep (setting conda.pool_size, 3)",
+    ),
+    opt(
+        "--kernel-pool-size",
+        type=_COUNT,
+        help="Started kernels to keep (setting kernel_pool.size, 1)",
+    ),
+    opt(
+        "--conda-channel",
+        action="append",
+        help="Conda channel name or URL, repeatable, first wins (default conda-forge)",
+    ),
+    opt("--conda-package", action="append", help="Extra spec for conda envs"),
+    opt("--conda-config", help="rattler/pixi config.toml (mirrors, proxy, auth)"),
+    opt("--uv-package", action="append", help="Extra package for uv envs"),
+    opt("--python", help="Interpreter for uv envs"),
+    opt("--take-timeout", type=float, default=60.0, help="Max wait of a take, seconds"),
+    opt("--build-timeout", type=float, default=600.0, help="Max time of one env build"),
+    opt("--max-env-age", type=float, default=172800, help="Replace envs older than this (s)"),
+    opt("--backoff-base", type=float, default=2, help="First retry delay after a failed build"),
+    opt(
+        "--http-listen",
+        help="HTTP server address HOST:PORT, or off (setting http.listen, "
+        "127.0.0.1:0: a free loopback port)",
+    ),
+    opt("--tls-cert", help="TLS certificate (PEM) for the HTTP server"),
+    opt("--tls-key", help="TLS private key (PEM)"),
+    flag("--insecure-no-tls", help="Allow plain HTTP on a non-loopback address (warns)"),
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """`runtimed run` options: same names, defaults and meaning as ``daemon_cli.run``."""
+    """`runtimed run`'s parser on its own (what `runtimed run` parses)."""
     parser = argparse.ArgumentParser(prog="runtimed run", allow_abbrev=False)
-    add = parser.add_argument
-    add("--socket", default=None)
-    add("--cache-dir", default=None)
-    add("--config-dir", default=None)
-    add("--uv-pool-size", type=_non_negative_int, default=None)
-    add("--conda-pool-size", type=_non_negative_int, default=None)
-    add("--kernel-pool-size", type=_non_negative_int, default=None)
-    add("--conda-channel", action="append", default=None)
-    add("--conda-package", action="append", default=None)
-    add("--conda-config", default=None)
-    add("--uv-package", action="append", default=None)
-    add("--python", default=None)
-    add("--take-timeout", type=float, default=60.0)
-    add("--build-timeout", type=float, default=600.0)
-    add("--max-env-age", type=float, default=172800)
-    add("--backoff-base", type=float, default=2)
-    add("--http-listen", default=None)
-    add("--tls-cert", default=None)
-    add("--tls-key", default=None)
-    add("--insecure-no-tls", action="store_true", default=False)
+    for option in RUN_OPTIONS:
+        option.add_to(parser)
     return parser
 
 
@@ -61,7 +82,7 @@ def settings_overrides(o: argparse.Namespace) -> dict[str, Any]:
 
 
 def start(**options: Any) -> None:
-    """Build the daemon's config from `run` options and serve until stopped."""
+    """Run the daemon in the foreground (logs to stderr and runtimed.log)."""
     from pathlib import Path
 
     from runtimed.daemon.app import run_daemon

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated
 
-import typer
+from runtimed.cli.common import echo, fail, print_json, reporting_errors
 
-from runtimed.cli.common import SocketOption, fail, print_json, reporting_errors
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from runtimed.client.daemon_client import DaemonClient
 
-env_app = typer.Typer(no_args_is_help=True, help="Environments on disk: list, stats, clean.")
 
-
-def _client(socket: str | None):  # type: ignore[no-untyped-def]
+def _client(socket: str | None) -> DaemonClient:
     from runtimed.client import DaemonClient
 
     return DaemonClient(socket)
@@ -27,10 +26,7 @@ def _ago(when: float) -> str:
     return f"{days:.0f} d ago" if days >= 1 else f"{days * 24:.0f} h ago"
 
 
-@env_app.command("list")
-def env_list(
-    socket: SocketOption = None, json: Annotated[bool, typer.Option("--json")] = False
-) -> None:
+def env_list(socket: str | None, json: bool) -> None:
     """Every env: inline (built from a notebook's dependencies) and pooled."""
     with reporting_errors(), _client(socket) as client:
         disk = client.list_envs()
@@ -38,23 +34,18 @@ def env_list(
         print_json(disk.envs)
         return
     if not disk.envs:
-        typer.echo("no envs on disk")
+        echo("no envs on disk")
         return
-    from rich.console import Console
-    from rich.table import Table
+    from runtimed.cli.text_table import TextTable, print_table
 
-    table = Table("env", "kind", "size", "last used", "in use")
-    table.columns[0].overflow = "fold"
+    table = TextTable("env", "kind", "size", "last used", "in use")
     for env in disk.envs:
         in_use = "yes" if env.in_use else ""
         table.add_row(env.name, env.kind, _mb(env.size_bytes), _ago(env.last_used_at), in_use)
-    Console().print(table)
+    print_table(table)
 
 
-@env_app.command("stats")
-def env_stats(
-    socket: SocketOption = None, json: Annotated[bool, typer.Option("--json")] = False
-) -> None:
+def env_stats(socket: str | None, json: bool) -> None:
     """Disk use by kind: envs, stored rooms, blobs."""
     with reporting_errors(), _client(socket) as client:
         disk = client.list_envs()
@@ -68,19 +59,11 @@ def env_stats(
         print_json(totals)
         return
     for kind, total in totals.items():
-        typer.echo(f"{kind:>14}: {total['count']:4d}  {_mb(total['bytes']):>10}")
-    typer.echo(f"{'total':>14}:       {_mb(sum(t['bytes'] for t in totals.values())):>10}")
+        echo(f"{kind:>14}: {total['count']:4d}  {_mb(total['bytes']):>10}")
+    echo(f"{'total':>14}:       {_mb(sum(t['bytes'] for t in totals.values())):>10}")
 
 
-@env_app.command("clean")
-def env_clean(
-    socket: SocketOption = None,
-    all: Annotated[bool, typer.Option("--all", help="Every unused inline env")] = False,
-    max_age_days: Annotated[
-        float | None, typer.Option(help="Unused for more than N days (default: the setting)")
-    ] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only say what would go")] = False,
-) -> None:
+def env_clean(socket: str | None, all: bool, max_age_days: float | None, dry_run: bool) -> None:
     """Remove unused inline envs, forgotten rooms and unreferenced blobs (never in use)."""
     if max_age_days is not None and max_age_days < 0:
         fail("--max-age-days must be >= 0")
@@ -88,9 +71,9 @@ def env_clean(
         done = client.clean_envs(all=all, max_age_days=max_age_days, dry_run=dry_run)
     verb = "would remove" if done.dry_run else "removed"
     for env in done.removed_envs:
-        typer.echo(f"{verb} {env.name} ({_mb(env.size_bytes)}, last used {_ago(env.last_used_at)})")
+        echo(f"{verb} {env.name} ({_mb(env.size_bytes)}, last used {_ago(env.last_used_at)})")
     blobs = "" if done.dry_run else f", {done.removed_blobs} blob(s)"
-    typer.echo(
+    echo(
         f"{verb} {len(done.removed_envs)} env(s), {done.removed_rooms} stored room(s){blobs}: "
         f"{_mb(done.freed_bytes)}"
     )

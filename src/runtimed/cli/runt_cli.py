@@ -1,250 +1,200 @@
-"""`runt`: the command line for pools (and, later, notebooks and kernels)."""
+"""`runt`: the command line for pools, runtimes, notebooks and the daemon.
+
+How to add a command (argparse underneath, ``cli/command_line.py``):
+
+1. Write the handler as a plain function in your own module, e.g. ``cli/open_cli.py``::
+
+       def open_notebook(path: str | None, socket: str | None, browser: bool) -> None:
+           \"\"\"Open a notebook in the browser.  (first line + rest = its --help text)\"\"\"
+
+   Keep that module's top-level imports light (standard library, ``runtimed.cli.common``);
+   import clients and rich inside the function. Errors: ``common.fail("...")`` (one
+   ``error:`` line, exit 1) and ``with common.reporting_errors():`` around daemon calls.
+
+2. Register it below with a few lines: the name, ``"module:function"``, a one-line help
+   for the command list, and its options; each option's ``dest`` is a keyword argument
+   of the handler (``--dry-run`` -> ``dry_run``)::
+
+       runt.command(
+           "open", "runtimed.cli.open_cli:open_notebook", "Open a notebook in the browser.",
+           opt("path", nargs="?", help="An .ipynb (default: a new notebook)"),
+           flag("--no-browser", help="Print the URL only"),
+           SOCKET,
+       )
+
+   A group: ``trust = runt.group("trust", "Trusted notebooks.")`` then
+   ``trust.command("add", ...)``. A new option of an existing command (``--sidecar`` on
+   ``runt run``): add ``flag("--sidecar", help=...)`` to its ``command(...)`` call and the
+   parameter to its handler. ``opt``/``flag`` take argparse's ``add_argument`` keywords.
+
+Only the chosen command's module is imported and only its parsers are built, so a new
+command costs the others nothing. `runt completion bash|zsh|fish` picks it up by itself.
+"""
 
 from __future__ import annotations
 
-import time
-from typing import Annotated
+from runtimed.cli.command_line import Group, bounded_int, flag, opt, run
+from runtimed.cli.common import JSON, SOCKET, TOKEN_FILE, URL
 
-import typer
-
-from runtimed.cli.common import (
-    SocketOption,
-    TokenFileOption,
-    UrlOption,
-    fail,
-    one_line,
-    one_line_warnings,
-    print_json,
-    reporting_errors,
-    use_remote_daemon,
-    version_callback,
+runt = Group(
+    "runt",
+    "Drive the runtimed daemon.",
+    [URL, TOKEN_FILE],
+    description="Drive the runtimed daemon: pools, rooms, runtimes, settings.",
+    setup="runtimed.cli.common:use_remote_daemon",
 )
-from runtimed.cli.daemon_admin import daemon_app
-from runtimed.cli.env_cli import env_app
-from runtimed.cli.history_cli import register as register_history
-from runtimed.cli.runtime_cli import register as register_runtimes
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Drive the runtimed daemon.")
+_P = "runtimed.cli.pool_cli:"
+_R = "runtimed.cli.runtime_cli:"
+_H = "runtimed.cli.history_cli:"
+_D = "runtimed.cli.daemon_admin:"
+_E = "runtimed.cli.env_cli:"
+ENV_SOURCE = opt(
+    "--env-source", default="auto", help="For Python: uv:prewarmed, conda:prewarmed, ..."
+)
+KERNEL = opt("kernel", nargs="?", default="python3", help="A kernelspec name, like python3")
 
+# --- pool, rooms, config -----------------------------------------------------------------
+pool = runt.group("pool", "Prewarmed environment pools.")
+pool.command("ping", _P + "ping", "Check that the daemon answers.", SOCKET)
+pool.command("status", _P + "status", "Available / warming / target / error.", SOCKET, JSON)
+pool.command(
+    "take", _P + "take", "Take a prewarmed env (it is yours now).",
+    opt("env_type", nargs="?", default="uv", metavar="ENV_TYPE", help="uv or conda"),
+    SOCKET,
+    opt("--timeout", type=float, default=None, help="Max wait for a ready env (s)"),
+)  # fmt: skip
+pool.command(
+    "return", _P + "return_env", "Give an unused env back to its pool.",
+    opt("path", help="venv_path of an env you took"), SOCKET,
+)  # fmt: skip
+pool.command("flush", _P + "flush", "Rebuild every pooled env.", SOCKET)
+pool.command("shutdown", _P + "shutdown", "Stop the daemon.", SOCKET)
+runt.command("rooms", _P + "rooms", "Open notebook rooms: id, file, peers, kernel.", SOCKET, JSON)
+config = runt.group("config", "Daemon settings (synced to every client).")
+config.command("show", _P + "config_show", "Print every setting as JSON.", SOCKET)
+config.command(
+    "get", _P + "config_get", "Print one setting.", opt("key", help="A dotted key"), SOCKET
+)
+config.command(
+    "set", _P + "config_set", "Change a setting.",
+    opt("key", help="A dotted key, e.g. uv.pool_size"),
+    opt("value", help='JSON (5, true, ["numpy"]) or plain text'),
+    SOCKET,
+)  # fmt: skip
 
-@app.callback()
-def _main(
-    version: Annotated[bool, version_callback("runt")] = False,
-    url: UrlOption = None,
-    token_file: TokenFileOption = None,
-) -> None:
-    """Drive the runtimed daemon: pools, rooms, settings."""
-    use_remote_daemon(url, token_file)
+# --- env -----------------------------------------------------------------------------------
+env = runt.group("env", "Environments on disk: list, stats, clean.")
+env.command("list", _E + "env_list", "Every env: inline and pooled.", SOCKET, JSON)
+env.command("stats", _E + "env_stats", "Disk use by kind: envs, stored rooms, blobs.", SOCKET, JSON)
+env.command(
+    "clean", _E + "env_clean", "Remove unused inline envs, forgotten rooms, unused blobs.",
+    SOCKET,
+    flag("--all", help="Every unused inline env"),
+    opt("--max-age-days", type=float, help="Unused for more than N days (default: the setting)"),
+    flag("--dry-run", help="Only say what would go"),
+)  # fmt: skip
+env.command(
+    "explain", "runtimed.cli.trust_cli:explain", "Which env source a notebook gets, and why.",
+    opt("notebook", help="An .ipynb"), JSON,
+)  # fmt: skip
+runt.command(
+    "trust", "runtimed.cli.trust_cli:trust", "Approve a notebook's dependencies; list; revoke.",
+    opt("args", nargs="+", metavar="NOTEBOOK|list|revoke NAME", help="What to review"),
+    flag("-y", "--yes", help="Approve without asking (scripts)"), ENV_SOURCE, JSON,
+)  # fmt: skip
 
+# --- runtimes ------------------------------------------------------------------------------
+runt.command(
+    "ps", _R + "ps", "Running kernels: id, kernel, pid, status, notebook, env, activity.",
+    SOCKET, JSON,
+    flag("--all", help="Also kernels in Jupyter's runtime dir not owned here"),
+)  # fmt: skip
+runt.command(
+    "start", _R + "start", "Start a kernel the daemon owns; prints its id.",
+    KERNEL, ENV_SOURCE, opt("--cwd", help="The kernel's working directory"), SOCKET,
+)  # fmt: skip
+runt.command(
+    "kill", _R + "kill", "Stop runtimes.",
+    opt("runtime_ids", nargs="+", metavar="RUNTIME_ID", help="Runtime ids (or unique prefixes)"),
+    SOCKET,
+)  # fmt: skip
+runt.command(
+    "interrupt", _R + "interrupt", "Interrupt the cell a runtime is running.",
+    opt("runtime_id", help="A runtime id (or unique prefix)"), SOCKET,
+)  # fmt: skip
+runt.command(
+    "restart", _R + "restart", "Restart a runtime's kernel.",
+    opt("runtime_id", help="A runtime id (or unique prefix)"), SOCKET,
+)  # fmt: skip
+runt.command(
+    "run", _R + "run", "An interactive console on a new runtime, or --attach to one.",
+    KERNEL, opt("--attach", help="Join a running runtime instead"), ENV_SOURCE, SOCKET,
+)  # fmt: skip
 
-pool_app = typer.Typer(no_args_is_help=True, help="Prewarmed environment pools.")
-app.add_typer(pool_app, name="pool")
-config_app = typer.Typer(no_args_is_help=True, help="Daemon settings (synced to every client).")
-app.add_typer(config_app, name="config")
-app.add_typer(env_app, name="env")
-register_runtimes(app)  # ps, start, kill, interrupt, restart
-register_history(app)  # history, export
-app.add_typer(daemon_app, name="daemon")
+# --- history -------------------------------------------------------------------------------
+history = runt.group(
+    "history", "Execution history: every cell run, by anyone.",
+    opt("--notebook", help="A notebook id or file path"),
+    opt("--runtime", help="A runtime id"),
+    opt("--limit", type=int, default=20, help="How many (newest first)"),
+    JSON, SOCKET,
+    target=_H + "history",
+)  # fmt: skip
+history.command(
+    "show", _H + "history_show", "One execution: source, status, timings, outputs.",
+    opt("execution_id", help="A history id (ULID) or execution id"), JSON, SOCKET,
+)  # fmt: skip
+runt.command(
+    "export", _H + "export", "A notebook of a runtime's session, from the history.",
+    opt("runtime_id", help="The runtime whose session to export"),
+    flag("--notebook", help="Write an .ipynb"),
+    opt("-o", "--output", help="File (default: runtime-<id>.ipynb)"),
+    SOCKET,
+)  # fmt: skip
 
+# --- daemon --------------------------------------------------------------------------------
+daemon = runt.group("daemon", "The daemon itself: status, start/stop/restart, logs, checks.")
+daemon.command("status", _D + "status", "Version, pid, uptime, pools, rooms, disk.", SOCKET, JSON)
+daemon.command("start", _D + "start", "Start the daemon unless it runs.", SOCKET)
+daemon.command("stop", _D + "stop", "Stop the daemon and its kernels.", SOCKET)
+daemon.command("restart", _D + "restart", "Stop the daemon (if it runs) and start it.", SOCKET)
+daemon.command(
+    "logs", _D + "logs", "The last lines of the daemon's log; -f follows it.",
+    SOCKET,
+    opt("-n", "--lines", type=int, default=50, help="How many last lines"),
+    flag("-f", "--follow", help="Keep printing new lines until Ctrl-C"),
+)  # fmt: skip
+daemon.command(
+    "doctor", _D + "doctor", "Check socket, lock, files, service, uv, conda, disk, versions.",
+    SOCKET,
+    flag("--fix", help="Remove stale files (socket, daemon.json, temp files)"),
+    JSON,
+)  # fmt: skip
 
-def _client(socket: str | None):  # type: ignore[no-untyped-def]
-    from runtimed.client import DaemonClient
-
-    return DaemonClient(socket)
-
-
-@pool_app.command("ping")
-def pool_ping(socket: SocketOption = None) -> None:
-    """Check that the daemon answers; prints its versions and the round trip."""
-    with reporting_errors(), _client(socket) as client:
-        started = time.perf_counter()
-        pong = client.ping()
-        elapsed = (time.perf_counter() - started) * 1000
-    typer.echo(
-        f"pong: daemon {pong.daemon_version}, protocol {pong.protocol_version}, {elapsed:.1f} ms"
-    )
-
-
-@pool_app.command("status")
-def pool_status(
-    socket: SocketOption = None, json: Annotated[bool, typer.Option("--json")] = False
-) -> None:
-    """Available / warming / target / error for each pool."""
-    with reporting_errors(), _client(socket) as client:
-        status = client.status()
-    if json:
-        print_json(status)
-        return
-    from rich.console import Console
-    from rich.table import Table
-
-    # The error column shows one short line; `--json` has the whole message.
-    table = Table("pool", "available", "warming", "target", "error")
-    for name, pool in status.pools.items():
-        error = ""
-        if pool.error is not None:
-            retry = max(pool.error.retry_at - time.time(), 0)
-            error = (
-                f"[red]{pool.error.kind}[/red]: {one_line(pool.error.message, 48)} "
-                f"(try {pool.error.attempts}, next in {retry:.0f} s)"
-            )
-        table.add_row(name, str(pool.available), str(pool.warming), str(pool.target), error)
-    kernels = status.kernels
-    if kernels is not None:
-        error = f"[red]{one_line(kernels.error, 56)}[/red]" if kernels.error else ""
-        row = (str(kernels.available), str(kernels.warming), str(kernels.target), error)
-        table.add_row(f"kernels ({kernels.env_source})", *row)
-    Console().print(table)
-    if any(pool.error is not None for pool in status.pools.values()):
-        typer.echo("full errors: runt pool status --json")
-
-
-@pool_app.command("take")
-def pool_take(
-    env_type: Annotated[str, typer.Argument(help="uv or conda")] = "uv",
-    socket: SocketOption = None,
-    timeout: Annotated[float | None, typer.Option(help="Max wait for a ready env (s)")] = None,
-) -> None:
-    """Take a prewarmed env (it is yours now); prints it as JSON."""
-    if env_type not in ("uv", "conda"):
-        fail(f"unknown env type {env_type!r}: use uv or conda")
-    with reporting_errors(), _client(socket) as client:
-        env = client.take(env_type, timeout)
-    if env is None:
-        fail(f"no {env_type} env became ready in time; see `runt pool status`")
-    print_json(
-        {
-            "env_type": env.env_type,
-            "venv_path": env.venv_path,
-            "python_path": env.python_path,
-            "prewarmed_packages": env.prewarmed_packages,
-        }
-    )
-
-
-@pool_app.command("return")
-def pool_return(
-    path: Annotated[str, typer.Argument(help="venv_path of an env you took")],
-    socket: SocketOption = None,
-) -> None:
-    """Give an unused env back to its pool."""
-    from pathlib import Path
-
-    path = str(Path(path).expanduser().absolute())  # the daemon's cwd is not ours
-    with reporting_errors(), _client(socket) as client:
-        outcome = client.return_env(path)
-    typer.echo(f"{outcome}: {path}")
-
-
-@pool_app.command("flush")
-def pool_flush(socket: SocketOption = None) -> None:
-    """Rebuild every pooled env."""
-    with reporting_errors(), _client(socket) as client:
-        client.flush_pool()
-    typer.echo("flushed: pools are rebuilding")
-
-
-@pool_app.command("shutdown")
-def pool_shutdown(socket: SocketOption = None) -> None:
-    """Stop the daemon."""
-    with reporting_errors(), _client(socket) as client:
-        client.shutdown()
-    typer.echo("daemon shutting down")
-
-
-@app.command("rooms")
-def rooms(
-    socket: SocketOption = None, json: Annotated[bool, typer.Option("--json")] = False
-) -> None:
-    """Open notebook rooms: id, file, peers, kernel."""
-    with reporting_errors(), _client(socket) as client:
-        found = client.list_rooms()
-    if json:
-        print_json(found)
-        return
-    if not found:
-        typer.echo("no open rooms")
-        return
-    from rich.console import Console
-    from rich.table import Table
-
-    # Ids and paths wrap rather than being cut: two rooms must never look the same.
-    table = Table("notebook", "path", "peers", "kernel")
-    table.columns[0].overflow = table.columns[1].overflow = "fold"
-    for room in found:
-        kernel = (room.kernel_status or "yes") if room.has_kernel else "-"
-        table.add_row(room.notebook_id, room.path or "-", str(room.active_peers), kernel)
-    Console().print(table)
+# --- agents and shells ---------------------------------------------------------------------
+runt.command(
+    "mcp", _P + "mcp", "Serve MCP for AI agents (stdio, or --http).",
+    SOCKET,
+    flag("--http", help="Serve streamable HTTP on 127.0.0.1 instead of stdio"),
+    opt("--port", type=bounded_int(1, 65535), default=39218, help="Port for --http"),
+    opt(
+        "--token", env="RUNTIMED_MCP_TOKEN",
+        help="Bearer token --http requires (default: a random one, printed on stderr)",
+    ),
+)  # fmt: skip
+runt.command(
+    "completion", _P + "completion", "Print a shell completion script.",
+    opt("shell", choices=["bash", "zsh", "fish"], help="bash, zsh or fish"),
+)  # fmt: skip
 
 
-def _settings(socket: str | None):  # type: ignore[no-untyped-def]
-    from runtimed.client.settings_client import SettingsClient
+def main(argv: list[str] | None = None) -> None:
+    from runtimed.cli.common import one_line_warnings
+    from runtimed.version import __version__
 
-    return SettingsClient(socket)
-
-
-@config_app.command("show")
-def config_show(socket: SocketOption = None) -> None:
-    """Print every setting as JSON."""
-    with reporting_errors(), _settings(socket) as client:
-        print_json(client.get_all())
-
-
-@config_app.command("get")
-def config_get(key: str, socket: SocketOption = None) -> None:
-    """Print one setting (dotted key, e.g. uv.pool_size)."""
-    with reporting_errors(), _settings(socket) as client:
-        print_json(client.get(key))
-
-
-@config_app.command("set", context_settings={"ignore_unknown_options": True})
-def config_set(
-    key: str,
-    value: Annotated[str, typer.Argument(help='JSON (5, true, ["numpy"]) or plain text')],
-    socket: SocketOption = None,
-) -> None:
-    """Change a setting; it is validated, saved, and takes effect at once."""
-    from runtimed.documents.settings import parse_cli_value
-
-    with reporting_errors(), _settings(socket) as client:
-        stored = client.set(key, parse_cli_value(value))
-    typer.echo(f"{key} = {stored!r}" if not isinstance(stored, list | dict) else f"{key} set")
-
-
-@app.command("mcp")
-def mcp(
-    socket: SocketOption = None,
-    http: Annotated[
-        bool, typer.Option("--http", help="Serve streamable HTTP on 127.0.0.1 instead of stdio")
-    ] = False,
-    port: Annotated[int, typer.Option(help="Port for --http", min=1, max=65535)] = 39218,
-    token: Annotated[
-        str | None,
-        typer.Option(
-            envvar="RUNTIMED_MCP_TOKEN",
-            show_envvar=True,
-            help="Bearer token --http requires (default: a random one, printed on stderr)",
-        ),
-    ] = None,
-) -> None:
-    """Serve MCP for AI agents: they open, edit and run the same live notebooks as you.
-
-    Host config: {"mcpServers": {"runtimed": {"command": "runt", "args": ["mcp"]}}}
-    """
-    # Imported here: the MCP SDK takes a second to import, and `runt` must start fast.
-    from runtimed.mcp_server import serve
-
-    try:
-        serve(socket, http=http, port=port, token=token)
-    except KeyboardInterrupt:
-        raise typer.Exit(130) from None
-    except OSError as exc:  # e.g. the --http port is taken
-        fail(f"runt mcp: {exc}")
-
-
-def main() -> None:
     one_line_warnings()
-    app()
+    run(runt, argv, version=__version__)
 
 
 if __name__ == "__main__":

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import itertools
 import json
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from runtimed.client.control_client import (  # the version checks both clients share
+    OutdatedDaemonWarning as OutdatedDaemonWarning,
+)
+from runtimed.client.control_client import version_note as version_note
+from runtimed.client.control_client import warn_if_outdated as warn_if_outdated
 from runtimed.errors import ProtocolError, RuntimedError
 from runtimed.protocol.codec import encode
 from runtimed.protocol.framing import PROTOCOL_VERSION, Channel
@@ -84,32 +88,6 @@ def parse_handshake_reply(frame: bytes | None) -> dict[str, Any]:
         )
     warn_if_outdated(daemon_version)
     return reply
-
-
-class OutdatedDaemonWarning(UserWarning):
-    """The running daemon is another version than the installed package."""
-
-
-_warned: set[str] = set()
-
-
-def version_note(daemon_version: str, installed: str = __version__) -> str | None:
-    """What to tell a user whose daemon runs another version than the one installed."""
-    if not daemon_version or daemon_version == installed:
-        return None
-    return (
-        f"runtimed {installed} is installed but the daemon runs {daemon_version}; "
-        "`runt daemon restart` switches to the installed version (open notebooks are kept)"
-    )
-
-
-def warn_if_outdated(daemon_version: str) -> None:
-    """Once per process and daemon version: an upgrade is waiting for a restart."""
-    note = version_note(daemon_version)
-    if note is None or daemon_version in _warned:
-        return
-    _warned.add(daemon_version)
-    warnings.warn(note, OutdatedDaemonWarning, stacklevel=4)
 
 
 def closed_before_reply() -> ProtocolError:
