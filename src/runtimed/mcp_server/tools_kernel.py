@@ -207,6 +207,24 @@ def register(server: RuntMCPServer, notebooks: Notebooks) -> None:
         )
 
     @server.tool(annotations=READ_ONLY)
+    async def untrusted_dependencies(notebook: NotebookArg = None) -> CallToolResult:
+        """The packages this notebook's environment would install that the user has not
+        approved (a kernel start fails with untrusted_dependencies until they are), with
+        warnings (look-alike names, direct URLs, local paths). Agents cannot approve them:
+        show the list to the human, who runs `runt trust NOTEBOOK`."""
+        nb = notebooks.get(notebook)
+        session = await nb.ready()
+        report = await session.trust(approve=False)
+        pending = report["untrusted"]
+        if not pending:
+            return answer(f"nothing to approve ({report['note']})", report)
+        lines = [f"{p['spec']} ({p['origin']})" + "".join(f"; WARNING: {w}" for w in p["warnings"])
+                 for p in pending]  # fmt: skip
+        where = session.path or "NOTEBOOK"
+        lines.append(f"ask the user to review these and run: runt trust {where}")
+        return answer("\n".join(lines), report)
+
+    @server.tool(annotations=READ_ONLY)
     async def get_dependencies(notebook: NotebookArg = None) -> CallToolResult:
         """The notebook's own Python dependencies (metadata runt.uv.dependencies)."""
         nb = notebooks.get(notebook)
