@@ -88,10 +88,9 @@ class Command:
         self.options = list(options)
 
     def handler(self) -> Callable[..., Any]:
-        import importlib
-
         module, _, function = self.target.partition(":")
-        return getattr(importlib.import_module(module), function)  # type: ignore[no-any-return]
+        __import__(module)
+        return getattr(sys.modules[module], function)  # type: ignore[no-any-return]
 
 
 class Group:
@@ -169,11 +168,38 @@ def _choose(root: Group, argv: list[str]) -> tuple[list[Group], Command | None, 
     return groups, None, at
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Docstrings keep their paragraphs. The width is found here: argparse would import
+    shutil (and with it bz2, lzma, fnmatch) for it on every ``add_argument``."""
+
+    def __init__(
+        self,
+        prog: str,
+        indent_increment: int = 2,
+        max_help_position: int = 24,
+        width: int | None = None,
+    ) -> None:
+        if width is None:
+            width = _columns() - 2
+        super().__init__(prog, indent_increment, max_help_position, width)
+
+
+def _columns() -> int:
+    """``shutil.get_terminal_size().columns``: $COLUMNS, the terminal's, else 80."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    try:
+        return os.get_terminal_size(sys.__stdout__.fileno()).columns or 80  # type: ignore[union-attr]
+    except (AttributeError, ValueError, OSError):
+        return 80
+
+
 def _parser(prog: str, node: Group | Command, description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog,
         description=description,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
         allow_abbrev=False,
     )
     for option in node.options:
@@ -204,7 +230,7 @@ def run(root: Group, argv: list[str] | None = None, version: str | None = None) 
             node.name,
             help=node.help,
             description=described,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
+            formatter_class=HelpFormatter,
             allow_abbrev=False,
         )
         for option in node.options:
@@ -232,7 +258,7 @@ def _finish_group(
         dest=f"_at_{prog}", metavar="COMMAND", required=group.target is None
     )
     for child in group.children.values():
-        sub.add_parser(child.name, help=child.help)
+        sub.add_parser(child.name, help=child.help, formatter_class=HelpFormatter)
     wants_help = "-h" in rest or "--help" in rest
     if group.target is None and not wants_help and all(a.startswith("-") for a in rest):
         parser.print_help()
