@@ -30,6 +30,8 @@ export class CellView {
   materialized = false;
   private readonly prompt: HTMLDivElement;
   private readonly inputBody: HTMLDivElement;
+  /** Holds the editor: CodeMirror styles its own root display:flex !important. */
+  private readonly editorHost: HTMLDivElement;
   private readonly outputs: OutputArea | null;
   private sourcePre: HTMLPreElement | null = null;
   private rendered: HTMLDivElement | null = null;
@@ -53,6 +55,8 @@ export class CellView {
     const inputArea = div("jp-InputArea");
     this.prompt = div("jp-InputPrompt");
     this.inputBody = div("jp-InputArea-editor");
+    this.editorHost = div("runt-editor-host");
+    this.inputBody.append(this.editorHost);
     inputArea.append(this.prompt, this.inputBody);
     const inputWrapper = div("jp-Cell-inputWrapper");
     inputWrapper.append(inputArea);
@@ -92,7 +96,7 @@ export class CellView {
     if (this.editor) return this.editor;
     if (!this.ytext) return null;
     this.undo ??= new Y.UndoManager(this.ytext);
-    this.editor = createEditor(this.inputBody, {
+    this.editor = createEditor(this.editorHost, {
       ytext: this.ytext,
       type: this.type,
       awareness: this.host.awareness,
@@ -104,6 +108,8 @@ export class CellView {
     });
     this.sourcePre?.remove();
     this.sourcePre = null;
+    // A rendered markdown cell keeps its editor hidden until it is edited.
+    if (this.rendered) this.editorHost.hidden = true;
     return this.editor;
   }
 
@@ -118,7 +124,7 @@ export class CellView {
     }
     const editor = this.ensureEditor();
     if (!editor) return;
-    editor.dom.style.display = "";
+    this.editorHost.hidden = false;
     editor.focus();
     if (atEnd) editor.dispatch({ selection: { anchor: editor.state.doc.length } });
   }
@@ -175,7 +181,7 @@ export class CellView {
   }
 
   private showRendered(): void {
-    if (this.editor) this.editor.dom.style.display = "none";
+    this.editorHost.hidden = true;
     this.sourcePre?.remove();
     this.sourcePre = null;
     const rendered = div("jp-RenderedMarkdown jp-RenderedHTMLCommon");

@@ -34,6 +34,8 @@ function notifier(node: HTMLElement): (message: string, error?: boolean) => void
 }
 
 function start(): void {
+  // Marks for bench/web.py and the tests: start, notebook-synced, ready.
+  performance.mark("runt:start");
   const data = document.body.dataset;
   const app = document.getElementById("app") ?? document.body.appendChild(document.createElement("div"));
   app.id = "app";
@@ -101,6 +103,7 @@ function start(): void {
 
   provider.onSynced(() => {
     if (document.body.dataset.ready === "1") return; // a reconnect: the page is already live
+    performance.mark("runt:synced");
     notebook.select(0, false);
     const first = notebook.activeCell;
     if (first) {
@@ -109,6 +112,7 @@ function start(): void {
     }
     notebook.setMode("command");
     document.body.dataset.ready = "1";
+    performance.mark("runt:ready");
   });
 
   (window as unknown as Record<string, unknown>).runt = {

@@ -34,7 +34,8 @@ export class NotebookView {
     this.node.tabIndex = -1;
     app.append(this.node);
     // Structural edits (insert, delete, type) made here, undone by Z; others' are not ours.
-    this.notebookUndo = new Y.UndoManager(cellsOf(doc), { trackedOrigins: new Set([LOCAL_ORIGIN]) });
+    // captureTimeout 0: each command is its own undo step (not merged with the one before).
+    this.notebookUndo = new Y.UndoManager(cellsOf(doc), { trackedOrigins: new Set([LOCAL_ORIGIN]), captureTimeout: 0 });
     this.observer = new IntersectionObserver(this.onIntersect, { rootMargin: "800px 0px" });
     this.host = {
       awareness,
@@ -43,8 +44,8 @@ export class NotebookView {
       save: () => void this.save(),
       focusNeighbour: (direction) => this.focusNeighbour(direction),
       onFocus: () => undefined,
-      complete: (code, cursor) => api.complete(code, cursor),
-      inspect: (code, cursor) => api.inspect(code, cursor),
+      complete: (code, cursor) => this.reported("completion", api.complete(code, cursor)),
+      inspect: (code, cursor) => this.reported("inspection", api.inspect(code, cursor)),
       selectView: (view, edit) => this.selectView(view, edit),
       rebuild: (view) => this.rebuildView(view),
     };
@@ -186,6 +187,16 @@ export class NotebookView {
     if (index === this.active) replacement.node.classList.add("jp-mod-selected", "jp-mod-active");
     if (wasEditing) replacement.focusEditor();
     this.applyRuntime();
+  }
+
+  /** A request whose failure is shown in the header (e.g. the kernel is still starting). */
+  private async reported<T>(what: string, request: Promise<T>): Promise<T> {
+    try {
+      return await request;
+    } catch (err) {
+      this.notify(`${what} failed: ${(err as Error).message}`, true);
+      throw err;
+    }
   }
 
   // --- commands ------------------------------------------------------------------------

@@ -119,6 +119,7 @@ export class YWebsocketProvider {
     this.synced = false;
     this.setStatus("connecting");
     ws.onopen = () => {
+      performance.mark(`runt:ws-open:${this.url}`);
       this.connectedOnce = true;
       this.backoffMs = 100;
       this.setStatus("connected");

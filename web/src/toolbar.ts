@@ -55,13 +55,13 @@ export function buildToolbar(notebook: NotebookView): HTMLElement {
     b.addEventListener("click", action);
     bar.append(b);
   };
-  button("save", "💾", "Save (Ctrl-S)", () => void notebook.save());
+  button("save", "Save", "Save (Ctrl-S)", () => void notebook.save());
   button("insert-below", "+", "Insert a cell below (B)", () => notebook.insert(notebook.active + 1, "code", false));
   button("delete", "✂", "Delete the selected cell (D,D)", () => notebook.deleteActive());
   button("undo", "↶", "Undo a cell operation (Z)", () => notebook.undo());
   button("redo", "↷", "Redo (Shift-Z)", () => notebook.redo());
   button("run", "▶", "Run the cell and select the next (Shift-Enter)", () => notebook.run("next"));
-  button("run-all", "⏩", "Run all cells", () => notebook.runAll());
+  button("run-all", "▶▶", "Run all cells", () => notebook.runAll());
   button("interrupt", "■", "Interrupt the kernel (I,I)", () => void notebook.interrupt());
   button("restart", "↻", "Restart the kernel (0,0)", () => void notebook.restart());
   const select = el("select", { "data-command": "cell-type", title: "Cell type (Y / M / R)" });
