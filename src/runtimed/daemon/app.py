@@ -262,8 +262,10 @@ class Daemon:
         the notebook service through ``self._notebook_service`` (awaitable)."""
         from runtimed.daemon.http.daemon_routes import health_routes, status_routes
         from runtimed.daemon.http.rest_api import RestApi
+        from runtimed.daemon.http.web_pages import WebPages
         from runtimed.daemon.http.ws_endpoint import ws_routes
         from runtimed.daemon.http.yjs_endpoint import yjs_routes
+        from runtimed.daemon.http.yjs_runtime_endpoint import runtime_yjs_routes
 
         return [
             (health_routes(), True),
@@ -271,6 +273,8 @@ class Daemon:
             (RestApi(self._notebook_service, self.blobs).routes(), False),
             (ws_routes(self.server.dispatch), False),
             (yjs_routes(self.server.dispatch), False),
+            (runtime_yjs_routes(self.server.dispatch), False),
+            (WebPages(self._notebook_service, lambda: self.blob_port).routes(), False),
         ]
 
     async def _start_http(self) -> None:

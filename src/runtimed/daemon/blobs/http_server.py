@@ -1,4 +1,5 @@
-"""The blob read server: aiohttp on 127.0.0.1, ``GET /blob/{hash}`` and ``GET /health``.
+"""The blob read server: aiohttp on 127.0.0.1, ``GET /blob/{hash}``, ``GET /health`` and
+``GET /output-frame`` (the notebook page's output renderer, on this other origin).
 
 Blobs are immutable and named by their hash, so responses are cacheable forever. The
 hash is validated before any path is built: malformed names get 400, unknown ones 404,
@@ -64,6 +65,7 @@ class BlobHttpServer:
         app = web.Application(middlewares=[self._only_our_host])
         app.router.add_get("/health", self._health)
         app.router.add_get("/blob/{hash}", self._blob)
+        app.router.add_get("/output-frame", self._output_frame)
         return app
 
     async def start(self) -> int:
@@ -106,6 +108,13 @@ class BlobHttpServer:
 
     async def _blob(self, request: web.Request) -> web.StreamResponse:
         return blob_response(self.store, request)
+
+    async def _output_frame(self, request: web.Request) -> web.StreamResponse:
+        """The notebook page's sandboxed renderer of HTML/JS/SVG outputs: on this port,
+        so on an origin other than the page's (docs/web.md)."""
+        from runtimed.daemon.http.web_assets import default_assets
+
+        return default_assets().output_frame(request)
 
 
 def blob_response(store: BlobStore, request: web.Request) -> web.StreamResponse:

@@ -210,8 +210,15 @@ async def start_http_server(
 
 
 def _safe_next(target: str) -> str:
-    """Only a path on this server: an open redirect would hand the cookie's use away."""
-    if not target.startswith("/") or target.startswith("//") or "\\" in target:
+    """Only a path on this server: an open redirect would hand the cookie's use away.
+    Browsers drop tabs and newlines from URLs and read a backslash as a slash, so a
+    slash, a tab, a slash (or a slash and a backslash) would become ``//evil`` (another
+    host): no control character, space or backslash passes."""
+    if (
+        not target.startswith("/")
+        or target.startswith("//")
+        or any(c <= " " or c in "\\\x7f" for c in target)
+    ):
         return "/"
     return target
 

@@ -19,6 +19,7 @@ from runtimed.daemon.http.openapi import Endpoint, openapi_document
 from runtimed.daemon.http.rest_execute import NotebookAccess, RoomHolds
 from runtimed.daemon.http.rest_notebooks import NotebookRoutes
 from runtimed.daemon.http.rest_runtimes import RuntimeRoutes
+from runtimed.daemon.http.web_actions import WebActions
 from runtimed.errors import RuntimedError
 from runtimed.version import __version__
 
@@ -37,6 +38,8 @@ class RestApi:
         self.holds = RoomHolds()
         self.runtime_routes = RuntimeRoutes(notebooks, self.holds)
         self.notebook_routes = NotebookRoutes(notebooks, self.holds)
+        #: The notebook page's kernel actions (interrupt, restart, complete, inspect).
+        self.web_actions = WebActions(notebooks)
         self.blobs = blobs
         self._document: bytes | None = None
 
@@ -45,6 +48,7 @@ class RestApi:
         return [
             *self.runtime_routes.endpoints(),
             *self.notebook_routes.endpoints(),
+            *self.web_actions.endpoints(),
             *self._blob_endpoints(),
             Endpoint("GET", OPENAPI_PATH, self.get_openapi, "this document", None),
         ]
