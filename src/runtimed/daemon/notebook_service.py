@@ -22,6 +22,7 @@ from runtimed.daemon.envs import EnvPool
 from runtimed.daemon.envs.resolver import EnvResolver
 from runtimed.daemon.execution.room_kernel import RoomKernelDeps
 from runtimed.daemon.execution.room_kernels import RoomKernels
+from runtimed.daemon.gateway.gateway_provider import GatewayKernelProvider
 from runtimed.daemon.history import HistoryLog, HistoryStore, Retention
 from runtimed.daemon.kernels.kernel_pool import KernelPool
 from runtimed.daemon.kernels.provider import LocalKernelProvider
@@ -84,10 +85,19 @@ class NotebookService:
             busy=self.any_cell_running,
             pool_dir=cache / "kernel-pool",
         )
+        # `gateway:` kernels on a Jupyter Kernel / Enterprise Gateway, the rest local.
+        self.gateway = GatewayKernelProvider(
+            self.kernel_pool,
+            settings.get,
+            runtime_dir=cache / "kernels",
+            ipython_dir=cache / "ipython",
+            pool_size=settings.value("kernel_pool.gateway_size", int),
+            busy=self.any_cell_running,
+        )
         threshold = settings.value("output_blob_threshold", int)
         self.room_kernels = RoomKernels(
             RoomKernelDeps(
-                provider=self.kernel_pool,
+                provider=self.gateway,
                 untitled_dir=cache / "untitled",
                 blobs=blobs,
                 blob_threshold=threshold,
@@ -115,12 +125,14 @@ class NotebookService:
         """History's writer thread and the kernel pool's refills."""
         self.history.start()
         self.kernel_pool.start()
+        self.gateway.start_pool()
 
     async def close(self) -> None:
         """Every room and kernel stops; history is flushed."""
         await asyncio.gather(
             self.rooms.close_all(), self.kernel_pool.close(), return_exceptions=True
         )
+        await self.gateway.close()  # after the rooms: their gateway kernels are shut down
         await asyncio.to_thread(self.history.close)
 
     # --- what the rest of the daemon asks ----------------------------------------------
@@ -147,6 +159,7 @@ class NotebookService:
 
     def settings_changed(self) -> None:
         self.kernel_pool.wake()
+        self.gateway.pool.wake()
 
     # --- internals ---------------------------------------------------------------------
 

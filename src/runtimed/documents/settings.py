@@ -17,7 +17,7 @@ DEFAULTS: dict[str, Any] = {
     "blob_gc_grace_secs": 3600.0,
     "uv": {"pool_size": 3, "default_packages": [], "python": None},
     "conda": {"pool_size": 3, "default_packages": [], "channels": ["conda-forge"]},
-    "kernel_pool": {"size": 1},
+    "kernel_pool": {"size": 1, "gateway_size": 0},
     "gc": {
         "inline_env_max_age_days": 30.0,
         "inline_env_max_count": 20,
@@ -29,6 +29,16 @@ DEFAULTS: dict[str, Any] = {
     # The HTTP server (read at start): HOST:PORT (port 0: a free one) or "off"; origins
     # (scheme://host[:port]) whose pages may call it, besides its own.
     "http": {"listen": "127.0.0.1:0", "allowed_origins": []},
+    # A Jupyter Kernel / Enterprise Gateway for `gateway:<kernelspec>` kernels
+    # (docs/gateway.md); url null: none. token_file wins over token.
+    "gateway": {
+        "url": None,
+        "token": None,
+        "token_file": None,
+        "headers": {},
+        "request_timeout": 60.0,
+        "validate_cert": True,
+    },
 }
 
 _ORIGIN = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+/?$")
@@ -122,6 +132,42 @@ def _origins(v: Any) -> list[str]:
     return [o.rstrip("/") for o in v]
 
 
+def _gateway_url(v: Any) -> str | None:
+    if v is None or v == "":
+        return None
+    if not isinstance(v, str) or not re.match(r"^https?://[^\s/?#]+(/[^\s?#]*)?$", v):
+        raise ValueError('must be "http(s)://host:port[/base]" or null')
+    return v.rstrip("/")
+
+
+def _optional_text(v: Any) -> str | None:
+    if v is None or isinstance(v, str):
+        return v or None
+    raise ValueError("must be a string or null")
+
+
+def _headers(v: Any) -> dict[str, str]:
+    ok = isinstance(v, dict) and all(
+        isinstance(k, str) and re.match(r"^[A-Za-z0-9-]+$", k) and isinstance(x, str)
+        for k, x in v.items()
+    )
+    if not ok:
+        raise ValueError('must be a map of header names to strings, like {"X-User": "me"}')
+    return dict(v)
+
+
+def _timeout(v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, int | float) or not 0 < v <= 3600:
+        raise ValueError("must be a number of seconds > 0 and <= 3600")
+    return float(v)
+
+
+def _flag(v: Any) -> bool:
+    if not isinstance(v, bool):
+        raise ValueError("must be true or false")
+    return v
+
+
 VALIDATORS: dict[str, Any] = {
     "default_runtime": _choice("python"),
     "default_python_env": _choice("uv", "conda"),
@@ -144,6 +190,13 @@ VALIDATORS: dict[str, Any] = {
     "history.max_executions": _count,
     "http.listen": _listen,
     "http.allowed_origins": _origins,
+    "kernel_pool.gateway_size": _pool_size,
+    "gateway.url": _gateway_url,
+    "gateway.token": _optional_text,
+    "gateway.token_file": _optional_text,
+    "gateway.headers": _headers,
+    "gateway.request_timeout": _timeout,
+    "gateway.validate_cert": _flag,
 }
 
 

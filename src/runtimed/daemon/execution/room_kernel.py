@@ -196,6 +196,9 @@ class RoomKernel:
                 self.runtime_state.set_kernel(lifecycle="dead", error=exc.message)
                 raise
             self.acquired = acquired
+            if acquired.source is not None:  # a remote kernel: no env was resolved here
+                name = f"{choice.language} ({acquired.source})"
+                self.runtime_state.set_kernel(env_source=acquired.source, name=name)
             session = acquired.session
             self._on_state(session.state)
             if isinstance(self.deps.blobs, BlobWriters):
@@ -275,12 +278,22 @@ class RoomKernel:
                 ) from None
         session = self.session
         assert session is not None
+        if session.lifecycle is KernelLifecycle.DEAD and self.acquired and self.acquired.revive:
+            await self._revive(session)
         if session.lifecycle is not KernelLifecycle.RUNNING:
             raise RuntimedError(
                 f"the kernel is {session.lifecycle.value}; restart it with restart_kernel()",
                 "kernel_not_running",
             )
         return session
+
+    async def _revive(self, session: KernelSession) -> None:
+        """A lost remote kernel: the next run starts a new one (same session)."""
+        try:
+            await session.start()
+        except RuntimedError as exc:
+            raise RuntimedError(f"the kernel could not start: {exc.message}", exc.code) from None
+        self.deps.runtime_observer.observe(self, "restarted")
 
     def _on_unrouted(self, msg: dict[str, Any]) -> None:
         parent = (msg.get("parent_header") or {}).get("msg_id")

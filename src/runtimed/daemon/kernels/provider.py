@@ -50,10 +50,19 @@ class AcquiredKernel:
 
     session: KernelSession
     env: ResolvedEnv | None
+    #: Set by providers of kernels that run elsewhere (``gateway:<kernelspec>``).
+    source: str | None = None
+    #: Where a kernel that runs elsewhere is (its gateway URL), for `runt ps`.
+    location: str | None = None
+    #: A dead kernel is started again by the next run (remote kernels lost with their
+    #: gateway or websocket), instead of asking for a restart.
+    revive: bool = False
 
     @property
     def env_source(self) -> str:
-        """``uv:prewarmed`` ..., or ``kernelspec:<name>``."""
+        """``uv:prewarmed`` ..., ``kernelspec:<name>``, or the provider's ``source``."""
+        if self.source is not None:
+            return self.source
         if self.env is None:
             return f"kernelspec:{self.session.config.kernel_name}"
         return self.env.env_source

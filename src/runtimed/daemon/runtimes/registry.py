@@ -81,7 +81,10 @@ class RuntimeRegistry:
     async def start(
         self, kernel_name: str = "python3", env_source: str = "auto", cwd: str | None = None
     ) -> RuntimeInfo:
-        """A new runtime in its own ephemeral room; its working directory is ``cwd``."""
+        """A new runtime in its own ephemeral room; its working directory is ``cwd``.
+        ``gateway:<kernelspec>`` as the kernel: that kernelspec on the gateway."""
+        if kernel_name.startswith("gateway:"):
+            kernel_name, env_source = "python3", kernel_name
         choose_kernel(kernel_name)  # an unknown name fails before a room exists
         directory = None
         if cwd is not None:
@@ -146,7 +149,9 @@ def describe(room_kernel: RoomKernel) -> RuntimeInfo:
         pid=details.pid,
         status=status,
         transport=session.transport if session is not None else None,
-        connection_file=str(workspace.connection_file) if workspace is not None else None,
+        connection_file=str(workspace.connection_file)
+        if workspace is not None
+        else (room_kernel.acquired.location if room_kernel.acquired else None),
         notebook_id=room.notebook_id,
         notebook_path=room.file.path,
         env_source=details.env_source,
