@@ -20,6 +20,8 @@ export class NotebookView {
   private readonly observer: IntersectionObserver;
   private readonly host: CellHost;
   private readonly listeners: (() => void)[] = [];
+  /** Cells whose execute request is in flight. */
+  private readonly requested = new Set<string>();
 
   constructor(
     readonly app: HTMLElement,
@@ -112,7 +114,22 @@ export class NotebookView {
 
   applyRuntime(): void {
     const states = this.runtime.cellStates();
-    for (const view of this.cells) view.setState(states.get(view.id) ?? "idle");
+    for (const view of this.cells) view.setState(states.get(view.id) ?? (this.requested.has(view.id) ? "queued" : "idle"));
+  }
+
+  /** Queue a code cell; it shows [*] from the key press until the runtime document
+   * takes over (the execution's record is written before the POST is answered). */
+  private execute(cell: CellView): void {
+    const id = cell.id;
+    this.requested.add(id);
+    cell.setState("queued");
+    void this.api
+      .execute(id)
+      .catch((err: Error) => this.notify(`run failed: ${err.message}`, true))
+      .finally(() => {
+        this.requested.delete(id);
+        this.applyRuntime();
+      });
   }
 
   // --- selection and mode -------------------------------------------------------------
@@ -205,11 +222,7 @@ export class NotebookView {
     const cell = this.activeCell;
     if (!cell) return;
     if (cell.type === "code") {
-      cell.setState("queued");
-      void this.api.execute(cell.id).catch((err: Error) => {
-        cell.setState("idle");
-        this.notify(`run failed: ${err.message}`, true);
-      });
+      this.execute(cell);
     } else if (cell.type === "markdown") {
       cell.renderMarkdownCell();
     }
@@ -230,10 +243,8 @@ export class NotebookView {
 
   runAll(): void {
     for (const cell of this.cells) {
-      if (cell.type === "code") {
-        cell.setState("queued");
-        void this.api.execute(cell.id).catch((err: Error) => this.notify(`run failed: ${err.message}`, true));
-      } else if (cell.type === "markdown") cell.renderMarkdownCell();
+      if (cell.type === "code") this.execute(cell);
+      else if (cell.type === "markdown") cell.renderMarkdownCell();
     }
   }
 

@@ -121,9 +121,17 @@ export async function renderAll(parts: StreamPart[], target: HTMLElement, isCanc
   };
   for (const part of parts) {
     if (isCancelled()) return;
-    if (typeof part === "string") pending += part;
-    else pending += decoder.decode(await fetchBlob(part.blob), { stream: true });
-    await flush(false);
+    if (typeof part === "string") {
+      pending += part;
+      await flush(false);
+      continue;
+    }
+    // Decoding megabytes at once is a long task: decode (and render) a slice at a time.
+    const bytes = await fetchBlob(part.blob);
+    for (let at = 0; at < bytes.length; at += CHUNK) {
+      pending += decoder.decode(bytes.subarray(at, at + CHUNK), { stream: true });
+      await flush(false);
+    }
   }
   pending += decoder.decode();
   await flush(true);
