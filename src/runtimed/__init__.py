@@ -22,11 +22,13 @@ __all__ = [
     "RuntimedError",
     "Session",
     "__version__",
+    "sidecar",
 ]
 
 if TYPE_CHECKING:
     from typing import Any
 
+    from runtimed.cli.open_cli import sidecar
     from runtimed.client import AsyncDaemonClient, AsyncSession, DaemonClient, Session
     from runtimed.client.results import Cell, ExecutionResult, Output
     from runtimed.errors import RuntimedError
@@ -46,4 +48,8 @@ def __getattr__(name: str) -> Any:
         from runtimed.errors import RuntimedError
 
         return RuntimedError
+    if name == "sidecar":  # the sidecar page of a runtime (docs/web.md)
+        from runtimed.cli.open_cli import sidecar
+
+        return sidecar
     raise AttributeError(f"module 'runtimed' has no attribute {name!r}")

@@ -251,7 +251,12 @@ def make_prompt(language: str | None) -> PromptSession[str]:
 
 
 async def run_repl(
-    socket: str | None, kernel: str, env_source: str, attach: str | None, cwd: str
+    socket: str | None,
+    kernel: str,
+    env_source: str,
+    attach: str | None,
+    cwd: str,
+    sidecar: bool = False,
 ) -> str:
     """Start (or join) a runtime and run the console until Ctrl-D; returns the message
     to print. A runtime this console started is stopped when it exits."""
@@ -276,6 +281,11 @@ async def run_repl(
                 f"[dim]{how} runtime {runtime.runtime_id} ({runtime.kernel_name}, "
                 f"{runtime.env_source or 'own env'}); Ctrl-D exits[/dim]"
             )
+            if sidecar:  # rich outputs in a browser page beside the terminal (open_cli)
+                from runtimed.cli.open_cli import open_sidecar
+
+                note = await asyncio.to_thread(open_sidecar, runtime.runtime_id, socket)
+                console.print(note, style="dim", markup=False, highlight=False)
             await repl.loop(make_prompt(runtime.language))
         finally:
             await session.close()

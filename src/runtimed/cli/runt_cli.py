@@ -130,6 +130,14 @@ runt.command(
 runt.command(
     "run", _R + "run", "An interactive console on a new runtime, or --attach to one.",
     KERNEL, opt("--attach", help="Join a running runtime instead"), ENV_SOURCE, SOCKET,
+    flag("--sidecar", help="Also open a browser page showing the rich outputs"),
+)  # fmt: skip
+runt.command(
+    "open", "runtimed.cli.open_cli:open_notebook", "Open a notebook in the browser.",
+    opt("path", nargs="?", help="An .ipynb (created if missing)"),
+    flag("--new", help="A new untitled notebook"),
+    flag("--no-browser", help="Print the one-time login link instead"),
+    SOCKET,
 )  # fmt: skip
 
 # --- history -------------------------------------------------------------------------------

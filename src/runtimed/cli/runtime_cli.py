@@ -108,11 +108,14 @@ def restart(runtime_id: str, socket: str | None) -> None:
     echo(f"restarted {info.runtime_id} (pid {info.pid})")
 
 
-def run(kernel: str, attach: str | None, env_source: str, socket: str | None) -> None:
+def run(
+    kernel: str, attach: str | None, env_source: str, socket: str | None, sidecar: bool = False
+) -> None:
     """An interactive console (In [n]: / Out[n]:) on a new runtime, or --attach to one.
 
     Every input is a cell of the runtime's notebook: others can watch or join it live,
-    and `runt export <id> --notebook` writes it out. Ctrl-C interrupts, Ctrl-D exits."""
+    and `runt export <id> --notebook` writes it out. Ctrl-C interrupts, Ctrl-D exits.
+    --sidecar opens a browser page showing the rich outputs (images, HTML) as they come."""
     import asyncio
     import os
 
@@ -121,5 +124,7 @@ def run(kernel: str, attach: str | None, env_source: str, socket: str | None) ->
     if not sys.stdin.isatty():
         fail("runt run needs a terminal; use runtimed.Session to run code from a script")
     with reporting_errors():
-        message = asyncio.run(run_repl(socket, kernel, env_source, attach, os.getcwd()))
+        message = asyncio.run(
+            run_repl(socket, kernel, env_source, attach, os.getcwd(), sidecar=sidecar)
+        )
     echo(message)
