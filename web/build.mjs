@@ -1,5 +1,5 @@
 // Builds the notebook page into src/runtimed/web_assets/ (committed, shipped in the wheel):
-//   notebook.js, notebook.css, KaTeX_*.woff2, output-frame.html (script and style inline),
+//   notebook.js (+ chunk-*.js it imports), notebook.css, KaTeX_*.woff2, output-frame.html (script and style inline),
 //   manifest.json {file: sha256}.
 // Deterministic: the same lockfile and sources give byte-identical files (no timestamps,
 // no absolute paths, no sourcemaps).
@@ -45,6 +45,9 @@ async function buildPage(outdir) {
     ...common,
     entryPoints: { notebook: "src/main.ts" },
     format: "esm",
+    // The markdown renderer (marked, KaTeX, DOMPurify) is a chunk loaded on first use.
+    splitting: true,
+    chunkNames: "chunk-[hash]",
     outdir,
     assetNames: "[name]",
     loader: { ".woff2": "file" },

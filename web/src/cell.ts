@@ -4,7 +4,7 @@ import type { EditorView } from "@codemirror/view";
 import * as Y from "yjs";
 import type { Awareness } from "y-protocols/awareness";
 import { createEditor, type EditorHost } from "./editor";
-import { renderMarkdown } from "./markdown";
+import { loadMarkdown, markdownIfLoaded } from "./markdown_loader";
 import { cellId, cellOutputs, cellSource, cellType, executionCount, type CellType } from "./model";
 import { OutputArea } from "./outputs";
 import type { CellState } from "./runtime";
@@ -186,7 +186,17 @@ export class CellView {
     this.sourcePre = null;
     const rendered = div("jp-RenderedMarkdown jp-RenderedHTMLCommon");
     const source = this.ytext?.toString() ?? "";
-    rendered.append(source.trim() ? renderMarkdown(source) : "Type Markdown and LaTeX: $ α^2 $");
+    const markdown = markdownIfLoaded();
+    if (!source.trim()) rendered.append("Type Markdown and LaTeX: $ α^2 $");
+    else if (markdown) rendered.append(markdown.renderMarkdown(source));
+    else {
+      // First markdown on the page: the source as text until the renderer has loaded.
+      rendered.append(source);
+      rendered.classList.add("runt-mod-pending");
+      void loadMarkdown().then(() => {
+        if (this.rendered === rendered) this.showRendered();
+      });
+    }
     if (this.rendered) this.rendered.replaceWith(rendered);
     else this.inputBody.append(rendered);
     this.rendered = rendered;

@@ -6,6 +6,7 @@ import { Awareness } from "y-protocols/awareness";
 import { NotebookApi, setBlobBase } from "./api";
 import { setFrameUrl, pruneFrames } from "./frames";
 import { installKeyboard } from "./keyboard";
+import { loadMarkdown } from "./markdown_loader";
 import { cellsOf, notebookName } from "./model";
 import { NotebookView } from "./notebook";
 import { YWebsocketProvider } from "./provider";
@@ -113,6 +114,8 @@ function start(): void {
     notebook.setMode("command");
     document.body.dataset.ready = "1";
     performance.mark("runt:ready");
+    // Warm the markdown chunk for the first markdown cell or output.
+    setTimeout(() => void loadMarkdown(), 50);
   });
 
   (window as unknown as Record<string, unknown>).runt = {

@@ -5,7 +5,7 @@ import { blobUrl, fetchBlobText } from "./api";
 import { ansiFragment } from "./ansi";
 import { framesAvailable, outputFrame } from "./frames";
 import { renderJson } from "./json_tree";
-import { renderLatex, renderMarkdown, sanitizedFragment } from "./markdown";
+import { loadMarkdown } from "./markdown_loader";
 import type { JSONValue, Output } from "./model";
 import { LARGE, isRef, renderAll, streamEdges, streamParts, streamSize, streamText } from "./stream";
 
@@ -91,7 +91,7 @@ async function renderMime(target: HTMLElement, mime: string, raw: unknown, outpu
       // No frame origin configured: sanitized inline HTML, scripts dropped.
       const div = document.createElement("div");
       div.className = "jp-RenderedHTMLCommon";
-      div.append(sanitizedFragment(asText(value)));
+      div.append((await loadMarkdown()).sanitizedFragment(asText(value)));
       target.append(div);
     } else {
       target.append(textBlock("text/plain", "[JavaScript output not shown: no sandbox frame]"));
@@ -99,12 +99,12 @@ async function renderMime(target: HTMLElement, mime: string, raw: unknown, outpu
   } else if (mime === "text/markdown") {
     const div = document.createElement("div");
     div.className = "jp-RenderedMarkdown jp-RenderedHTMLCommon";
-    div.append(renderMarkdown(asText(value)));
+    div.append((await loadMarkdown()).renderMarkdown(asText(value)));
     target.append(div);
   } else if (mime === "text/latex") {
     const div = document.createElement("div");
     div.className = "jp-RenderedLatex";
-    renderLatex(div, asText(value));
+    (await loadMarkdown()).renderLatex(div, asText(value));
     target.append(div);
   } else if (mime === "application/json" || mime.endsWith("+json")) {
     target.append(renderJson(value));
