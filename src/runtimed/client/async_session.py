@@ -26,6 +26,7 @@ from runtimed.client.room_connection import (
 from runtimed.documents.blob_refs import output_refs, resolve_output
 from runtimed.documents.notebook import CellData
 from runtimed.documents.runtime import RuntimeDoc
+from runtimed.documents.widgets import blob_digests, resolve_state
 from runtimed.errors import RuntimedError
 
 LAUNCH_TIMEOUT = 900.0  # may build an env from the notebook's own dependencies
@@ -209,6 +210,26 @@ class AsyncSession(RoomConnection):
         outputs = self._nb.get_cell(cell_id).outputs
         fetch = await self._prefetch(outputs)
         return [resolve_output(o, fetch) for o in outputs]
+
+    # --- widgets -------------------------------------------------------------------------
+
+    async def widgets(self) -> dict[str, dict[str, Any]]:
+        """Every live widget of the kernel as the daemon has it now: ``{model_id:
+        state}`` (ipywidgets' model state; binary values as bytes)."""
+        await self.request("sync")  # the runtime document is current once it answers
+        entries = RuntimeDoc(self._runtime).widgets.entries()
+        fetched = {digest: await self.get_blob(digest) for digest in blob_digests(entries)}
+        return {m: resolve_state(e, fetched.__getitem__) for m, e in entries.items()}
+
+    async def set_widget_state(self, model_id: str, state: dict[str, Any]) -> None:
+        """Change a widget (``{"value": 42}``): the kernel's model gets it once (its
+        observers run) and every other client sees it. JSON values only."""
+        await self.request("set_widget_state", model_id=model_id, state=state)
+
+    async def send_widget_message(self, model_id: str, content: Any) -> None:
+        """A custom message to a widget in the kernel: ``{"event": "click"}`` clicks a
+        Button (its ``on_click`` handlers run)."""
+        await self.request("send_widget_message", model_id=model_id, content=content)
 
     async def interrupt(self) -> int:
         """Interrupt the running cell and clear the queue; returns how many were cancelled."""

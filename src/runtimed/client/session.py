@@ -192,6 +192,21 @@ class Session:
     def get_blob(self, digest: str) -> bytes:
         return self._call(self._session.get_blob, digest)
 
+    def widgets(self) -> dict[str, dict[str, Any]]:
+        """Every live widget of the kernel: ``{model_id: state}`` (see
+        :meth:`AsyncSession.widgets`)."""
+        return self._call(self._session.widgets)
+
+    def set_widget_state(self, model_id: str, state: dict[str, Any]) -> None:
+        """Change a widget (``{"value": 42}``): the kernel gets it once, every client
+        sees it."""
+        self._call(self._session.set_widget_state, model_id, state)
+
+    def send_widget_message(self, model_id: str, content: Any) -> None:
+        """A custom message to a widget in the kernel (``{"event": "click"}`` clicks a
+        Button)."""
+        self._call(self._session.send_widget_message, model_id, content)
+
     def get_cells(self) -> list[Cell]:
         """Every cell, in document order."""
         return self._call(self._session.get_cells)

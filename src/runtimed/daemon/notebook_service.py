@@ -147,8 +147,10 @@ class NotebookService:
         return set(self.rooms.rooms)
 
     def live_documents(self) -> list[bytes]:
-        """Every open room's notebook, for the blob collector."""
-        return [room.nb.doc.get_update() for room in list(self.rooms.rooms.values())]
+        """Every open room's notebook and runtime document (widget buffers), for the blob
+        collector."""
+        rooms = list(self.rooms.rooms.values())
+        return [d.get_update() for room in rooms for d in (room.nb.doc, room.runtime)]
 
     def envs_in_use(self) -> set[str]:
         """Env dirs kernels run in (rooms' and the kernel pool's): never collected."""

@@ -8,6 +8,7 @@ from typing import Any
 from pycrdt import Doc, Map
 
 from runtimed.documents.notebook import _ints
+from runtimed.documents.widgets import WidgetsMap
 
 EXECUTION_STATUSES = ("queued", "running", "done", "error", "cancelled")
 FINAL_STATUSES = ("done", "error", "cancelled")
@@ -16,13 +17,14 @@ FINAL_STATUSES = ("done", "error", "cancelled")
 class RuntimeDoc:
     """``kernel {lifecycle, activity, env_source, name, language, error}``,
     ``queue {executing, queued}``, ``executions {id: {cell_id, status, execution_count,
-    success, started_at, ended_at}}``."""
+    success, started_at, ended_at}}``, ``widgets {model_id: entry}`` (documents/widgets.py)."""
 
     def __init__(self, doc: Doc[Any] | None = None) -> None:
         self.doc = doc if doc is not None else Doc()
         self.kernel_map: Map[Any] = self.doc.get("kernel", type=Map)
         self.queue_map: Map[Any] = self.doc.get("queue", type=Map)
         self.executions_map: Map[Any] = self.doc.get("executions", type=Map)
+        self.widgets = WidgetsMap(self.doc)
 
     # --- daemon side ----------------------------------------------------------------
 
@@ -54,6 +56,8 @@ class RuntimeDoc:
             new.set_queue(queue.get("executing"), list(queue.get("queued") or []))
             for execution_id, record in self.executions_map.items():
                 new.executions_map[execution_id] = _ints(record)
+            for model_id, entry in self.widgets.entries().items():
+                new.widgets.set(model_id, entry)
         return new
 
     # --- reading --------------------------------------------------------------------

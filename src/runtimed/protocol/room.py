@@ -96,6 +96,26 @@ class TrustRequest(_Request, frozen=True, tag="trust"):
     env_source: str = "auto"
 
 
+# --- requests: widgets -----------------------------------------------------------------
+
+
+class SetWidgetStateRequest(_Request, frozen=True, tag="set_widget_state"):
+    """Change a widget model (``model_id``: its comm id) the kernel opened: every peer
+    sees it in the runtime document's ``widgets`` map, the kernel gets one ``comm_msg``
+    (``method: update``)."""
+
+    model_id: str
+    state: dict[str, Any]
+
+
+class SendWidgetMessageRequest(_Request, frozen=True, tag="send_widget_message"):
+    """A custom message to a widget model in the kernel (``comm_msg``, ``method:
+    custom``): a button's click is ``{"event": "click"}``."""
+
+    model_id: str
+    content: Any
+
+
 RoomRequest = (
     SyncRequest
     | SaveRequest
@@ -111,6 +131,8 @@ RoomRequest = (
     | GetExecutionRequest
     | KernelInfoRequest
     | TrustRequest
+    | SetWidgetStateRequest
+    | SendWidgetMessageRequest
 )
 
 REQUEST_TYPES: dict[str, type[RoomRequest]] = {

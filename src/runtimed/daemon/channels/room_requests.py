@@ -34,6 +34,8 @@ from runtimed.protocol.room import (
     RunAllCellsRequest,
     Saved,
     SaveRequest,
+    SendWidgetMessageRequest,
+    SetWidgetStateRequest,
     ShutdownKernelRequest,
     Synced,
     SyncRequest,
@@ -115,6 +117,12 @@ class RoomRequests:
                 return record
             case KernelInfoRequest():
                 return room_kernel.info()
+            case SetWidgetStateRequest(model_id=model_id, state=state):
+                room_kernel.comms.set_state(model_id, state)
+                return Done()
+            case SendWidgetMessageRequest(model_id=model_id, content=content):
+                room_kernel.comms.send_custom(model_id, content)
+                return Done()
         raise RuntimedError(f"unhandled request {type(request).__name__}", "unknown_request")
 
 

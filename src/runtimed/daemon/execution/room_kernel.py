@@ -32,12 +32,14 @@ from runtimed.daemon.kernels.installed import KernelChoice, choose_for_notebook
 from runtimed.daemon.kernels.provider import AcquiredKernel, KernelProvider, KernelRequest
 from runtimed.daemon.rooms.notebook_room import NotebookRoom
 from runtimed.daemon.rooms.room_store import room_key
+from runtimed.daemon.widgets.comm_relay import CommRelay, is_comm_message
 from runtimed.errors import RuntimedError
 from runtimed.protocol.room import Completions, KernelDetails
 
 log = logging.getLogger(__name__)
 
 _LIVE = (KernelLifecycle.RUNNING, KernelLifecycle.LAUNCHING, KernelLifecycle.RESTARTING)
+_COMMS_GONE = (KernelLifecycle.RESTARTING, KernelLifecycle.DEAD, KernelLifecycle.SHUTDOWN)
 
 #: Rooms of runtimes started without a notebook (``runt start``) are ``runtime-<id>``.
 RUNTIME_ROOM_PREFIX = "runtime-"
@@ -99,6 +101,10 @@ class RoomKernel:
             room.broadcast_event,
             name=f"queue-{room.notebook_id}",
         )
+        #: The kernel's widget models (in the runtime document).
+        self.comms = CommRelay(
+            room.runtime_state, lambda: self.session, deps.blobs, room.broadcast_event
+        )
         self._launch_lock = asyncio.Lock()
         self.runtime_state.set_kernel(
             lifecycle="not_started",
@@ -159,6 +165,8 @@ class RoomKernel:
         self.runtime_state.set_kernel(
             lifecycle=state.lifecycle.value, activity=state.activity, error=state.error
         )
+        if state.lifecycle in _COMMS_GONE:
+            self.comms.clear()
         if dying and self.started_at is not None:
             self.deps.runtime_observer.observe(self, "died")
 
@@ -296,6 +304,8 @@ class RoomKernel:
         self.deps.runtime_observer.observe(self, "restarted")
 
     def _on_unrouted(self, msg: dict[str, Any]) -> None:
+        if is_comm_message(msg):
+            return self.comms.on_kernel_message(msg)
         parent = (msg.get("parent_header") or {}).get("msg_id")
         cell_id = self.queue.cell_of(str(parent))
         if cell_id is not None:
@@ -348,6 +358,7 @@ class RoomKernel:
     async def shutdown(self) -> None:
         """Stop the kernel and give its env back (pool envs are deleted)."""
         self.queue.cancel_queued(reason="the kernel was shut down")
+        self.comms.clear()
         acquired, self.acquired = self.acquired, None
         if acquired is not None:
             try:

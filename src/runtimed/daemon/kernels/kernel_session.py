@@ -1,16 +1,15 @@
 """KernelSession: one kernel, as the rest of the daemon sees it.
 
-A session composes a *backend* (the kernel's lifecycle: launch, exit code, interrupt,
-restart, shutdown; see ``backend.py``; by default a local process,
-``local_backend.py``) and a *wire factory* (its messages; see ``wire.py``; by default
-ZMQ sockets, ``channels.py``). What does not change with either stays here: the
-lifecycle state and its listeners, readiness, routing of messages to executions and
-replies (``router.py``), requests (execute, stdin, complete, interrupt, ping) and the
-death watcher, which polls the backend and fails everything pending when the kernel exits.
+A session composes a *backend* (the kernel's lifecycle: launch, exit code, interrupt, restart,
+shutdown; ``backend.py``, by default a local process, ``local_backend.py``) and a *wire factory*
+(its messages; ``wire.py``, by default ZMQ sockets, ``channels.py``). What changes with neither
+stays here: lifecycle state and listeners, readiness, routing of messages to executions and
+replies (``router.py``), requests (execute, stdin, complete, interrupt, ping, comm messages)
+and the death watcher, which polls the backend and fails everything pending on exit.
 
-Lifecycle: ``not_started`` -> ``launching`` -> ``running`` -> ``restarting`` ->
-``running``; death -> ``dead``; ``shutdown`` at the end. Every change (and busy/idle
-flip) goes to the listeners of :meth:`KernelSession.add_listener`.
+Lifecycle: ``not_started`` -> ``launching`` -> ``running`` -> ``restarting`` -> ``running``;
+death -> ``dead``; ``shutdown`` at the end. Every change (and busy/idle flip) goes to the
+listeners of :meth:`KernelSession.add_listener`.
 """
 
 from __future__ import annotations
@@ -57,11 +56,11 @@ DEATH_DRAIN_SECONDS = 0.05
 class KernelSession:
     """One kernel: launch, execute, interrupt, restart, shut down. asyncio only.
 
-    ``await session.execute(code, on_message)`` (each IOPub message of it goes to
-    ``on_message``; returns the ``execute_reply``), or ``execution = session.submit(code)``,
-    ``async for msg in execution``, ``await execution.reply()``. Both end when the kernel
-    goes idle for it, or raise KernelDiedError (ExecutionAbortedError on restart or
-    shutdown). Never hangs on a dead kernel: a watcher polls the backend.
+    ``await session.execute(code, on_message)`` (each IOPub message of it goes to ``on_message``;
+    returns the ``execute_reply``), or ``execution = session.submit(code)``, ``async for msg in
+    execution``, ``await execution.reply()``. Both end when the kernel goes idle for it, or
+    raise KernelDiedError (ExecutionAbortedError on restart or shutdown). Never hangs on a dead
+    kernel: a watcher polls the backend.
     """
 
     def __init__(
@@ -72,9 +71,8 @@ class KernelSession:
         backend: KernelBackend | None = None,
         wire: WireFactory = zmq_wire,
     ) -> None:
-        """``on_unrouted`` receives IOPub messages of no pending execution (late thread
-        output, comms). ``backend`` runs the kernel (a local process by default),
-        ``wire`` connects to it (ZMQ by default)."""
+        """``on_unrouted`` gets IOPub messages of no pending execution (late thread output,
+        comms); ``backend`` runs the kernel (local by default), ``wire`` reaches it (ZMQ)."""
         self.config = config
         self._state = KernelState(KernelLifecycle.NOT_STARTED)
         self._listeners: list[StateListener] = []
@@ -195,8 +193,7 @@ class KernelSession:
         self._watcher = asyncio.create_task(self._watch(), name="kernel-watch")
 
     async def ping(self, timeout: float) -> None:
-        """A kernel_info round trip on the shell channel: the kernel's main loop answers
-        (raises KernelError otherwise)."""
+        """A kernel_info round trip on shell: the kernel's main loop answers (else KernelError)."""
         await self.shell_request("kernel_info_request", {}, timeout)
 
     def _request_kernel_info(self) -> asyncio.Future[Message]:
@@ -215,8 +212,7 @@ class KernelSession:
     # -- readers and the death watcher ---------------------------------------------------
 
     async def _stop_watcher(self) -> None:
-        """Cancel the death watcher and wait for it to end. A caller cancelled meanwhile
-        is cancelled, not told the watcher was."""
+        """Cancel the death watcher, wait for its end (a caller cancelled meanwhile stays so)."""
         watcher, self._watcher = self._watcher, None
         if watcher is None or watcher is asyncio.current_task():
             return
@@ -289,6 +285,10 @@ class KernelSession:
         execution = self._router.track(msg_id)
         execution.on_input = on_input
         return execution
+
+    def send_shell(self, msg_type: str, content: dict[str, Any]) -> str:
+        """Send a shell message whose reply no one awaits (``comm_msg``); its msg_id."""
+        return self._require_running().send_shell(msg_type, content)
 
     def reply_input(self, request: Message, value: str) -> None:
         """Answer an ``input_request`` ("\\x04": EOF, ``input()`` raises EOFError)."""

@@ -7,6 +7,10 @@ from collections.abc import Callable
 
 from runtimed.daemon.kernels.execution import REPLY_GRACE, Execution, Message
 
+#: Comm messages go to the unrouted handler even during an execution (widgets are the
+#: room's, not a cell's output).
+COMM_TYPES = frozenset({"comm_open", "comm_msg", "comm_close"})
+
 
 def parent_id(msg: Message) -> str | None:
     """The msg_id of the request this message answers."""
@@ -62,7 +66,7 @@ class MessageRouter:
         """Deliver one IOPub message; ``idle`` for an execution finishes it."""
         key = parent_id(msg)
         execution = self._executions.get(key) if key else None
-        if execution is None:
+        if execution is None or msg.get("msg_type") in COMM_TYPES:  # comms: the room's relay
             if self._on_unrouted is not None and msg.get("msg_type") != "status":
                 self._on_unrouted(msg)
             return

@@ -34,6 +34,8 @@ class RuntimeState:
         self._kernel_dirty: dict[str, Any] = {}
         self._queue_dirty = False
         self._executions: dict[str, dict[str, Any] | None] = {}  # None: delete it
+        self._widgets: dict[str, dict[str, Any] | None] = {}  # None: delete it
+        self._widgets_cleared = False
         self._handle: asyncio.TimerHandle | None = None
         #: Records deleted from the document since it was last rebuilt (each leaves a
         #: tombstone in it).
@@ -74,12 +76,26 @@ class RuntimeState:
         self._executions[execution_id] = None
         self._schedule()
 
+    def set_widget(self, model_id: str, entry: dict[str, Any] | None) -> None:
+        """A widget model's entry (None: its comm closed). The entry is read when the
+        batch is written: a flood of updates to one model is one write per batch."""
+        self._widgets[model_id] = entry
+        self._schedule()
+
+    def clear_widgets(self) -> None:
+        """Every widget goes (the kernel restarted or died)."""
+        self._widgets.clear()
+        self._widgets_cleared = True
+        self._schedule()
+
     def flush(self) -> None:
         """Write every pending change into the document, in one transaction."""
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
-        if not (self._kernel_dirty or self._queue_dirty or self._executions):
+        widgets, self._widgets = self._widgets, {}
+        cleared, self._widgets_cleared = self._widgets_cleared, False
+        if not (self._kernel_dirty or self._queue_dirty or self._executions or widgets or cleared):
             return
         kernel, self._kernel_dirty = self._kernel_dirty, {}
         executions, self._executions = self._executions, {}
@@ -96,6 +112,13 @@ class RuntimeState:
                     self.deleted += 1
                 else:
                     self.doc.set_execution(execution_id, record)
+            if cleared:
+                self.doc.widgets.clear()
+            for model_id, entry in widgets.items():
+                if entry is None:
+                    self.doc.widgets.delete(model_id)
+                else:
+                    self.doc.widgets.set(model_id, entry)
 
     @property
     def needs_rebuild(self) -> bool:
