@@ -2,8 +2,12 @@
 
 Each input becomes a cell of the runtime's room (``runtime-<id>``) that the daemon runs,
 so any other client can watch or join the session live, and `runt export` can write it
-out later. prompt_toolkit edits the input (history across sessions, multi-line while the
-code is incomplete); outputs stream from the local replica of the document as they come.
+out later. prompt_toolkit edits the input: multi-line while the code is incomplete, with
+auto-indent; Tab completes from the kernel, ``obj?`` / ``obj??`` and Shift-Tab show its
+help (``console_completion``); Up and Ctrl-R recall this runtime's and earlier inputs
+from the daemon's history (``console_history``). Outputs stream from the local replica
+of the document as they come (``console_render``). A cell's ``input()`` and
+``getpass()`` prompt here (the cell is queued with stdin; a password is not echoed).
 """
 
 from __future__ import annotations
@@ -16,10 +20,12 @@ import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from runtimed.cli.console_completion import help_request, help_text
 from runtimed.errors import RuntimedError
 
 if TYPE_CHECKING:
     from prompt_toolkit import PromptSession
+    from prompt_toolkit.history import History
     from prompt_toolkit.input import Input
     from prompt_toolkit.key_binding import KeyPress
     from rich.console import Console
@@ -55,66 +61,24 @@ def is_complete(code: str, language: str | None) -> bool:
         return True
 
 
-class OutputPrinter:
-    """Prints a cell's outputs as they grow in the replica: streams by suffix, everything
-    else once."""
-
-    def __init__(self, console: Console, session: AsyncSession) -> None:
-        self.console = console
-        self.session = session
-        self._shown: list[int] = []  # per output: characters (streams) or 1 (shown)
-
-    async def update(self, outputs: list[dict[str, Any]]) -> None:
-        for index, output in enumerate(outputs):
-            if index >= len(self._shown):
-                self._shown.append(0)
-            if output.get("output_type") == "stream":
-                text = await self._text(output.get("text"))
-                if len(text) > self._shown[index]:
-                    stream = sys.stderr if output.get("name") == "stderr" else sys.stdout
-                    stream.write(text[self._shown[index] :])
-                    stream.flush()
-                    self._shown[index] = len(text)
-            elif not self._shown[index]:
-                self._shown[index] = 1
-                await self._show(output)
-
-    async def _text(self, value: Any) -> str:
-        if isinstance(value, str):
-            return value
-        if isinstance(value, dict) and "blob" in value:
-            return (await self.session.get_blob(value["blob"])).decode("utf-8", "replace")
-        if isinstance(value, list):
-            return "".join([await self._text(part) for part in value])
-        return ""
-
-    async def _show(self, output: dict[str, Any]) -> None:
-        kind = output.get("output_type")
-        if kind == "error":
-            sys.stdout.write("\n".join(output.get("traceback") or []) + "\n")
-            sys.stdout.flush()
-            return
-        data = output.get("data") or {}
-        text = data.get("text/plain")
-        if kind == "execute_result":
-            count = output.get("execution_count")
-            prefix = f"[red]Out[{count}]:[/red] "
-            self.console.print(prefix, end="")
-        if text is not None:
-            sys.stdout.write(await self._text(text) + "\n")
-        else:
-            kinds = ", ".join(m for m in data if not m.startswith("application/vnd.jupyter"))
-            self.console.print(f"[dim]<{kinds or 'display'} output: see runt export>[/dim]")
-        sys.stdout.flush()
-
-
 class Repl:
     """One console on one runtime."""
 
-    def __init__(self, session: AsyncSession, runtime: RuntimeInfo, console: Console) -> None:
+    def __init__(
+        self,
+        session: AsyncSession,
+        runtime: RuntimeInfo,
+        console: Console,
+        blob_url: str | None = None,
+    ) -> None:
         self.session = session
         self.runtime = runtime
         self.console = console
+        self.blob_url = blob_url
+        #: input_request / input_cancelled events of the running cell, in order.
+        self._asks: list[dict[str, Any]] = []
+        self._asked = asyncio.Event()
+        self._execution_id: str | None = None
         self._running = False
         self._submitting = False
         self._interrupt_pending = False
@@ -126,25 +90,34 @@ class Repl:
     async def run_cell(self, code: str) -> None:
         """Queue ``code`` as a new cell, stream its outputs, Ctrl-C interrupts it (also
         one pressed while the cell is still being queued)."""
+        from runtimed.cli.console_render import OutputPrinter
+
         self._submitting, self._interrupt_pending = True, False
+        self._asks, self._execution_id = [], None
         try:
             cell_id = await self.session.create_cell(code)
-            execution_id = await self.session.queue_cell(cell_id)
+            execution_id = await self.session.queue_cell(cell_id, stdin=True)
         finally:
             self._submitting = False
+        self._execution_id = execution_id
         done = asyncio.ensure_future(self.session.wait_for_execution(execution_id))
-        printer = OutputPrinter(self.console, self.session)
+        printer = OutputPrinter(self.console, self.session, self.blob_url)
         self._interrupts = []
         self._running = True
         if self._interrupt_pending:
             self._on_sigint()
         try:
-            with self._ctrl_c_interrupts():
-                while not done.done():
+            while not done.done():
+                with self._ctrl_c_interrupts():
+                    while not done.done() and not self._asks:
+                        await printer.update(self.session.document.get_cell(cell_id).outputs)
+                        await self._wait(done, timeout=POLL_SECS)
+                if self._asks:
                     await printer.update(self.session.document.get_cell(cell_id).outputs)
-                    await asyncio.wait({done}, timeout=POLL_SECS)
+                    await self._answer(self._asks.pop(0), done)
         finally:
             self._running = False
+            self._execution_id = None
         for task in self._interrupts:
             with contextlib.suppress(RuntimedError):
                 await task
@@ -154,6 +127,55 @@ class Repl:
             self.count = result.execution_count + 1
         elif not result.success and result.error is None:
             self.console.print(f"[yellow]{result.status}[/yellow]")
+
+    def on_event(self, event: dict[str, Any]) -> None:
+        """Room events: the running cell's prompts (only this client is asked)."""
+        if event.get("event") in ("input_request", "input_cancelled") and (
+            event.get("execution_id") == self._execution_id
+        ):
+            self._asks.append(event)
+            self._asked.set()
+
+    async def _answer(self, event: dict[str, Any], done: asyncio.Future[Any]) -> None:
+        """Prompt for the cell's ``input()`` (hidden for getpass) until answered, the cell
+        ends or the prompt is cancelled; Ctrl-C interrupts the cell, Ctrl-D is EOF."""
+        if event.get("event") != "input_request":
+            return  # cancelled before it was shown
+        from prompt_toolkit import PromptSession
+
+        asking: PromptSession[str] = PromptSession()
+        prompt = asyncio.ensure_future(
+            asking.prompt_async(
+                str(event.get("prompt") or ""),
+                is_password=bool(event.get("password")),
+                handle_sigint=False,
+            )
+        )
+        while not prompt.done() and not done.done() and not self._asks:
+            await self._wait(prompt, done)
+        if not prompt.done():
+            prompt.cancel()  # the cell ended or was interrupted meanwhile
+            with contextlib.suppress(BaseException):
+                await prompt
+            return
+        try:
+            value = prompt.result()
+        except KeyboardInterrupt:
+            self._on_sigint()
+            return
+        except EOFError:
+            value = "\x04"
+        with contextlib.suppress(RuntimedError):
+            await self.session.send_input(str(event["execution_id"]), value)
+
+    async def _wait(self, *futures: asyncio.Future[Any], timeout: float | None = None) -> None:
+        """Until one of ``futures`` is done, a prompt event comes, or ``timeout``."""
+        self._asked.clear()
+        asked = asyncio.ensure_future(self._asked.wait())
+        try:
+            await asyncio.wait({*futures, asked}, timeout=timeout, return_when="FIRST_COMPLETED")
+        finally:
+            asked.cancel()
 
     @contextlib.contextmanager
     def _ctrl_c_interrupts(self) -> Iterator[None]:
@@ -210,9 +232,15 @@ class Repl:
                 continue
             except EOFError:  # Ctrl-D
                 return
-            if code.strip():
-                await self.run_cell(code.rstrip())
-                self.console.print()
+            if not code.strip():
+                continue
+            help_for = help_request(code)
+            if help_for is not None:  # obj? / obj??: the kernel's help, nothing runs
+                name, level = help_for
+                sys.stdout.write(await help_text(self.session, name, len(name), level) + "\n\n")
+                continue
+            await self.run_cell(code.rstrip())
+            self.console.print()
 
 
 def _indent(line: str, language: str | None) -> str:
@@ -223,16 +251,31 @@ def _indent(line: str, language: str | None) -> str:
     return indent
 
 
-def make_prompt(language: str | None) -> PromptSession[str]:
+def make_prompt(
+    language: str | None,
+    session: AsyncSession | None = None,
+    history: History | None = None,
+) -> PromptSession[str]:
+    """The input editor; with ``session``, Tab completes and Shift-Tab shows help from
+    its kernel."""
     from prompt_toolkit import PromptSession
-    from prompt_toolkit.history import FileHistory
+    from prompt_toolkit.application import run_in_terminal
+    from prompt_toolkit.filters import is_searching
     from prompt_toolkit.key_binding import KeyBindings
 
-    from runtimed.paths import default_cache_dir, ensure_private_dir
+    from runtimed.cli.console_completion import KernelCompleter
 
     bindings = KeyBindings()
 
-    @bindings.add("enter")
+    if session is not None:
+
+        @bindings.add("s-tab")
+        async def _inspect(event: Any) -> None:
+            document = event.current_buffer.document
+            text = await help_text(session, document.text, document.cursor_position, 0)
+            await run_in_terminal(lambda: sys.stdout.write(text + "\n"), in_executor=False)
+
+    @bindings.add("enter", filter=~is_searching)  # in Ctrl-R, Enter accepts the match
     def _enter(event: Any) -> None:
         buffer = event.current_buffer
         if is_complete(buffer.text, language):
@@ -240,9 +283,10 @@ def make_prompt(language: str | None) -> PromptSession[str]:
         else:
             buffer.insert_text("\n" + _indent(buffer.document.current_line, language))
 
-    history = ensure_private_dir(default_cache_dir()) / "repl_history"
     return PromptSession(
-        history=FileHistory(str(history)),
+        history=history,
+        completer=KernelCompleter(session) if session is not None else None,
+        complete_while_typing=False,
         key_bindings=bindings,
         multiline=True,
         prompt_continuation=lambda width, line, wrap: "...: ".rjust(width),
@@ -262,6 +306,7 @@ async def run_repl(
     to print. A runtime this console started is stopped when it exits."""
     from rich.console import Console
 
+    from runtimed.cli.console_history import load_history
     from runtimed.client import AsyncDaemonClient
     from runtimed.client.async_session import AsyncSession
 
@@ -275,7 +320,11 @@ async def run_repl(
         session = AsyncSession(runtime.notebook_id, socket_path=socket)
         try:
             await session.connect()
-            repl = Repl(session, runtime, console)
+            info = await client.daemon_info()
+            blob_url = f"http://127.0.0.1:{info.blob_port}" if info.blob_port else None
+            repl = Repl(session, runtime, console, blob_url)
+            session.add_listener(repl.on_event)
+            history = await load_history(client, runtime.runtime_id)
             how = "joined" if attach else "started"
             console.print(
                 f"[dim]{how} runtime {runtime.runtime_id} ({runtime.kernel_name}, "
@@ -286,7 +335,7 @@ async def run_repl(
 
                 note = await asyncio.to_thread(open_sidecar, runtime.runtime_id, socket)
                 console.print(note, style="dim", markup=False, highlight=False)
-            await repl.loop(make_prompt(runtime.language))
+            await repl.loop(make_prompt(runtime.language, session, history))
         finally:
             await session.close()
             if attach is None:
