@@ -1,19 +1,69 @@
 """Clients of the blob channel: put blobs, get them back (cached by hash).
 
 ``BlobClient`` is blocking, ``AsyncBlobClient`` runs on asyncio; both run ``BlobCalls``
-(the messages are in ``runtimed.protocol.blob``).
+(the messages are in ``runtimed.protocol.blob``). The calls live here, not in
+``calls.py``: a notebook session needs them, and not the pool channel's Structs.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 
-from runtimed.client.calls import BlobCalls
 from runtimed.client.channel import AsyncChannel, AsyncClient, BlockingChannel, BlockingClient
+from runtimed.client.core import MORE, Call, _More
 from runtimed.client.daemon_address import AddressLike, daemon_address
-from runtimed.protocol.blob import DEFAULT_MEDIA_TYPE
+from runtimed.errors import ProtocolError, RuntimedError
+from runtimed.protocol.blob import (
+    DEFAULT_MEDIA_TYPE,
+    BlobError,
+    BlobFound,
+    BlobStored,
+    GetBlob,
+    PutBlob,
+    decode_blob_reply,
+)
+from runtimed.protocol.codec import encode
 
 CACHE_BYTES = 256 * 1024 * 1024
+
+
+def _blob_reply(frame: bytes) -> BlobStored | BlobFound:
+    reply = decode_blob_reply(frame)
+    if isinstance(reply, BlobError):
+        raise RuntimedError(reply.message, reply.code)
+    return reply
+
+
+class BlobCalls:
+    """The blob channel's requests as ``Call``s (see ``calls.py`` for the others)."""
+
+    def __init__(self, timeout: float | None) -> None:
+        self.timeout = timeout
+
+    def put(self, data: bytes, media_type: str) -> Call[str]:
+        def receive(frame: bytes) -> str:
+            reply = _blob_reply(frame)
+            if not isinstance(reply, BlobStored):
+                raise ProtocolError(f"unexpected blob reply {reply!r}")
+            return reply.hash
+
+        return Call((encode(PutBlob(media_type)), data), receive, self.timeout, "blob put")
+
+    def get(self, digest: str) -> Call[bytes]:
+        header: list[BlobFound] = []
+
+        def receive(frame: bytes) -> bytes | _More:
+            if not header:
+                reply = _blob_reply(frame)
+                if not isinstance(reply, BlobFound):
+                    raise ProtocolError(f"unexpected blob reply {reply!r}")
+                header.append(reply)
+                return MORE
+            if len(frame) != header[0].size:
+                raise ProtocolError("blob size does not match its header")
+            return frame
+
+        return Call((encode(GetBlob(digest)),), receive, self.timeout, "blob get")
 
 
 class BlobCache:

@@ -1,5 +1,6 @@
-"""Every request of the pool, settings and blob channels as a ``Call``: built, timed and
-decoded here once, for the blocking and the asyncio clients alike."""
+"""Every request of the pool and settings channels as a ``Call``: built, timed and decoded
+here once, for the blocking and the asyncio clients alike (the blob channel's are in
+``blobs.py``: a notebook session needs only those)."""
 
 from __future__ import annotations
 
@@ -8,16 +9,8 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from runtimed.client.core import MORE, Call, RequestIds, _More, single
-from runtimed.errors import ProtocolError, RuntimedError
-from runtimed.protocol.blob import (
-    BlobError,
-    BlobFound,
-    BlobStored,
-    GetBlob,
-    PutBlob,
-    decode_blob_reply,
-)
+from runtimed.client.core import MORE, Call, RequestIds, single
+from runtimed.errors import RuntimedError
 from runtimed.protocol.codec import encode
 from runtimed.protocol.control import (
     CleanEnvs,
@@ -243,43 +236,3 @@ class SettingsCalls:
 
     def set(self, key: str, value: Any) -> Call[Any]:
         return self._call(SetSetting(id=self._ids.next(), key=key, value=value))
-
-
-# --- blob channel ------------------------------------------------------------------------
-
-
-def _blob_reply(frame: bytes) -> BlobStored | BlobFound:
-    reply = decode_blob_reply(frame)
-    if isinstance(reply, BlobError):
-        raise RuntimedError(reply.message, reply.code)
-    return reply
-
-
-class BlobCalls:
-    def __init__(self, timeout: float | None) -> None:
-        self.timeout = timeout
-
-    def put(self, data: bytes, media_type: str) -> Call[str]:
-        def receive(frame: bytes) -> str:
-            reply = _blob_reply(frame)
-            if not isinstance(reply, BlobStored):
-                raise ProtocolError(f"unexpected blob reply {reply!r}")
-            return reply.hash
-
-        return Call((encode(PutBlob(media_type)), data), receive, self.timeout, "blob put")
-
-    def get(self, digest: str) -> Call[bytes]:
-        header: list[BlobFound] = []
-
-        def receive(frame: bytes) -> bytes | _More:
-            if not header:
-                reply = _blob_reply(frame)
-                if not isinstance(reply, BlobFound):
-                    raise ProtocolError(f"unexpected blob reply {reply!r}")
-                header.append(reply)
-                return MORE
-            if len(frame) != header[0].size:
-                raise ProtocolError("blob size does not match its header")
-            return frame
-
-        return Call((encode(GetBlob(digest)),), receive, self.timeout, "blob get")

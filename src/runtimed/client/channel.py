@@ -13,7 +13,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol, Self, TypeVar
 
-from runtimed.client.autostart import ensure_daemon
 from runtimed.client.core import (
     MORE,
     Call,
@@ -62,6 +61,8 @@ def _connect_blocking(
     except DaemonNotRunningError:
         if not autostart:
             raise
+        from runtimed.client.autostart import ensure_daemon  # only when none answers
+
         ensure_daemon(path)
         return BlockingFrameSocket.connect(path, frame_cap(channel), timeout, PREAMBLE)
 
@@ -98,6 +99,8 @@ async def _connect_async(
     except DaemonNotRunningError:
         if not autostart:
             raise
+        from runtimed.client.autostart import ensure_daemon  # only when none answers
+
         await asyncio.to_thread(ensure_daemon, path)
         return await connect_unix(path, frame_cap(channel), PREAMBLE)
 

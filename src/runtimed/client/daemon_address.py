@@ -9,9 +9,7 @@ rotated token file is picked up by the next reconnect.
 
 from __future__ import annotations
 
-import ipaddress
 import os
-import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,6 +72,10 @@ def daemon_address(
 
 
 def is_loopback(url: str) -> bool:
+    # Imported here: only a URL needs them, and every client imports this module.
+    import ipaddress
+    import urllib.parse
+
     host = urllib.parse.urlsplit(url).hostname or ""
     if host == "localhost":
         return True
