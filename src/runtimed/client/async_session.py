@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from runtimed.client.blobs import AsyncBlobClient
+from runtimed.client.input_answers import InputAnswers, StdinSource
 from runtimed.client.results import Cell, ExecutionResult
 from runtimed.client.room_connection import (
     CONNECT_TIMEOUT,
@@ -146,24 +147,49 @@ class AsyncSession(RoomConnection):
         )
         return result
 
-    async def queue_cell(self, cell_id: str) -> str:
-        """Queue a cell for execution and return its execution id at once."""
-        result = await self.request("execute_cell", cell_id=cell_id)
+    async def queue_cell(self, cell_id: str, stdin: bool = False) -> str:
+        """Queue a cell for execution and return its execution id at once. ``stdin``:
+        this session answers the cell's ``input()`` (events ``input_request``, answered
+        with :meth:`send_input`); otherwise ``input()`` raises StdinNotAvailable."""
+        result = await self.request("execute_cell", cell_id=cell_id, stdin=stdin)
         return str(result["execution_id"])
 
-    async def execute_cell(self, cell_id: str, timeout: float | None = None) -> ExecutionResult:
+    async def send_input(self, execution_id: str, value: str) -> None:
+        """Answer the ``input_request`` of an execution this session queued with stdin
+        ("\\x04" is end of input: ``input()`` raises EOFError)."""
+        await self.request("input_reply", execution_id=execution_id, value=value)
+
+    async def execute_cell(
+        self, cell_id: str, timeout: float | None = None, stdin: StdinSource | None = None
+    ) -> ExecutionResult:
         """Run a cell (its source as the document holds it) and wait for its outputs.
 
-        Starts the kernel first when none runs.
+        Starts the kernel first when none runs. ``stdin`` answers the cell's ``input()``
+        and ``getpass()``: a callable given each prompt (may be async), or an iterable of
+        answers (once used up, ``input()`` raises EOFError). Without it ``input()``
+        raises StdinNotAvailable.
         """
-        return await self.wait_for_execution(await self.queue_cell(cell_id), timeout)
+        if stdin is None:
+            return await self.wait_for_execution(await self.queue_cell(cell_id), timeout)
+        answers = InputAnswers(stdin, self.send_input)
+        self.add_listener(answers.on_event)
+        try:
+            execution_id = await self.queue_cell(cell_id, stdin=True)
+            answers.follow(execution_id)
+            return await self.wait_for_execution(execution_id, timeout)
+        finally:
+            self.remove_listener(answers.on_event)
+            await answers.close()
 
-    async def run(self, code: str, timeout: float | None = None) -> ExecutionResult:
-        """Append a code cell with ``code`` and execute it."""
+    async def run(
+        self, code: str, timeout: float | None = None, stdin: StdinSource | None = None
+    ) -> ExecutionResult:
+        """Append a code cell with ``code`` and execute it (``stdin``: see
+        :meth:`execute_cell`)."""
         await self._ensure_connected()
         # No separate ack: the execute request travels behind the cell's update frame.
         cell_id = self._nb.insert_cell(None, code)
-        return await self.execute_cell(cell_id, timeout)
+        return await self.execute_cell(cell_id, timeout, stdin)
 
     async def run_all(
         self, timeout: float | None = None, stop_on_error: bool = True
@@ -245,6 +271,17 @@ class AsyncSession(RoomConnection):
 
     async def clear_outputs(self, cell_id: str) -> None:
         await self.request("clear_outputs", cell_id=cell_id)
+
+    async def inspect(
+        self, code: str, cursor_pos: int | None = None, detail_level: int = 0
+    ) -> dict[str, Any]:
+        """The kernel's help on the name at ``cursor_pos`` (``obj?``; ``detail_level=1``:
+        ``obj??``): ``{found, data (a mime bundle), metadata}``."""
+        pos = len(code) if cursor_pos is None else cursor_pos
+        result: dict[str, Any] = await self.request(
+            "inspect", code=code, cursor_pos=pos, detail_level=detail_level
+        )
+        return result
 
     async def complete(self, code: str, cursor_pos: int | None = None) -> dict[str, Any]:
         """Completions for ``code`` at ``cursor_pos`` (default: the end)."""

@@ -19,6 +19,7 @@ from pycrdt import Doc
 
 from runtimed.client.async_session import AsyncSession, EventListener
 from runtimed.client.daemon_address import AddressLike, daemon_address
+from runtimed.client.input_answers import StdinSource
 from runtimed.client.results import Cell, ExecutionResult
 from runtimed.documents.notebook import NotebookDoc
 from runtimed.errors import RuntimedError
@@ -281,17 +282,30 @@ class Session:
         """Start the room's kernel (a no-op when one runs)."""
         return self._call(self._session.start_kernel, kernel_type, env_source, notebook_path)
 
-    def queue_cell(self, cell_id: str) -> str:
-        """Queue a cell and return its execution id at once."""
-        return self._call(self._session.queue_cell, cell_id)
+    def queue_cell(self, cell_id: str, stdin: bool = False) -> str:
+        """Queue a cell and return its execution id at once (``stdin``: this session
+        answers its ``input()`` with :meth:`send_input`)."""
+        return self._call(self._session.queue_cell, cell_id, stdin)
 
-    def execute_cell(self, cell_id: str, timeout: float | None = None) -> ExecutionResult:
-        """Run a cell and wait for its outputs (starts a kernel if none runs)."""
-        return self._call(self._session.execute_cell, cell_id, timeout)
+    def send_input(self, execution_id: str, value: str) -> None:
+        """Answer the ``input_request`` of an execution queued with ``stdin=True``."""
+        self._call(self._session.send_input, execution_id, value)
 
-    def run(self, code: str, timeout: float | None = None) -> ExecutionResult:
-        """Append a code cell with ``code`` and execute it."""
-        return self._call(self._session.run, code, timeout)
+    def execute_cell(
+        self, cell_id: str, timeout: float | None = None, stdin: StdinSource | None = None
+    ) -> ExecutionResult:
+        """Run a cell and wait for its outputs (starts a kernel if none runs). ``stdin``
+        answers its ``input()``: a callable given each prompt (``stdin=input`` asks on
+        your terminal; it runs in a worker thread) or an iterable of answers. Without
+        it ``input()`` raises StdinNotAvailable in the cell."""
+        return self._call(self._session.execute_cell, cell_id, timeout, _off_loop(stdin))
+
+    def run(
+        self, code: str, timeout: float | None = None, stdin: StdinSource | None = None
+    ) -> ExecutionResult:
+        """Append a code cell with ``code`` and execute it (``stdin``: see
+        :meth:`execute_cell`)."""
+        return self._call(self._session.run, code, timeout, _off_loop(stdin))
 
     def run_all(
         self, timeout: float | None = None, stop_on_error: bool = True
@@ -326,3 +340,22 @@ class Session:
     ) -> dict[str, Any]:
         """Approve this notebook's dependencies (see :meth:`AsyncSession.trust`)."""
         return self._call(self._session.trust, approve, packages, env_source)
+
+    def inspect(
+        self, code: str, cursor_pos: int | None = None, detail_level: int = 0
+    ) -> dict[str, Any]:
+        """The kernel's help on the name at ``cursor_pos`` (``obj?`` / ``obj??``)."""
+        return self._call(self._session.inspect, code, cursor_pos, detail_level)
+
+
+def _off_loop(stdin: StdinSource | None) -> StdinSource | None:
+    """A blocking callable runs in a worker thread: the session's loop keeps serving
+    (its outputs, an interrupt) while it waits for someone to type."""
+    if stdin is None or not callable(stdin):
+        return stdin
+    ask = stdin
+
+    async def asked(prompt: str) -> str:
+        return str(await asyncio.get_running_loop().run_in_executor(None, ask, prompt))
+
+    return asked

@@ -50,6 +50,16 @@ class LaunchKernelRequest(_Request, frozen=True, tag="launch_kernel"):
 
 class ExecuteCellRequest(_Request, frozen=True, tag="execute_cell"):
     cell_id: str
+    #: This client answers the cell's ``input()``: the event ``input_request`` comes to
+    #: it alone, ``input_reply`` answers. False: ``input()`` raises StdinNotAvailable.
+    stdin: bool = False
+
+
+class InputReplyRequest(_Request, frozen=True, tag="input_reply"):
+    """The answer to an ``input_request`` event (only its execution's client may)."""
+
+    execution_id: str
+    value: str
 
 
 class RunAllCellsRequest(_Request, frozen=True, tag="run_all_cells"):
@@ -77,6 +87,14 @@ class CompleteRequest(_Request, frozen=True, tag="complete"):
     code: str = ""
     #: None: the end of ``code``.
     cursor_pos: int | None = None
+
+
+class InspectRequest(_Request, frozen=True, tag="inspect"):
+    """The kernel's help on the name at ``cursor_pos`` (``obj?``; 1: ``obj??``)."""
+
+    code: str = ""
+    cursor_pos: int | None = None
+    detail_level: int = 0
 
 
 class GetExecutionRequest(_Request, frozen=True, tag="get_execution"):
@@ -122,12 +140,14 @@ RoomRequest = (
     | GetInfoRequest
     | LaunchKernelRequest
     | ExecuteCellRequest
+    | InputReplyRequest
     | RunAllCellsRequest
     | InterruptRequest
     | RestartKernelRequest
     | ShutdownKernelRequest
     | ClearOutputsRequest
     | CompleteRequest
+    | InspectRequest
     | GetExecutionRequest
     | KernelInfoRequest
     | TrustRequest
@@ -211,6 +231,14 @@ class Completions(msgspec.Struct, frozen=True, tag="completions", tag_field="typ
     metadata: dict[str, Any] = {}
 
 
+class Inspection(msgspec.Struct, frozen=True, tag="inspection", tag_field="type"):
+    """An ``inspect_reply``: ``data`` is a mime bundle (``text/plain`` has ANSI colours)."""
+
+    found: bool
+    data: dict[str, Any] = {}
+    metadata: dict[str, Any] = {}
+
+
 class Done(msgspec.Struct, frozen=True, tag="done", tag_field="type"):
     pass
 
@@ -248,6 +276,7 @@ RoomResult = (
     | BatchQueued
     | Cancelled
     | Completions
+    | Inspection
     | Done
     | TrustReport
 )

@@ -13,6 +13,7 @@ from runtimed.daemon.envs.sources import NotebookFacts
 from runtimed.daemon.execution.room_kernel import RoomKernel
 from runtimed.daemon.execution.room_kernels import RoomKernels
 from runtimed.daemon.rooms.notebook_room import NotebookRoom
+from runtimed.daemon.rooms.peer import Peer
 from runtimed.errors import RuntimedError
 from runtimed.protocol.room import (
     BatchQueued,
@@ -24,6 +25,8 @@ from runtimed.protocol.room import (
     ExecutionQueued,
     GetExecutionRequest,
     GetInfoRequest,
+    InputReplyRequest,
+    InspectRequest,
     InterruptRequest,
     KernelInfoRequest,
     LaunchKernelRequest,
@@ -61,7 +64,10 @@ class RoomRequests:
         #: Answers TrustRequest (the resolver's NotebookTrust: one gate for both).
         self.trust = trust
 
-    async def handle(self, room: NotebookRoom, request: RoomRequest) -> RoomResult:
+    async def handle(
+        self, room: NotebookRoom, request: RoomRequest, peer: Peer | None = None
+    ) -> RoomResult:
+        """Answer ``request``; ``peer``: the client that sent it (none: the REST API)."""
         match request:
             case SyncRequest():
                 return Synced(cells=len(room.nb.cells))
@@ -84,18 +90,34 @@ class RoomRequests:
                 return await asyncio.to_thread(
                     trust_report, self.trust, facts, approve, packages, source or "auto"
                 )
-        return await self._kernel_request(self.room_kernels.of(room), request)
+        return await self._kernel_request(self.room_kernels.of(room), request, peer)
 
-    async def _kernel_request(self, room_kernel: RoomKernel, request: RoomRequest) -> RoomResult:
+    def peer_left(self, room: NotebookRoom, peer: Peer) -> None:
+        """A prompt waiting for ``peer`` gets EOF (see InputPrompts)."""
+        room_kernel = self.room_kernels.get(room.notebook_id)
+        if room_kernel is not None:
+            room_kernel.input_client_left(peer)
+
+    async def _kernel_request(
+        self, room_kernel: RoomKernel, request: RoomRequest, peer: Peer | None
+    ) -> RoomResult:
         match request:
             case LaunchKernelRequest(kernel_type=kind, env_source=source, notebook_path=path):
                 return await room_kernel.launch(
                     _non_empty(kind, "kernel_type"), source or "auto", path
                 )
-            case ExecuteCellRequest(cell_id=cell_id):
+            case ExecuteCellRequest(cell_id=cell_id, stdin=stdin):
                 # Answered at once; the result reaches every peer as the event
                 # execution_done, in the same write as the cell's last outputs.
-                return ExecutionQueued(room_kernel.enqueue(_non_empty(cell_id, "cell_id")))
+                asker = peer if stdin else None
+                return ExecutionQueued(room_kernel.enqueue(_non_empty(cell_id, "cell_id"), asker))
+            case InputReplyRequest(execution_id=execution_id, value=value):
+                if peer is None:
+                    raise RuntimedError(
+                        "input_reply needs a notebook connection", "invalid_request"
+                    )
+                room_kernel.answer_input(execution_id, value, peer)
+                return Done()
             case RunAllCellsRequest(stop_on_error=stop_on_error):
                 return BatchQueued(room_kernel.enqueue_all(stop_on_error))
             case InterruptRequest():
@@ -110,6 +132,9 @@ class RoomRequests:
                 return Done()
             case CompleteRequest(code=code, cursor_pos=cursor):
                 return await room_kernel.complete(code, len(code) if cursor is None else cursor)
+            case InspectRequest(code=code, cursor_pos=cursor, detail_level=level):
+                pos = len(code) if cursor is None else cursor
+                return await room_kernel.inspect(code, pos, level)
             case GetExecutionRequest(execution_id=execution_id):
                 record = room_kernel.record(execution_id)
                 if record is None:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from runtimed.daemon.envs.sources import first_code_cell
+from runtimed.daemon.execution.input_prompts import InputClient
 from runtimed.daemon.execution.large_outputs import BlobWriters, LargeMessageDecoder
 from runtimed.daemon.execution.output_writer import BlobSink, OutputWriter
 from runtimed.daemon.execution.queue import ExecutionQueue
@@ -34,7 +35,7 @@ from runtimed.daemon.rooms.notebook_room import NotebookRoom
 from runtimed.daemon.rooms.room_store import room_key
 from runtimed.daemon.widgets.comm_relay import CommRelay, is_comm_message
 from runtimed.errors import RuntimedError
-from runtimed.protocol.room import Completions, KernelDetails
+from runtimed.protocol.room import Completions, Inspection, KernelDetails
 
 log = logging.getLogger(__name__)
 
@@ -313,8 +314,15 @@ class RoomKernel:
 
     # --- execution ---------------------------------------------------------------------
 
-    def enqueue(self, cell_id: str) -> str:
-        return self.queue.enqueue(cell_id)
+    def enqueue(self, cell_id: str, input_client: InputClient | None = None) -> str:
+        """Queue a cell; ``input_client`` answers its ``input()`` (see InputPrompts)."""
+        return self.queue.enqueue(cell_id, input_client=input_client)
+
+    def answer_input(self, execution_id: str, value: str, client: InputClient) -> None:
+        self.queue.prompts.answer(execution_id, value, client)
+
+    def input_client_left(self, client: InputClient) -> None:
+        self.queue.prompts.client_left(client)
 
     def enqueue_all(self, stop_on_error: bool = True) -> list[str]:
         return self.queue.enqueue_all(stop_on_error)
@@ -353,6 +361,15 @@ class RoomKernel:
             cursor_start=result.cursor_start,
             cursor_end=result.cursor_end,
             metadata=dict(result.metadata),
+        )
+
+    async def inspect(self, code: str, cursor_pos: int, detail_level: int) -> Inspection:
+        request = {"code": code, "cursor_pos": cursor_pos, "detail_level": detail_level}
+        content = await self._require_session().shell_request("inspect_request", request)
+        return Inspection(
+            found=bool(content.get("found")),
+            data=dict(content.get("data") or {}),
+            metadata=dict(content.get("metadata") or {}),
         )
 
     async def shutdown(self) -> None:
