@@ -17,8 +17,15 @@ from pathlib import Path
 import pytest
 
 import runtimed
-from gateway_servers import DroppingProxy, GatewayProcess, iopub_rate_option, kernel_gateway
+from gateway_servers import (
+    DroppingProxy,
+    GatewayProcess,
+    free_port,
+    iopub_rate_option,
+    kernel_gateway,
+)
 from helpers import DaemonProcess, wait_until
+from runtimed.client.settings_client import SettingsClient
 
 pytestmark = pytest.mark.daemon
 
@@ -176,3 +183,19 @@ def test_killed_gateway_ends_the_cell_and_next_run_starts_a_new_kernel(
         assert again.success, again.message
         assert again.display_data[0].data["text/plain"] == "False"
     runt(gw_daemon, "kill", runtime_id)
+
+
+def test_runt_gateway_status(gw_daemon: DaemonProcess, proxy: DroppingProxy) -> None:
+    shown = runt(gw_daemon, "gateway", "status")
+    assert shown.returncode == 0, shown.stderr
+    assert f"gateway {proxy.url}: reachable" in shown.stdout
+    assert "gateway:python3" in shown.stdout and "(default)" in shown.stdout
+    report = json.loads(runt(gw_daemon, "gateway", "status", "--json").stdout)
+    assert report["reachable"] and report["kernelspecs"][0]["name"] == "python3"
+    with SettingsClient(gw_daemon.socket_path) as settings:
+        settings.set("gateway.url", f"http://127.0.0.1:{free_port()}")
+        try:
+            down = runt(gw_daemon, "gateway", "status")
+            assert down.returncode == 1 and "cannot reach the gateway" in down.stderr
+        finally:
+            settings.set("gateway.url", proxy.url)

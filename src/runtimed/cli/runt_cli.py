@@ -140,6 +140,13 @@ runt.command(
     SOCKET,
 )  # fmt: skip
 
+# --- gateway -------------------------------------------------------------------------------
+gateway = runt.group("gateway", "The Jupyter Kernel / Enterprise Gateway of gateway.url.")
+gateway.command(
+    "status", "runtimed.cli.gateway_cli:status", "Reachability and the remote kernelspecs.",
+    SOCKET, JSON,
+)  # fmt: skip
+
 # --- history -------------------------------------------------------------------------------
 history = runt.group(
     "history", "Execution history: every cell run, by anyone.",
