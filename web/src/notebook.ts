@@ -22,6 +22,9 @@ export class NotebookView {
   private readonly listeners: (() => void)[] = [];
   /** Cells whose execute request is in flight. */
   private readonly requested = new Set<string>();
+  private readonly viewOfNode = new WeakMap<Element, CellView>();
+  private readonly toMaterialize: CellView[] = [];
+  private materializing = false;
 
   constructor(
     readonly app: HTMLElement,
@@ -38,7 +41,7 @@ export class NotebookView {
     // Structural edits (insert, delete, type) made here, undone by Z; others' are not ours.
     // captureTimeout 0: each command is its own undo step (not merged with the one before).
     this.notebookUndo = new Y.UndoManager(cellsOf(doc), { trackedOrigins: new Set([LOCAL_ORIGIN]), captureTimeout: 0 });
-    this.observer = new IntersectionObserver(this.onIntersect, { rootMargin: "800px 0px" });
+    this.observer = new IntersectionObserver(this.onIntersect, { rootMargin: "400px 0px" });
     this.host = {
       awareness,
       runCell: (advance) => this.run(advance),
@@ -79,6 +82,7 @@ export class NotebookView {
       if (!view) {
         view = new CellView(ycell, this.host);
         this.views.set(ycell, view);
+        this.viewOfNode.set(view.node, view);
         this.observer.observe(view.node);
       }
       next.push(view);
@@ -104,13 +108,32 @@ export class NotebookView {
   private readonly onIntersect = (entries: IntersectionObserverEntry[]): void => {
     for (const entry of entries) {
       if (!entry.isIntersecting) continue;
-      const view = this.cells.find((c) => c.node === entry.target);
+      const view = this.viewOfNode.get(entry.target);
       if (view) {
-        view.materialize();
         this.observer.unobserve(view.node);
+        this.toMaterialize.push(view);
       }
     }
+    this.materializeSome();
   };
+
+  /** Build editors and outputs a few milliseconds' worth per task, so that opening a long
+   * notebook (or scrolling fast) never holds the main thread for long. */
+  private materializeSome(): void {
+    if (this.materializing) return;
+    const deadline = performance.now() + 8;
+    while (this.toMaterialize.length > 0 && performance.now() < deadline) {
+      const view = this.toMaterialize.shift()!;
+      if (view.node.isConnected) view.materialize();
+    }
+    if (this.toMaterialize.length > 0) {
+      this.materializing = true;
+      setTimeout(() => {
+        this.materializing = false;
+        this.materializeSome();
+      }, 0);
+    }
+  }
 
   applyRuntime(): void {
     const states = this.runtime.cellStates();
@@ -195,6 +218,7 @@ export class NotebookView {
     this.observer.unobserve(view.node);
     const wasEditing = this.mode === "edit" && view === this.activeCell;
     const replacement = new CellView(view.ycell, this.host);
+    this.viewOfNode.set(replacement.node, replacement);
     view.node.replaceWith(replacement.node);
     view.destroy();
     this.views.set(view.ycell, replacement);

@@ -51,7 +51,7 @@ export async function resolveOutputs(outputs: Output[]): Promise<Output[]> {
       if (!data || typeof data !== "object") return output;
       const resolved: Record<string, JSONValue> = {};
       for (const [mime, value] of Object.entries(data)) {
-        // Images stay references: the frame cannot fetch them (other origin, no cookie).
+        // Only the framed type is ever sent (renderMime), so an image reference stays as it is.
         resolved[mime] = (IMAGES.has(mime) ? value : await resolveValue(mime, value)) as JSONValue;
       }
       return { ...output, data: resolved };
