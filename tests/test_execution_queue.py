@@ -49,8 +49,11 @@ class ScriptedKernel:
         self.lifecycle = KernelLifecycle.RUNNING
         self.interrupts = 0
 
-    def submit(self, code: str) -> ScriptedExecution:
+    def submit(self, code: str, *, on_input: object = None) -> ScriptedExecution:
         return ScriptedExecution(self, code)
+
+    def reply_input(self, request: object, value: str) -> None:
+        raise AssertionError("these cells never ask for input")
 
     async def interrupt(self) -> None:
         self.interrupts += 1
