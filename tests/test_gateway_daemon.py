@@ -199,3 +199,32 @@ def test_runt_gateway_status(gw_daemon: DaemonProcess, proxy: DroppingProxy) -> 
             assert down.returncode == 1 and "cannot reach the gateway" in down.stderr
         finally:
             settings.set("gateway.url", proxy.url)
+
+
+def test_gateway_kernel_pool_hands_out_a_started_kernel(
+    gw_daemon: DaemonProcess, kg: GatewayProcess
+) -> None:
+    before = set(kg.kernel_ids())
+    with SettingsClient(gw_daemon.socket_path) as settings:
+        settings.set("kernel_pool.gateway_size", 1)
+        try:
+            wait_until(lambda: len(set(kg.kernel_ids()) - before) == 1, timeout=60,
+                       what="a pooled gateway kernel")  # fmt: skip
+            (pooled,) = set(kg.kernel_ids()) - before
+
+            def pool_holds_it() -> bool:  # the pool's session answered: it is connected
+                model = kg.request("GET", f"/api/kernels/{pooled}")
+                assert isinstance(model, dict)
+                return bool(model["connections"]) and model["execution_state"] == "idle"
+
+            wait_until(pool_holds_it, timeout=60, what="the pooled kernel ready")
+            runtime_id = start_runtime(gw_daemon)
+            ps = json.loads(runt(gw_daemon, "ps", "--json").stdout)
+            (info,) = [r for r in ps if r["runtime_id"] == runtime_id]
+            assert info["connection_file"].endswith(pooled)  # the pooled one
+            with runtimed.Session(f"runtime-{runtime_id}", socket_path=gw_daemon.socket_path) as s:
+                assert s.run("1+1").display_data[0].data["text/plain"] == "2"
+            runt(gw_daemon, "kill", runtime_id)
+        finally:
+            settings.set("kernel_pool.gateway_size", 0)
+    wait_until(lambda: set(kg.kernel_ids()) <= before, timeout=30, what="pool drained")
