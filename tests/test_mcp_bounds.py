@@ -213,6 +213,8 @@ HARMLESS: dict[str, dict[str, Any]] = {
     "restart_kernel": {"notebook": NOT_OPEN},
     "sync_environment": {"notebook": NOT_OPEN},
     "close_notebook": {"notebook": NOT_OPEN},
+    "set_widget_state": {"notebook": NOT_OPEN},  # no widget lives here (test_widgets.py)
+    "send_widget_message": {"notebook": NOT_OPEN},
 }
 #: The most hostile values first: every argument of every tool gets each (the sweep).
 NASTY: list[Any] = [

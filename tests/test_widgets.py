@@ -6,16 +6,19 @@ flooding 100,000 updates neither grows the runtime document nor stalls another r
 
 from __future__ import annotations
 
+import asyncio
 import statistics
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 import runtimed
 from helpers import DaemonProcess
+from mcp_host import start_agent
 from runtimed.errors import RuntimedError
 
 pytestmark = pytest.mark.daemon
@@ -178,3 +181,35 @@ def test_a_flood_of_updates_is_coalesced_and_other_rooms_keep_running(
     assert len(latencies) >= 5 and worst < 2.0
     flooding.close()
     other.close()
+
+
+def test_mcp_tools_read_set_and_click(widgets_daemon: DaemonProcess, tmp_path: Path) -> None:
+    async def main() -> None:
+        agent = await start_agent(widgets_daemon, tmp_path)
+        try:
+            await agent.ok("create_notebook", path=str(tmp_path / "w.ipynb"))
+            code = SLIDER + "\nb = w.Button(description='go')\nclicks = []\n"
+            code += "b.on_click(lambda button: clicks.append(1))\nw.VBox([s, b])"
+            await agent.ok("create_cell", source=code, run=True, timeout=120)
+            text, info, _ = await agent.ok("get_widgets")
+            by_name = {v["_model_name"]: m for m, v in info["widgets"].items()}
+            slider, button = by_name["IntSliderModel"], by_name["ButtonModel"]
+            assert info["widgets"][slider]["value"] == 5 and "Layout" not in text
+            assert f'{slider}: IntSlider description="n" value=5' in text
+            _, info, _ = await agent.ok("get_widgets", model_id=slider)
+            assert info["state"]["max"] == 100_000
+            _, info, _ = await agent.ok("set_widget_state", model_id=slider, state={"value": 9})
+            assert info["state"]["value"] == 9
+            await agent.ok("send_widget_message", model_id=button, content={"event": "click"})
+            text, _, _ = await agent.ok(
+                "create_cell", source="print(s.value, seen, len(clicks))", run=True
+            )
+            assert "9 [9] 1" in text
+            error = await agent.error("set_widget_state", model_id="nope", state={"value": 1})
+            assert "no widget 'nope'" in error
+            error = await agent.error("set_widget_state", model_id=slider, state={})
+            assert "at least one trait" in error
+        finally:
+            await agent.close()
+
+    asyncio.run(main())

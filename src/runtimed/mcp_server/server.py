@@ -16,7 +16,7 @@ from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError
 
 import runtimed
 from runtimed.errors import RuntimedError
-from runtimed.mcp_server import tools_cells, tools_kernel, tools_notebook
+from runtimed.mcp_server import tools_cells, tools_kernel, tools_notebook, tools_widgets
 from runtimed.mcp_server.notebooks import Notebooks, OpenNotebook
 from runtimed.mcp_server.outputs import Budget
 from runtimed.mcp_server.patterns import PatternRunner
@@ -93,5 +93,6 @@ def build_server(notebooks: Notebooks, patterns: PatternRunner | None = None) ->
     tools_notebook.register(server, notebooks)
     tools_cells.register(server, notebooks, patterns or PatternRunner())
     tools_kernel.register(server, notebooks)
+    tools_widgets.register(server, notebooks)
     _register_resources(server)
     return server
