@@ -250,7 +250,8 @@ async def test_a_notebook_opened_run_read_and_saved(api: Api, tmp_path: Path) ->
         "path": notebook_id,
     }
     saved = json.loads(path.read_text())
-    assert ["".join(c["source"]) for c in saved["cells"]] == ["y", "# notes"]
+    # A new file starts with one empty cell, as a new notebook does in JupyterLab.
+    assert ["".join(c["source"]) for c in saved["cells"]] == ["", "y", "# notes"]
     copy = tmp_path / "copy.ipynb"
     await api.call("POST", notebook_url(notebook_id, "save"), {"path": str(copy)})
     assert copy.exists()
@@ -267,6 +268,9 @@ async def test_a_notebook_opened_run_read_and_saved(api: Api, tmp_path: Path) ->
 async def test_an_untitled_notebook_and_bad_notebook_requests(api: Api, tmp_path: Path) -> None:
     untitled = await api.call("POST", "/api/notebooks", {})
     assert untitled["notebook_id"].startswith("untitled-") and untitled["path"] is None
+    assert untitled["cells"] == 1  # one empty code cell to type in
+    missing_dir = await api.error("POST", "/api/notebooks", 400, {"path": f"{tmp_path}/no/a.ipynb"})
+    assert missing_dir == "invalid_path"
     url = notebook_url(untitled["notebook_id"], "save")
     assert await api.error("POST", url, 400) == "no_path"
     assert await api.error("POST", url, 400, {"path": "relative.ipynb"}) == "invalid_path"

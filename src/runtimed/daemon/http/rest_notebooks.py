@@ -96,12 +96,16 @@ class NotebookRoutes:
             # function takes).
             validate_notebook_id(body.path)
             _regular_file_or_missing(body.path)
+            new = not os.path.exists(body.path)
             handshake = Handshake(channel="open_notebook", path=body.path)
         else:
             untitled = f"{UNTITLED_PREFIX}{uuid.uuid4().hex[:12]}"
+            new = True
             handshake = Handshake(channel="notebook_sync", notebook_id=untitled)
         rooms = (await self.notebooks()).rooms
         room = await rooms.open(handshake)
+        if new and not room.nb.cells:
+            room.nb.insert_cell(None)  # a new notebook starts with a cell to type in
         keep_alive(rooms, room)
         return reply(
             RoomDetails(
@@ -173,6 +177,10 @@ def _regular_file_or_missing(path: str) -> None:
     for a notebook) is refused before anything opens it."""
     if os.path.exists(path) and not os.path.isfile(path):
         raise RuntimedError(f"{path} is not a notebook file", "not_a_file")
+    if not os.path.isdir(os.path.dirname(path)):
+        raise RuntimedError(
+            f"no directory {os.path.dirname(path)} to make {path} in", "invalid_path"
+        )
 
 
 def _last_executions(room: NotebookRoom) -> dict[str, tuple[str, str | None]]:
