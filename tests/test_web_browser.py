@@ -29,7 +29,7 @@ pytestmark = pytest.mark.daemon
 @pytest.fixture(scope="module")
 def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDaemon]:
     cache = tmp_path_factory.mktemp("browser") / "cache"
-    with web_daemon(cache, "--uv-pool-size", "1") as web:
+    with web_daemon(cache, "--uv-pool-size", "2") as web:  # a notebook's kernel, a runtime
         yield web
 
 
@@ -196,6 +196,24 @@ def test_an_outputs_script_cannot_reach_the_page_or_the_api(web: WebDaemon, tmp_
     # The page itself does hold a session (HttpOnly: not in document.cookie either).
     cookies = page.context.cookies()
     assert any(c["name"] == "runtimed_session" and c["httpOnly"] for c in cookies)
+
+
+def test_the_sidecar_shows_a_consoles_rich_outputs(web: WebDaemon, tmp_path: Path) -> None:
+    web.daemon.wait_pool("uv", 1)
+    with web.daemon.client() as client:
+        runtime = client.start_runtime("python3", "auto", str(tmp_path))
+    try:
+        page = web.new_page(f"/sidecar/{runtime.runtime_id}")
+        expect(page.locator("#app.runt-sidecar")).to_be_attached()
+        with runtimed.Session(runtime.notebook_id, socket_path=web.daemon.socket) as console:
+            console.run("from IPython.display import Markdown\nMarkdown('**bold** words')")
+        entry = page.locator("#app.runt-sidecar .runt-sidecar-entry").last
+        rendered = entry.locator('.jp-OutputArea-output[data-mime="text/markdown"] strong')
+        expect(rendered).to_have_text("bold", timeout=30_000)
+        assert entry.get_attribute("data-execution-id")
+    finally:
+        with web.daemon.client() as client:
+            client.kill_runtimes([runtime.runtime_id])
 
 
 def test_reconnect_after_a_daemon_restart_duplicates_nothing(

@@ -106,6 +106,8 @@ async def test_notebook_page_shell_and_csp(
     assert f'data-runtime-ws="/ws/runtime/{quoted}"' in html
     assert f'data-output-frame="http://127.0.0.1:{blob_port}/output-frame"' in html
     assert 'data-page="notebook"' in html and 'data-blob-base="/blob/"' in html
+    async with browser.get("/api/notebooks/" + quote(str(path), safe="")) as r:
+        assert f'data-epoch="{(await r.json())["epoch"]}"' in html
     # No inline script: the one script tag loads the bundle by URL.
     assert re.findall(r"<script[^>]*>", html) == [
         re.search(r'<script type="module" src="/static/notebook\.js\?v=\w+">', html)[0]  # type: ignore[index]

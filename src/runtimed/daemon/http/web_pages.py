@@ -124,7 +124,11 @@ class WebPages:
         room = await rooms.open(handshake)
         keep_alive(rooms, room)
         name = os.path.basename(room.file.path) if room.file.path else room.notebook_id
-        return self._page(name, self._live_data("notebook", room.notebook_id), "")
+        data = self._live_data("notebook", room.notebook_id)
+        # The room's epoch now: the page needs no REST round trip for it at start (a
+        # GET of a 1,000-cell notebook holds the daemon's loop ~0.4 s, delaying the sync).
+        data["epoch"] = room.epoch
+        return self._page(name, data, "")
 
     async def sidecar_page(self, request: web.Request) -> web.Response:
         """The rich outputs of a runtime's executions (`runt run --sidecar`)."""
