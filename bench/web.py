@@ -13,8 +13,8 @@
 4. A cell printing 50 MB: the longest main-thread task while it runs and renders
    (PerformanceObserver ``longtask``). Target < 200 ms.
 
-Baseline: JupyterLab side by side is not run here (see docs/web.md: installing and
-driving it would take this bench past its time; the figure is left to a manual run).
+Baseline (full run only): the same notebook in JupyterLab (installed into a temp venv with
+uv), navigation to its first cell's editor showing the source, in the same browser.
 """
 
 from __future__ import annotations
@@ -183,6 +183,66 @@ def big_print(page: Page, index: int) -> tuple[float, float, int]:
     return max(long_tasks, default=0.0), elapsed, len(long_tasks)
 
 
+def jupyterlab_open(web: WebDaemon, work: Path, cells: int, runs: int) -> list[float] | str:
+    """The same notebook in JupyterLab (a uv venv of its own, offline first): ms from
+    navigation start to the first cell's editor showing its source, after a first load
+    (its bundle then cached, as the page's is). A str: why it could not run."""
+    import os
+    import socket
+    import subprocess
+
+    from runtimed.daemon.envs.uv_builder import uv_binary
+
+    venv, uv = work / "jlab", uv_binary()
+    env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never"}
+    subprocess.run([uv, "venv", "-q", "--python", sys.executable, str(venv)], check=True, env=env)
+    install = [uv, "pip", "install", "-q", "--python", str(venv / "bin" / "python")]
+    packages = ["jupyterlab", "ipykernel"]
+    offline = subprocess.run([*install, "--offline", *packages], env=env)
+    if offline.returncode and subprocess.run([*install, *packages], env=env).returncode:
+        return "skipped: `uv pip install jupyterlab` failed here"
+    sources = [f"x_{i} = {i}\nprint(x_{i} * 2)" for i in range(cells)]
+    nb = work / "lab" / "big.ipynb"
+    nb.parent.mkdir()
+    write_notebook(nb, sources)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    homes = {k: str(work / "lab-home" / k) for k in ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR")}
+    server = subprocess.Popen(
+        [str(venv / "bin" / "jupyter"), "lab", "--no-browser", f"--port={port}",
+         "--ServerApp.token=bench", f"--ServerApp.root_dir={nb.parent}",
+         *(["--allow-root"] if os.geteuid() == 0 else [])],
+        env={**env, **homes}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        context = web.browser.new_context(viewport={"width": 1200, "height": 900})
+        page = context.new_page()
+        page.set_default_timeout(120_000)
+        url = f"http://127.0.0.1:{port}/lab/tree/big.ipynb?token=bench"
+        first_editor = (
+            "() => { const c = document.querySelector('.jp-NotebookPanel .jp-Cell .cm-content');"
+            " return c && c.textContent.includes('x_0 = 0'); }"
+        )
+        for _ in range(50):  # until the server answers
+            try:
+                page.goto(url)
+                break
+            except Exception:
+                time.sleep(0.2)
+        page.wait_for_function(first_editor)
+        times = []
+        for _ in range(runs):
+            page.reload()
+            page.wait_for_function(first_editor)
+            times.append(float(page.evaluate("performance.now()")))
+        context.close()
+        return times
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
 def _since(started: float) -> str:
     return f"  [{time.perf_counter() - started:.1f} s]"
 
@@ -233,10 +293,18 @@ def main() -> None:
                 f"{longest:.0f} ms, {count} tasks over 50 ms (target < 200 ms: "
                 f"{verdict(longest < 200)})" + _since(started)
             )
-    print(
-        "baseline: JupyterLab side by side not run (installing and driving it here would "
-        "take minutes; see docs/web.md)"
-    )
+            if smoke:
+                print("baseline: JupyterLab side by side only in the full run")
+            else:
+                lab = jupyterlab_open(web, work, cells, opens)
+                if isinstance(lab, str):
+                    print(f"baseline: JupyterLab {lab}")
+                else:
+                    print(
+                        f"baseline: the same {cells}-cell notebook in JupyterLab to its first "
+                        f"cell's editor: median {percentile(lab, 50):.0f} ms over {len(lab)} "
+                        f"(this page: {median['ready']:.0f} ms)" + _since(started)
+                    )
     print(f"({time.perf_counter() - started:.1f} s)")
 
 
