@@ -132,3 +132,31 @@ async def test_open_starts_the_daemon(tmp_path: Path) -> None:
             timeout=60,
         )
     assert not (cache / "runtimed.sock").exists()
+
+
+async def test_runt_run_sidecar_opens_the_runtimes_page(
+    daemon: DaemonProcess, tmp_path: Path
+) -> None:
+    import pexpect
+
+    daemon.wait_pool("uv", 1)
+    seen = tmp_path / "browser-saw"
+    browser = tmp_path / "browser"
+    browser.write_text(f"#!/bin/sh\nprintf '%s' \"$1\" > {seen}\n")
+    browser.chmod(0o755)
+    env = {**os.environ, "TERM": "xterm", "NO_COLOR": "1", "PROMPT_TOOLKIT_NO_CPR": "1"}
+    child = pexpect.spawn(
+        str(BIN / "runt"), ["run", "--sidecar", "--socket", str(daemon.socket)],
+        env={**env, "BROWSER": str(browser)}, encoding="utf-8", timeout=90, dimensions=(40, 120),
+    )  # fmt: skip
+    try:
+        child.expect(r"started runtime (\w+)")
+        runtime_id = child.match.group(1)
+        child.expect("sidecar opened in the browser")
+        child.expect(r"In \[1\]: ")
+        final, html = await follow(seen.read_text())
+        assert final == f"/sidecar/{runtime_id}" and 'data-page="sidecar"' in html
+        child.sendeof()
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
