@@ -69,6 +69,8 @@ pycrdt's import is the floor of a Session's start. Upstream pycrdt would need:
   2. anyio imported on first async use (Doc's async transaction lock, events()/observe
      streams), not at import: pycrdt._base imports anyio and anyio.streams.memory, and the
      first Doc() in a running loop loads anyio's asyncio backend."""
+#: A process that only imports what a Session is built on: the floor under runtimed's code.
+DEPS = "import asyncio, msgspec, pycrdt, anyio._backends._asyncio"
 TARGETS = {"process": 150.0, "import runtimed": 30.0, "connect + first run": 30.0}
 
 
@@ -100,11 +102,13 @@ def main() -> None:
             totals: list[float] = []
             phases: dict[str, list[float]] = {}
             floors: list[float] = []
+            deps_floor: list[float] = []
             deps: list[list[float]] = []
             for _ in range(runs):
                 # A pooled kernel waits, nothing else runs (smoke: only the kernel is waited for).
                 wait_settled(d, kernels=1, uv=0 if o.smoke else uv_envs)
                 floors.append(wall([sys.executable, "-c", "pass"], env)[0])
+                deps_floor.append(wall([sys.executable, "-c", DEPS], env)[0])
                 deps.append(
                     [float(x) for x in wall([sys.executable, "-c", PYCRDT], env)[1].split()]
                 )
@@ -119,6 +123,8 @@ def main() -> None:
     connect_run = med([a + b for a, b in zip(phases["connect"], phases["first run"], strict=True)])
     print(f"script first result, medians of {runs} runs, kernel pool warm")
     print(f"  python -c pass (the floor)        {med(floors):7.1f} ms")
+    print(f"  python -c '{DEPS}' (deps floor)")
+    print(f"                                    {med(deps_floor):7.1f} ms   whole process")
     print(f"  whole process                     {process:7.1f} ms   target < 150 ms  "
           f"{verdict(process < TARGETS['process'])}")  # fmt: skip
     for name, samples in phases.items():
