@@ -365,7 +365,7 @@ async def test_the_openapi_document_lists_every_route(api: Api) -> None:
     listed = {(method.upper(), path) for path, ops in document["paths"].items() for method in ops}
     routed = {(route.method, route.path) for route in api.rest.routes()}
     daemon_own = {("GET", "/api/health"), ("GET", "/api/status")}
-    assert listed == routed | daemon_own and len(routed) == 20  # 4: the page's kernel actions
+    assert listed == routed | daemon_own and len(routed) == 22  # 4+2: the page's actions, widgets
     assert document["paths"]["/api/health"]["get"]["security"] == []  # no token
     execute = document["paths"]["/api/runtimes/{id}/execute"]["post"]
     assert {"200", "202", "400", "401", "404", "409", "413"} <= set(execute["responses"])

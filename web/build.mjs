@@ -28,6 +28,27 @@ const katexWoff2Only = {
   },
 };
 
+/** underscore (Backbone's, under the widget controls) builds `_.template` with
+ * `new Function`, which the page's CSP forbids; nothing the page runs calls it. */
+const noUnderscoreTemplate = {
+  name: "no-underscore-template",
+  setup(build) {
+    build.onLoad({ filter: /underscore[\\/]modules[\\/]template\.js$/ }, () => ({
+      contents: 'export default function template() { throw new Error("_.template needs eval (CSP)"); }',
+      loader: "js",
+    }));
+  },
+};
+
+/** `sanitize-html` (base-manager's description sanitizer) pulls in postcss: DOMPurify
+ * does the same job (src/widgets/sanitize_html.ts). */
+const sanitizeWithDOMPurify = {
+  name: "sanitize-html-is-dompurify",
+  setup(build) {
+    build.onResolve({ filter: /^sanitize-html$/ }, () => ({ path: join(here, "src/widgets/sanitize_html.ts") }));
+  },
+};
+
 const common = {
   bundle: true,
   minify: true,
@@ -43,7 +64,8 @@ const common = {
 async function buildPage(outdir) {
   const result = await esbuild.build({
     ...common,
-    entryPoints: { notebook: "src/main.ts" },
+    // widgets.css: the controls' styles, linked by the widget chunk when it loads.
+    entryPoints: { notebook: "src/main.ts", widgets: "src/widgets/widgets.css" },
     format: "esm",
     // The markdown renderer (marked, KaTeX, DOMPurify) is a chunk loaded on first use.
     splitting: true,
@@ -51,7 +73,7 @@ async function buildPage(outdir) {
     outdir,
     assetNames: "[name]",
     loader: { ".woff2": "file" },
-    plugins: [katexWoff2Only],
+    plugins: [katexWoff2Only, noUnderscoreTemplate, sanitizeWithDOMPurify],
   });
   return result.outputFiles.map((f) => [relative(outdir, f.path), f.contents]);
 }

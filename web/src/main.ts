@@ -13,6 +13,7 @@ import { YWebsocketProvider } from "./provider";
 import { RuntimeState } from "./runtime";
 import { SidecarView } from "./sidecar";
 import { buildHeader, buildToolbar } from "./toolbar";
+import { setWidgetSource, widgetStates } from "./widgets_loader";
 import "katex/dist/katex.min.css";
 import "./style.css";
 
@@ -71,6 +72,7 @@ function start(): void {
   });
   const runtimeProvider = data.runtimeWs ? new YWebsocketProvider(data.runtimeWs, new Y.Doc(), { readOnly: true }) : null;
   const runtime = new RuntimeState(runtimeProvider);
+  setWidgetSource(runtimeProvider, api);
 
   const header = buildHeader();
   const fallbackName = decodeURIComponent(notebookId).split("/").pop() ?? notebookId;
@@ -126,6 +128,7 @@ function start(): void {
     cellIds: () => cellsOf(doc).toArray().map((c) => String(c.get("id"))),
     select: (index: number) => notebook.select(index),
     mode: () => notebook.mode,
+    widgets: widgetStates,
   };
 }
 

@@ -8,6 +8,7 @@ import { renderJson } from "./json_tree";
 import { loadMarkdown } from "./markdown_loader";
 import type { JSONValue, Output } from "./model";
 import { LARGE, isRef, renderAll, streamEdges, streamParts, streamSize, streamText } from "./stream";
+import { WIDGET_MIME, renderWidgetView, widgetsAvailable } from "./widgets_loader";
 
 /** JupyterLab's preference order (richest first). */
 const MIME_ORDER = [
@@ -32,6 +33,7 @@ function asText(value: unknown): string {
 }
 
 function pickMime(data: Record<string, unknown>): string | null {
+  if (WIDGET_MIME in data && widgetsAvailable()) return WIDGET_MIME;
   for (const mime of MIME_ORDER) if (mime in data) return mime;
   const keys = Object.keys(data).filter((k) => !k.startsWith("application/vnd.jupyter.widget"));
   return keys.find((k) => k.endsWith("+json")) ?? null;
@@ -79,6 +81,11 @@ function image(mime: string, value: unknown, metadata: Record<string, unknown>):
 }
 
 async function renderMime(target: HTMLElement, mime: string, raw: unknown, output: Output): Promise<void> {
+  if (mime === WIDGET_MIME) {
+    const plain = asText((output.data as Record<string, unknown> | undefined)?.["text/plain"]);
+    await renderWidgetView(target, raw, () => textBlock("text/plain", plain), () => new OutputArea());
+    return;
+  }
   if (IMAGES.has(mime)) {
     target.append(image(mime, raw, (output.metadata ?? {}) as Record<string, unknown>));
     return;

@@ -52,6 +52,8 @@ class OutputWriter:
         self.blobs = blobs
         self.blob_threshold = blob_threshold
         self.store = OutputStore()
+        #: Takes the outputs an Output widget captures (widgets/output_capture.py).
+        self.capture: Callable[[dict[str, Any]], bool] | None = None
         self._spilled: dict[tuple[str, int], list[Any]] = {}  # refs (text if unstored)
         self._dirty: dict[str, set[int]] = {}
         self._flush_handle: asyncio.TimerHandle | None = None
@@ -67,6 +69,8 @@ class OutputWriter:
 
     def on_message(self, cell_id: str, msg: dict[str, Any]) -> None:
         """One IOPub message of the cell's execution."""
+        if self.capture is not None and self.capture(msg):
+            return
         spilled = (msg.get("content") or {}).get("text")
         if isinstance(spilled, SpilledText):
             self._add_spilled(cell_id, msg, spilled)

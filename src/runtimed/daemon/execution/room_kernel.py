@@ -34,6 +34,7 @@ from runtimed.daemon.kernels.provider import AcquiredKernel, KernelProvider, Ker
 from runtimed.daemon.rooms.notebook_room import NotebookRoom
 from runtimed.daemon.rooms.room_store import room_key
 from runtimed.daemon.widgets.comm_relay import CommRelay, is_comm_message
+from runtimed.daemon.widgets.output_capture import OutputCapture
 from runtimed.errors import RuntimedError
 from runtimed.protocol.room import Completions, Inspection, KernelDetails
 
@@ -106,6 +107,7 @@ class RoomKernel:
         self.comms = CommRelay(
             room.runtime_state, lambda: self.session, deps.blobs, room.broadcast_event
         )
+        self.writer.capture = OutputCapture(self.comms).capture
         self._launch_lock = asyncio.Lock()
         self.runtime_state.set_kernel(
             lifecycle="not_started",
@@ -307,6 +309,8 @@ class RoomKernel:
     def _on_unrouted(self, msg: dict[str, Any]) -> None:
         if is_comm_message(msg):
             return self.comms.on_kernel_message(msg)
+        if self.writer.capture is not None and self.writer.capture(msg):
+            return  # an Output widget's (e.g. printed by a button's on_click)
         parent = (msg.get("parent_header") or {}).get("msg_id")
         cell_id = self.queue.cell_of(str(parent))
         if cell_id is not None:

@@ -20,6 +20,7 @@ from runtimed.daemon.http.rest_execute import NotebookAccess, RoomHolds
 from runtimed.daemon.http.rest_notebooks import NotebookRoutes
 from runtimed.daemon.http.rest_runtimes import RuntimeRoutes
 from runtimed.daemon.http.web_actions import WebActions
+from runtimed.daemon.http.web_widgets import WebWidgets
 from runtimed.errors import RuntimedError
 from runtimed.version import __version__
 
@@ -40,6 +41,8 @@ class RestApi:
         self.notebook_routes = NotebookRoutes(notebooks, self.holds)
         #: The notebook page's kernel actions (interrupt, restart, complete, inspect).
         self.web_actions = WebActions(notebooks)
+        #: The page's widget changes and messages (issue 26).
+        self.web_widgets = WebWidgets(notebooks)
         self.blobs = blobs
         self._document: bytes | None = None
 
@@ -49,6 +52,7 @@ class RestApi:
             *self.runtime_routes.endpoints(),
             *self.notebook_routes.endpoints(),
             *self.web_actions.endpoints(),
+            *self.web_widgets.endpoints(),
             *self._blob_endpoints(),
             Endpoint("GET", OPENAPI_PATH, self.get_openapi, "this document", None),
         ]

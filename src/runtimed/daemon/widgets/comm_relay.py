@@ -207,6 +207,25 @@ class CommRelay:
             )
         return entry
 
+    # --- Output widgets (daemon/widgets/output_capture.py) ----------------------------------
+
+    def capturing(self, msg_id: str) -> str | None:
+        """The Output widget whose ``msg_id`` is ``msg_id`` (it captures that request's
+        outputs, as a frontend's OutputModel does), or None."""
+        for model_id, entry in self._models.items():
+            state = entry["state"]
+            if state.get("msg_id") == msg_id and state.get("_model_name") == "OutputModel":
+                return model_id
+        return None
+
+    def set_from_frontend(self, model_id: str, state: Mapping[str, Any]) -> None:
+        """A change the daemon makes as the frontend (captured outputs): every peer sees
+        it; the kernel is not told (ipywidgets' Output reads no ``outputs`` back)."""
+        entry = self._models.get(model_id)
+        if entry is not None:
+            merge_state(entry, state)
+            self.sink.set_widget(model_id, entry)
+
     # --- the kernel's life ---------------------------------------------------------------
 
     def clear(self) -> None:

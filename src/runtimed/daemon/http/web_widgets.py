@@ -1,0 +1,100 @@
+"""What the notebook page's widgets ask of the kernel over REST (issue 26):
+``POST /api/notebooks/{id}/widgets/{model_id}/state`` (a person moved a slider) and
+``.../message`` (a button's click, an anywidget's ``model.send``).
+
+Both are the room requests ``set_widget_state`` / ``send_widget_message`` every runtimed
+client makes (``daemon/widgets/comm_relay.py``): the change reaches every peer through
+the runtime document's ``widgets`` map, and the kernel gets it once.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from runtimed.daemon.execution.room_kernel import RoomKernel
+from runtimed.daemon.http.openapi import Endpoint
+from runtimed.daemon.http.rest_errors import read_body, reply
+from runtimed.daemon.http.rest_execute import NotebookAccess, keep_alive
+from runtimed.daemon.rooms.room_registry import validate_notebook_id
+from runtimed.errors import RuntimedError
+from runtimed.protocol.room import Done
+
+#: ipywidgets model ids are comm ids (32 hex digits); anything path-safe and short.
+_MODEL_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+
+
+class WidgetStateBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """``POST .../widgets/{model_id}/state``: the changed traits (name -> JSON value)."""
+
+    state: dict[str, Any]
+
+
+class WidgetMessageBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """``POST .../widgets/{model_id}/message``: a custom message's content (a button's
+    click is ``{"event": "click"}``)."""
+
+    content: Any
+
+
+class WebWidgets:
+    """The page's widget actions, as REST endpoints (in the OpenAPI document)."""
+
+    def __init__(self, notebooks: NotebookAccess) -> None:
+        self.notebooks = notebooks
+
+    def endpoints(self) -> list[Endpoint]:
+        return [
+            Endpoint(
+                "POST",
+                "/api/notebooks/{id}/widgets/{model_id}/state",
+                self.set_state,
+                "change a widget model: every peer sees it, the kernel gets one update",
+                Done,
+                body=WidgetStateBody,
+                conflicts=True,
+            ),
+            Endpoint(
+                "POST",
+                "/api/notebooks/{id}/widgets/{model_id}/message",
+                self.send_message,
+                "a custom message to a widget model in the kernel (a button's click)",
+                Done,
+                body=WidgetMessageBody,
+                conflicts=True,
+            ),
+        ]
+
+    async def _target(self, request: web.Request) -> tuple[RoomKernel, str]:
+        notebook_id = validate_notebook_id(request.match_info["id"])
+        model_id = request.match_info["model_id"]
+        if not _MODEL_ID.fullmatch(model_id):
+            raise RuntimedError(
+                "malformed widget model id: 1-128 letters, digits, '_' or '-' (the model's "
+                "comm id, a key of the runtime document's widgets map)",
+                "invalid_request",
+            )
+        parts = await self.notebooks()
+        room = parts.rooms.rooms.get(notebook_id)
+        if room is None:
+            raise RuntimedError(
+                f"notebook {notebook_id!r} is not open; open it with POST /api/notebooks",
+                "not_found",
+            )
+        keep_alive(parts.rooms, room)
+        return parts.room_kernels.of(room), model_id
+
+    async def set_state(self, request: web.Request) -> web.Response:
+        body = await read_body(request, WidgetStateBody)
+        room_kernel, model_id = await self._target(request)
+        room_kernel.comms.set_state(model_id, body.state)
+        return reply(Done())
+
+    async def send_message(self, request: web.Request) -> web.Response:
+        body = await read_body(request, WidgetMessageBody)
+        room_kernel, model_id = await self._target(request)
+        room_kernel.comms.send_custom(model_id, body.content)
+        return reply(Done())
