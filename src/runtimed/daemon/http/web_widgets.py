@@ -91,6 +91,8 @@ class WebWidgets:
         body = await read_body(request, WidgetStateBody)
         room_kernel, model_id = await self._target(request)
         room_kernel.comms.set_state(model_id, body.state)
+        # Peers see it now, not with the next batch (as a room request's response does).
+        room_kernel.runtime_state.flush()
         return reply(Done())
 
     async def send_message(self, request: web.Request) -> web.Response:
