@@ -161,6 +161,9 @@ def unbounded(schema: dict[str, Any], where: str, defs: dict[str, Any]) -> list[
     if kind == "array":
         missing = [] if "maxItems" in schema else [f"{where}: no maxItems"]
         return missing + unbounded(schema.get("items", {}), f"{where}[]", defs)
+    if kind == "object" and "maxProperties" in schema:
+        # Free JSON values (a widget's traits): the tool bounds their encoded size.
+        return []
     return [f"{where}: type {kind!r}"]
 
 
