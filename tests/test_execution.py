@@ -176,6 +176,7 @@ def test_kernel_death_mid_cell_is_reported_and_restart_recovers(exec_daemon: Dae
 def test_inline_env_source_and_unknown_language(exec_daemon: DaemonProcess):
     s = session(exec_daemon, "inline")
     s.set_metadata("runt", {"uv": {"dependencies": ["six"]}})
+    s.trust()  # the notebook's own dependencies install only once approved
     s.start_kernel(env_source="auto")
     assert s.env_source == "uv:inline"
     assert s.run("import six; six.PY3").display_data[0].data["text/plain"] == "True"
@@ -253,6 +254,7 @@ def test_twenty_rooms_with_a_kernel_each(exec_daemon: DaemonProcess):
     sessions = [session(exec_daemon, f"many-{i}") for i in range(20)]
     for i, s in enumerate(sessions):  # a shared inline env: 20 kernels, one env build
         s.set_metadata("runt", {"uv": {"dependencies": ["six"]}})
+        s.trust()  # approves six for every notebook (the first call) and reports
         s.queue_cell(s.create_cell(f"n = {i}"))
     for i, s in enumerate(sessions):
         assert s.run("n * 2", timeout=120).display_data[0].data["text/plain"] == str(i * 2)
