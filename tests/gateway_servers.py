@@ -55,6 +55,10 @@ class GatewayProcess:
         command = [
             self.python, "-m", self.module, f"--{app}.ip=127.0.0.1", f"--{app}.port={self.port}",
             f"--{app}.auth_token={self.token}", f"--{app}.allow_origin=http://127.0.0.1",
+            # A kernel started with an env in the request (runtimed sends KERNEL_USERNAME)
+            # gets only the whitelisted variables: without these IPython would write to the
+            # real user's ~/.ipython.
+            f"--{app}.env_process_whitelist=HOME", f"--{app}.env_process_whitelist=IPYTHONDIR",
             *self.options,
         ]  # fmt: skip
         with self.log_path.open("ab") as log:
