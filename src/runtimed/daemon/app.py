@@ -267,10 +267,12 @@ class Daemon:
         from runtimed.daemon.http.yjs_endpoint import yjs_routes
         from runtimed.daemon.http.yjs_runtime_endpoint import runtime_yjs_routes
 
+        rest = RestApi(self._notebook_service, self.blobs)
         return [
             (health_routes(), True),
             (status_routes(self.status, self.info), False),
-            (RestApi(self._notebook_service, self.blobs).routes(), False),
+            (rest.routes(), False),
+            (rest.ws_routes(), False),
             (ws_routes(self.server.dispatch), False),
             (yjs_routes(self.server.dispatch), False),
             (runtime_yjs_routes(self.server.dispatch), False),

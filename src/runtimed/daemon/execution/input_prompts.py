@@ -25,8 +25,11 @@ KERNEL_STDIN_ERROR = "StdinNotImplementedError"
 STDIN_NOT_AVAILABLE = "StdinNotAvailable"
 NOT_AVAILABLE_MESSAGE = (
     "the cell asked for input, but the client that ran it cannot answer: run it from "
-    "`runt run`, with Session.run(code, stdin=...) or from an MCP client (send_input)"
+    "`runt run`, the notebook page (`runt open`), with Session.run(code, stdin=...) or "
+    "from an MCP client (send_input)"
 )
+#: A password's answer as the outputs show it (JupyterLab's mask: not even its length).
+PASSWORD_MASK = "········"
 
 
 class InputClient(Protocol):
@@ -86,9 +89,10 @@ class InputPrompts:
         """True while ``execution_id`` waits for an answer."""
         return self._pending is not None and self._pending.execution_id == execution_id
 
-    def answer(self, execution_id: str, value: str, client: InputClient) -> None:
-        """``client`` answers the prompt of ``execution_id``; RuntimedError when that
-        execution waits for nothing or another client started it."""
+    def answer(self, execution_id: str, value: str, client: InputClient) -> PendingInput:
+        """``client`` answers the prompt of ``execution_id`` (the prompt answered is
+        returned); RuntimedError when that execution waits for nothing or another client
+        started it."""
         pending = self._pending
         if pending is None or pending.execution_id != execution_id:
             raise RuntimedError(
@@ -101,6 +105,7 @@ class InputPrompts:
             )
         self._pending = None
         pending.kernel.reply_input(pending.request, value)
+        return pending
 
     def cancel(self, reason: str) -> None:
         """An interrupt: the prompt is void (the kernel raises KeyboardInterrupt in it)."""
@@ -120,6 +125,15 @@ class InputPrompts:
         if pending is not None and pending.client is client:
             self._pending = None
             pending.kernel.reply_input(pending.request, EOF)
+
+
+def echo_message(pending: PendingInput, value: str) -> Message:
+    """The answered prompt as a stdout ``stream`` message of the cell (a page shows the
+    prompt and the answer in the outputs, as JupyterLab does; a password masked)."""
+    content = pending.request.get("content") or {}
+    shown = PASSWORD_MASK if content.get("password") else value
+    text = f"{content.get('prompt') or ''}{shown}\n"
+    return {"msg_type": "stream", "content": {"name": "stdout", "text": text}}
 
 
 def not_available(msg: Message) -> Message:

@@ -20,6 +20,7 @@ _PATH_PARAM = re.compile(r"{(\w+)(?::[^}]*)?}")
 _ERRORS = {
     400: "bad request: malformed JSON, invalid parameters or body",
     401: "no valid token (Authorization: Bearer, or the login cookie)",
+    403: "not this client's to do (another client's execution)",
     404: "no such runtime, notebook, cell or execution",
     409: "not possible in the current state (no kernel, file changed on disk, ...)",
     413: "the request body is too large",
@@ -53,6 +54,8 @@ class Endpoint:
     accepted: bool = False
     #: May answer 409 (the state forbids it: no kernel, file changed on disk, ...).
     conflicts: bool = False
+    #: May answer 403 (another client's: ``not_your_execution``).
+    forbids: bool = False
     #: Needs no token.
     public: bool = False
     #: The operationId (default: the handler's name).
@@ -146,6 +149,8 @@ def _error_statuses(endpoint: Endpoint) -> list[int]:
         statuses.append(400)
     if endpoint.path_params:
         statuses.append(404)
+    if endpoint.forbids:
+        statuses.append(403)
     if endpoint.conflicts:
         statuses.append(409)
     if endpoint.body is not None:

@@ -20,6 +20,8 @@ from runtimed.daemon.http.rest_execute import NotebookAccess, RoomHolds
 from runtimed.daemon.http.rest_notebooks import NotebookRoutes
 from runtimed.daemon.http.rest_runtimes import RuntimeRoutes
 from runtimed.daemon.http.web_actions import WebActions
+from runtimed.daemon.http.web_input import InputConnections, WebInput
+from runtimed.daemon.http.web_trust import WebTrust
 from runtimed.daemon.http.web_widgets import WebWidgets
 from runtimed.errors import RuntimedError
 from runtimed.version import __version__
@@ -37,12 +39,18 @@ class RestApi:
     def __init__(self, notebooks: NotebookAccess, blobs: BlobStore | None = None) -> None:
         #: Rooms without peers kept open while their REST executions run.
         self.holds = RoomHolds()
+        #: The pages' input connections (``/ws/input``): who answers a cell's input().
+        self.input_connections = InputConnections()
         self.runtime_routes = RuntimeRoutes(notebooks, self.holds)
-        self.notebook_routes = NotebookRoutes(notebooks, self.holds)
+        self.notebook_routes = NotebookRoutes(notebooks, self.holds, self.input_connections)
         #: The notebook page's kernel actions (interrupt, restart, complete, inspect).
         self.web_actions = WebActions(notebooks)
         #: The page's widget changes and messages (issue 26).
         self.web_widgets = WebWidgets(notebooks)
+        #: The page's stdin: its input connection and its answers.
+        self.web_input = WebInput(notebooks, self.input_connections)
+        #: The page's trust dialog: the review of a notebook's dependencies, approvals.
+        self.web_trust = WebTrust(notebooks)
         self.blobs = blobs
         self._document: bytes | None = None
 
@@ -53,6 +61,8 @@ class RestApi:
             *self.notebook_routes.endpoints(),
             *self.web_actions.endpoints(),
             *self.web_widgets.endpoints(),
+            *self.web_input.endpoints(),
+            *self.web_trust.endpoints(),
             *self._blob_endpoints(),
             Endpoint("GET", OPENAPI_PATH, self.get_openapi, "this document", None),
         ]
@@ -66,6 +76,11 @@ class RestApi:
     def routes(self) -> list[web.RouteDef]:
         """For ``HttpServer.add_routes`` (not public)."""
         return [endpoint.route() for endpoint in self.endpoints()]
+
+    def ws_routes(self) -> list[web.RouteDef]:
+        """The page's input connection, ``/ws/input/{id}`` (a websocket: not in the
+        OpenAPI document)."""
+        return self.web_input.ws_routes()
 
     def openapi(self) -> bytes:
         """The OpenAPI 3.1 document, as JSON (built once)."""

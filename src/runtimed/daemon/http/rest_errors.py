@@ -28,8 +28,11 @@ CONFLICTS = frozenset(
         "kernel_not_running",
         "no_kernel",
         "not_code",
+        "not_waiting_for_input",
     }
 )
+#: Another client's to do (its execution's prompt).
+FORBIDDEN = frozenset({"not_your_execution"})
 
 
 def status_of(code: str) -> int:
@@ -38,6 +41,8 @@ def status_of(code: str) -> int:
         return 404
     if code in CONFLICTS:
         return 409
+    if code in FORBIDDEN:
+        return 403
     if code == "too_large":
         return 413
     if code == "io_error":

@@ -12,6 +12,7 @@ from typing import Protocol
 from aiohttp import web
 
 from runtimed.daemon.channels.room_requests import RoomRequests
+from runtimed.daemon.execution.input_prompts import InputClient
 from runtimed.daemon.execution.room_kernel import RoomKernel
 from runtimed.daemon.execution.room_kernels import RoomKernels
 from runtimed.daemon.history import HistoryLog
@@ -114,12 +115,13 @@ async def run_cell(
     room_kernel: RoomKernel,
     cell_id: str,
     wait: float | None,
+    input_client: InputClient | None = None,
 ) -> web.Response:
     """Queue the cell; answer with its record (200 once ended, with the cell's outputs;
-    202 while queued or running)."""
+    202 while queued or running). ``input_client`` answers its ``input()``."""
     room = room_kernel.room
     keep_alive(rooms, room)
-    execution_id = room_kernel.enqueue(cell_id)
+    execution_id = room_kernel.enqueue(cell_id, input_client)
     record = room_kernel.record(execution_id)
     if record is None:  # the queue saves a record before enqueue returns
         raise RuntimedError(f"execution {execution_id} not found", "not_found")

@@ -24,11 +24,13 @@ from runtimed.daemon.http.rest_execute import (
 from runtimed.daemon.http.rest_runtimes import WAIT
 from runtimed.daemon.http.rest_types import (
     CellView,
+    ExecuteCellBody,
     ExecutionResult,
     NotebookView,
     OpenNotebookBody,
     SaveNotebookBody,
 )
+from runtimed.daemon.http.web_input import InputConnections
 from runtimed.daemon.rooms.notebook_room import NotebookRoom
 from runtimed.daemon.rooms.room_registry import validate_notebook_id
 from runtimed.errors import RuntimedError
@@ -43,9 +45,13 @@ UNTITLED_PREFIX = "untitled-"
 class NotebookRoutes:
     """Open, read, run and save notebooks."""
 
-    def __init__(self, notebooks: NotebookAccess, holds: RoomHolds) -> None:
+    def __init__(
+        self, notebooks: NotebookAccess, holds: RoomHolds, inputs: InputConnections
+    ) -> None:
         self.notebooks = notebooks
         self.holds = holds
+        #: The pages' input connections an execution may name (``stdin``).
+        self.inputs = inputs
 
     def endpoints(self) -> list[Endpoint]:
         return [
@@ -69,8 +75,10 @@ class NotebookRoutes:
                 "POST",
                 "/api/notebooks/{id}/cells/{cell}/execute",
                 self.execute_cell,
-                "run a code cell (its kernel starts if none runs)",
+                "run a code cell (its kernel starts if none runs); stdin: the input "
+                "connection that answers its input()",
                 ExecutionResult,
+                body=ExecuteCellBody,
                 query=(WAIT,),
                 accepted=True,
                 conflicts=True,
@@ -138,11 +146,14 @@ class NotebookRoutes:
         return reply(view)
 
     async def execute_cell(self, request: web.Request) -> web.Response:
+        body = await read_body(request, ExecuteCellBody)
         wait = query_seconds(request, "wait", MAX_WAIT_SECS)
         parts = await self.notebooks()
         room = _open_room(parts, request)
         cell_id = request.match_info["cell"]
-        return await run_cell(parts.rooms, self.holds, parts.room_kernels.of(room), cell_id, wait)
+        asker = None if body.stdin is None else self.inputs.find(room.notebook_id, body.stdin)
+        room_kernel = parts.room_kernels.of(room)
+        return await run_cell(parts.rooms, self.holds, room_kernel, cell_id, wait, asker)
 
     async def save_notebook(self, request: web.Request) -> web.Response:
         body = await read_body(request, SaveNotebookBody)

@@ -28,6 +28,14 @@ class ExecuteBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     code: str
 
 
+class ExecuteCellBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """``POST /api/notebooks/{id}/cells/{cell}/execute``: ``stdin``, the id of the
+    caller's input connection (``/ws/input/{id}``), which then answers the cell's
+    ``input()``; none: ``input()`` raises StdinNotAvailable."""
+
+    stdin: str | None = None
+
+
 class OpenNotebookBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """``POST /api/notebooks``: open an .ipynb (created when missing) by absolute path;
     no path: a new untitled notebook."""
