@@ -365,7 +365,7 @@ async def test_the_openapi_document_lists_every_route(api: Api) -> None:
     listed = {(method.upper(), path) for path, ops in document["paths"].items() for method in ops}
     routed = {(route.method, route.path) for route in api.rest.routes()}
     daemon_own = {("GET", "/api/health"), ("GET", "/api/status")}
-    assert listed == routed | daemon_own and len(routed) == 22  # 4+2: the page's actions, widgets
+    assert listed == routed | daemon_own and len(routed) == 25  # 4+2+1+2: the page's actions, widgets, input, trust
     assert document["paths"]["/api/health"]["get"]["security"] == []  # no token
     execute = document["paths"]["/api/runtimes/{id}/execute"]["post"]
     assert {"200", "202", "400", "401", "404", "409", "413"} <= set(execute["responses"])
@@ -396,6 +396,7 @@ async def test_nothing_a_client_sends_gets_a_500(api: Api) -> None:
         "/api/notebooks",
         "/api/runtimes/x/execute",
         "/api/notebooks/x/save",
+        "/api/notebooks/x/trust",
         "/api/runtimes/x/interrupt",
     ]
     for path in posts:
@@ -412,6 +413,8 @@ async def test_nothing_a_client_sends_gets_a_500(api: Api) -> None:
             ("GET", f"/api/notebooks/{ident}"),
             ("POST", f"/api/notebooks/{ident}/cells/{ident}/execute"),
             ("POST", f"/api/notebooks/{ident}/save"),
+            ("GET", f"/api/notebooks/{ident}/trust"),
+            ("POST", f"/api/notebooks/{ident}/trust"),
         ]:
             response = await api.client.request(method, URL(path, encoded=True))
             assert response.status in (400, 404), (method, path[:60], await response.text())

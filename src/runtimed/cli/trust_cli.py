@@ -65,7 +65,7 @@ def _review(path: str, yes: bool, env_source: str, json: bool) -> None:
             _print_pending(report.env_source, report.untrusted)
         if not yes and not _confirm(f"Approve these {len(report.untrusted)} packages?"):
             fail("nothing approved", code=1)
-        names = [p.name if not p.channel else f"{p.name} ({p.channel})" for p in report.untrusted]
+        names = [p.label for p in report.untrusted]
         done = trust_report(notebook_trust, facts, True, names, env_source)
     except RuntimedError as exc:
         fail(exc.message)

@@ -15,7 +15,7 @@ FINAL_STATUSES = ("done", "error", "cancelled")
 
 
 class RuntimeDoc:
-    """``kernel {lifecycle, activity, env_source, name, language, error}``,
+    """``kernel {lifecycle, activity, env_source, name, language, error, error_code}``,
     ``queue {executing, queued}``, ``executions {id: {cell_id, status, execution_count,
     success, started_at, ended_at}}``, ``widgets {model_id: entry}`` (documents/widgets.py)."""
 

@@ -55,6 +55,16 @@ class ExecuteCellRequest(_Request, frozen=True, tag="execute_cell"):
     stdin: bool = False
 
 
+class RunCodeRequest(_Request, frozen=True, tag="run_code"):
+    """Append a code cell holding ``code`` and queue it (what ``Session.run`` does): the
+    daemon writes the cell, so the kernel gets the code without the client's edit
+    having to reach the daemon first."""
+
+    code: str
+    #: As for ``execute_cell``.
+    stdin: bool = False
+
+
 class InputReplyRequest(_Request, frozen=True, tag="input_reply"):
     """The answer to an ``input_request`` event (only its execution's client may)."""
 
@@ -140,6 +150,7 @@ RoomRequest = (
     | GetInfoRequest
     | LaunchKernelRequest
     | ExecuteCellRequest
+    | RunCodeRequest
     | InputReplyRequest
     | RunAllCellsRequest
     | InterruptRequest
@@ -214,6 +225,8 @@ class ExecutionRecord(msgspec.Struct, frozen=True, tag="execution", tag_field="t
 
 class ExecutionQueued(msgspec.Struct, frozen=True, tag="queued", tag_field="type"):
     execution_id: str
+    #: The queued cell (``run_code``: the cell the daemon appended).
+    cell_id: str = ""
 
 
 class BatchQueued(msgspec.Struct, frozen=True, tag="batch_queued", tag_field="type"):
@@ -246,7 +259,8 @@ class Done(msgspec.Struct, frozen=True, tag="done", tag_field="type"):
 class UntrustedPackage(msgspec.Struct, frozen=True):
     """A dependency not in the allowlist: ``name`` (normalised; conda: + ``channel``),
     the ``spec`` and ``origin`` it came from, and ``warnings`` (look-alike names, direct
-    URLs or local paths)."""
+    URLs or local paths). ``label`` names it in an approval (``packages``): the name, or
+    ``name (channel)`` for conda."""
 
     name: str
     ecosystem: str
@@ -254,6 +268,7 @@ class UntrustedPackage(msgspec.Struct, frozen=True):
     origin: str
     channel: str = ""
     warnings: list[str] = []
+    label: str = ""
 
 
 class TrustReport(msgspec.Struct, frozen=True, tag="trust_report", tag_field="type"):

@@ -175,4 +175,5 @@ def untrusted_package(review: PackageReview) -> UntrustedPackage:
         origin=dep.origin,
         channel=dep.key.channel,
         warnings=list(review.warnings),
+        label=dep.key.label(),
     )

@@ -198,13 +198,17 @@ class RoomKernel:
                 language=choice.language,
                 name=None if choice.is_env_python else choice.display_name,
                 error=None,
+                error_code=None,
             )
             try:
                 acquired = await self.deps.provider.acquire(
                     self._request(env_source, notebook_path, choice, cwd)
                 )
             except RuntimedError as exc:
-                self.runtime_state.set_kernel(lifecycle="dead", error=exc.message)
+                # The code tells pages what to offer (untrusted_dependencies: the review).
+                self.runtime_state.set_kernel(
+                    lifecycle="dead", error=exc.message, error_code=exc.code
+                )
                 raise
             self.acquired = acquired
             if acquired.source is not None:  # a remote kernel: no env was resolved here
