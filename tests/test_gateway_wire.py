@@ -5,6 +5,7 @@ framing of a real Jupyter Kernel Gateway."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -59,6 +60,18 @@ def test_legacy_framings_decode() -> None:
     assert channel == "iopub" and bytes(decoded["buffers"][0]) == buffer
 
 
+def test_buffers_go_out_in_both_framings() -> None:
+    """A comm_msg's binary buffers (a widget's bytes from the page) after the parts."""
+    msg = {**_message(), "buffers": [b"\x00\x01", b"raw"]}
+    _, parts = decode_v1(encode_v1("shell", msg))
+    assert [bytes(b) for b in decode_parts(parts)["buffers"]] == [b"\x00\x01", b"raw"]
+    frame = encode_legacy("shell", msg)
+    assert isinstance(frame, bytes)
+    channel, decoded = decode_legacy_binary(frame)
+    assert channel == "shell" and decoded["content"] == {"code": "1+1"}
+    assert [bytes(b) for b in decoded["buffers"]] == [b"\x00\x01", b"raw"]
+
+
 @pytest.mark.parametrize("garbage", [b"", b"\x05" + b"\x00" * 7, b"\xff" * 64])
 def test_garbage_frames_are_refused(garbage: bytes) -> None:
     with pytest.raises(ValueError):
@@ -76,9 +89,13 @@ def test_garbage_frames_are_refused(garbage: bytes) -> None:
 async def fake_gateway() -> AsyncIterator[str]:
     """/slow/api/... never answers in time, /garbage/api/... answers HTML,
     /locked/api/... answers 403."""
+    # Released at teardown: aiohttp's cleanup waits for a handler still running (a slow one
+    # sleeping 30 s held every test using this fixture for 30 s).
+    released = asyncio.Event()
 
     async def slow(request: web.Request) -> web.Response:
-        await asyncio.sleep(30)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(released.wait(), 30)
         return web.json_response({})
 
     async def garbage(request: web.Request) -> web.Response:
@@ -96,6 +113,7 @@ async def fake_gateway() -> AsyncIterator[str]:
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     yield f"http://127.0.0.1:{port}"
+    released.set()
     await runner.cleanup()
 
 
