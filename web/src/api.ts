@@ -41,16 +41,23 @@ export class NotebookApi {
     return data;
   }
 
+  /** This page's input connection, named by execute requests so that the cell's
+   * input() is asked here (input_box.ts); none: input() raises StdinNotAvailable. */
+  stdin: (() => Promise<string | null>) | null = null;
+
   /** Queue a cell. A cell this page created a moment ago may not have reached the
-   * daemon over the websocket yet: a not_found is retried briefly. */
+   * daemon over the websocket yet: a not_found is retried briefly (and an input
+   * connection that just closed, with the next one). */
   async execute(cellId: string): Promise<void> {
     const path = `/cells/${encodeURIComponent(cellId)}/execute`;
     for (let attempt = 0; ; attempt++) {
+      const stdin = this.stdin ? await this.stdin() : null;
       try {
-        await this.post(path, {});
+        await this.post(path, stdin ? { stdin } : {});
         return;
       } catch (err) {
-        if (!(err instanceof ApiError) || err.status !== 404 || attempt >= 10) throw err;
+        const retry = err instanceof ApiError && (err.status === 404 || err.code === "unknown_input_connection");
+        if (!retry || attempt >= 10) throw err;
         await new Promise((resolve) => setTimeout(resolve, 30 * (attempt + 1)));
       }
     }
