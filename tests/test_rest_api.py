@@ -365,7 +365,8 @@ async def test_the_openapi_document_lists_every_route(api: Api) -> None:
     listed = {(method.upper(), path) for path, ops in document["paths"].items() for method in ops}
     routed = {(route.method, route.path) for route in api.rest.routes()}
     daemon_own = {("GET", "/api/health"), ("GET", "/api/status")}
-    assert listed == routed | daemon_own and len(routed) == 25  # 4+2+1+2: the page's actions, widgets, input, trust
+    # 4+2+1+2: the page's actions, widgets, input, trust
+    assert listed == routed | daemon_own and len(routed) == 25
     assert document["paths"]["/api/health"]["get"]["security"] == []  # no token
     execute = document["paths"]["/api/runtimes/{id}/execute"]["post"]
     assert {"200", "202", "400", "401", "404", "409", "413"} <= set(execute["responses"])
@@ -398,6 +399,8 @@ async def test_nothing_a_client_sends_gets_a_500(api: Api) -> None:
         "/api/notebooks/x/save",
         "/api/notebooks/x/trust",
         "/api/runtimes/x/interrupt",
+        "/api/notebooks/x/cells/y/execute",
+        "/api/notebooks/x/executions/y/input",
     ]
     for path in posts:
         for body in BAD_BODIES:
@@ -415,6 +418,7 @@ async def test_nothing_a_client_sends_gets_a_500(api: Api) -> None:
             ("POST", f"/api/notebooks/{ident}/save"),
             ("GET", f"/api/notebooks/{ident}/trust"),
             ("POST", f"/api/notebooks/{ident}/trust"),
+            ("POST", f"/api/notebooks/{ident}/executions/{ident}/input"),
         ]:
             response = await api.client.request(method, URL(path, encoded=True))
             assert response.status in (400, 404), (method, path[:60], await response.text())

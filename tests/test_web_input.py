@@ -228,6 +228,11 @@ async def _over_http(web: WebDaemon, path: str) -> None:
             assert (await chatty.ws.receive(timeout=10)).type == aiohttp.WSMsgType.CLOSE
             assert chatty.ws.close_code == 4003
 
+        # A notebook id no room could have: refused before the upgrade.
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused_id:
+            await http.ws_connect(web.url + "/ws/input/" + "a" * 2000)
+        assert refused_id.value.status == 400
+
         operation = (await api.call("GET", "/api/openapi.json"))["paths"][ANSWER_PATH]["post"]
         assert {"403", "409"} <= set(operation["responses"])
 
