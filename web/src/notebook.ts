@@ -3,7 +3,7 @@
 // that the keyboard (keyboard.ts) and the toolbar (toolbar.ts) call.
 import * as Y from "yjs";
 import type { Awareness } from "y-protocols/awareness";
-import type { NotebookApi } from "./api";
+import { ApiError, type NotebookApi } from "./api";
 import { CellView, type CellHost } from "./cell";
 import { cellsOf, cellType, deleteCell, insertCell, LOCAL_ORIGIN, setCellType, type CellType } from "./model";
 import type { RuntimeState } from "./runtime";
@@ -25,6 +25,8 @@ export class NotebookView {
   private readonly viewOfNode = new WeakMap<Element, CellView>();
   private readonly toMaterialize: CellView[] = [];
   private materializing = false;
+  /** A restart refused for unapproved dependencies: the trust dialog (trust_dialog.ts). */
+  onUntrusted: (() => void) | null = null;
 
   constructor(
     readonly app: HTMLElement,
@@ -327,7 +329,8 @@ export class NotebookView {
     try {
       await this.api.restart();
     } catch (err) {
-      this.notify(`restart failed: ${(err as Error).message}`, true);
+      if (err instanceof ApiError && err.code === "untrusted_dependencies" && this.onUntrusted) this.onUntrusted();
+      else this.notify(`restart failed: ${(err as Error).message}`, true);
     }
   }
 }
