@@ -23,7 +23,7 @@ scripted by its code:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -194,7 +194,9 @@ class FakeWire:
 
     # -- KernelWire --------------------------------------------------------------------
 
-    def send_shell(self, msg_type: str, content: dict[str, Any]) -> str:
+    def send_shell(
+        self, msg_type: str, content: dict[str, Any], buffers: Sequence[bytes] = ()
+    ) -> str:
         return self._send("shell", msg_type, content)
 
     def send_control(self, msg_type: str, content: dict[str, Any]) -> str:

@@ -24,7 +24,7 @@ def _manifest() -> dict[str, str]:
 
 def test_manifest_lists_every_built_file_with_its_hash() -> None:
     manifest = _manifest()
-    for name in ("notebook.js", "notebook.css", "output-frame.html"):
+    for name in ("notebook.js", "notebook.css", "output-frame.html", "widget-frame.html"):
         assert name in manifest
     for name, digest in manifest.items():
         assert "/" not in name and not name.startswith(".")
@@ -65,3 +65,9 @@ def test_output_frame_is_self_contained() -> None:
     assert 'postMessage({type:"ready"}' in html
     # The frame answers only its parent window.
     assert "source!==parent" in html.replace(" ", "")
+
+
+def test_widget_frame_is_self_contained() -> None:
+    html = (ASSETS / "widget-frame.html").read_text(encoding="utf-8")
+    assert html.count("<script>") == 1 and "<script src" not in html
+    assert 'type:"ready"' in html and "source!==parent" in html.replace(" ", "")

@@ -9,7 +9,7 @@ import pytest
 from aiohttp.test_utils import make_mocked_request
 
 from runtimed.daemon.http.http_server import _safe_next
-from runtimed.daemon.http.web_assets import OUTPUT_FRAME_CSP, WebAssets
+from runtimed.daemon.http.web_assets import OUTPUT_FRAME_CSP, WIDGET_FRAME_CSP, WebAssets
 from runtimed.daemon.http.web_pages import page_csp
 
 
@@ -20,6 +20,7 @@ def assets(tmp_path: Path) -> WebAssets:
     (root / "notebook.js").write_text("export {};\n")
     (root / "fonts" / "a.woff2").write_bytes(b"font")
     (root / "output-frame.html").write_text("<script>1</script>")
+    (root / "widget-frame.html").write_text("<script>2</script>")
     (root / ".hidden.js").write_text("secret")
     (tmp_path / "outside.js").write_text("outside")
     return WebAssets(root)
@@ -66,6 +67,20 @@ def test_the_output_frame_runs_its_script_and_fetches_nothing(assets: WebAssets)
     assert "connect-src" not in OUTPUT_FRAME_CSP and "default-src 'none'" in OUTPUT_FRAME_CSP
     assert "Set-Cookie" not in frame.headers
     assert frame.headers["Content-Type"].startswith("text/html")
+
+
+def test_the_widget_frame_imports_a_module_but_reaches_no_local_server(
+    assets: WebAssets,
+) -> None:
+    frame = assets.widget_frame(make_mocked_request("GET", "/widget-frame"))
+    assert frame.headers["Content-Security-Policy"] == WIDGET_FRAME_CSP
+    assert frame.body == b"<script>2</script>" and "Set-Cookie" not in frame.headers
+    directives = dict(d.strip().split(" ", 1) for d in WIDGET_FRAME_CSP.split(";"))
+    assert directives["default-src"] == "'none'"
+    assert "blob:" in directives["script-src"]  # the module the page posts
+    # The page, the daemon and the blob server are http: no directive names them.
+    assert "http:" not in WIDGET_FRAME_CSP and "127.0.0.1" not in WIDGET_FRAME_CSP
+    assert "'self'" not in WIDGET_FRAME_CSP
 
 
 def test_the_pages_csp_has_no_inline_script() -> None:

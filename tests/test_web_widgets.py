@@ -1,7 +1,10 @@
 """ipywidgets in the notebook page (issue 26), in headless Chromium (tests/browser.py):
 a slider shows and moving it reaches the kernel and a second page, a Session moves the
 page's slider, a Button's click runs on_click, an Output widget shows prints and images,
-interact, layouts. One daemon and one browser for the module.
+interact, layouts; an anywidget from PyPI (wigglystuff's ColorPicker) runs in its
+sandboxed frame and syncs both ways; the kernel's custom messages reach the page's
+models and the page's binary values and buffers reach the kernel intact. One daemon (its
+uv envs with anywidget and wigglystuff) and one browser for the module.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ WIDGET_OUTPUT = f'.jp-OutputArea-output[data-mime="{VIEW}"]'
 @pytest.fixture(scope="module")
 def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDaemon]:
     cache = tmp_path_factory.mktemp("widgets-web") / "cache"
-    with web_daemon(cache, "--uv-pool-size", "1") as web:
+    packages = ("--uv-package", "anywidget", "--uv-package", "wigglystuff")
+    with web_daemon(cache, "--uv-pool-size", "1", *packages) as web:
         web.daemon.wait_pool("uv", 1)
         yield web
 
@@ -187,3 +191,151 @@ def test_interact(web: WebDaemon, session: runtimed.Session) -> None:
     page.keyboard.press("ArrowRight")
     expect(widget.locator(".widget-output")).to_contain_text("square 16", timeout=15_000)
     expect(widget.locator(".widget-output")).not_to_contain_text("square 9")
+
+
+# --- anywidget, custom messages, binary values -------------------------------------------
+
+FRAME = f"{WIDGET_OUTPUT} iframe.runt-widget-frame"
+
+
+def widget_frame(page: Page) -> Any:
+    return page.frame_locator(FRAME).first
+
+
+def test_an_anywidget_from_pypi_runs_sandboxed_and_syncs(
+    web: WebDaemon, session: runtimed.Session
+) -> None:
+    code = (
+        "from wigglystuff import ColorPicker\n"
+        "p = ColorPicker(color='#ff0000')\n"
+        "seen = []\n"
+        "p.observe(lambda change: seen.append(change['new']), 'color')\n"
+        "p"
+    )
+    model = shown_model(session.run(code))
+    assert session.widgets()[model]["_esm"].startswith("function render")  # a blob, as text
+    page = web.open_notebook(session.notebook_id)
+    errors = console_errors(page)
+    other = web.open_notebook(session.notebook_id)
+    picker = widget_frame(page).locator("input.colorpicker-input")
+    expect(picker).to_have_value("#ff0000", timeout=20_000)
+    label = widget_frame(other).locator(".colorpicker-label")
+    expect(label).to_have_text("#ff0000", timeout=20_000)
+    # The module runs on an opaque origin: it reads neither a cookie nor the page.
+    frame = next(f for f in page.frames if f.url.endswith("/widget-frame"))
+    probe = (
+        "() => [window.origin, ...[() => document.cookie, () => parent.document.title].map("
+        "(read) => { try { return read(); } catch (e) { return e.name; } })]"
+    )
+    assert frame.evaluate(probe) == ["null", "SecurityError", "SecurityError"]
+    picker.fill("#00ff00")  # its input event: model.set + save_changes in the frame
+    expect(label).to_have_text("#00ff00", timeout=10_000)
+    wait_until(
+        lambda: session.run("print(p.color, seen[-1])").stdout == "#00ff00 #00ff00\n",
+        15,
+        what="the page's colour to reach the kernel's trait",
+    )
+    session.run("p.color = '#0000ff'")
+    expect(picker).to_have_value("#0000ff", timeout=10_000)
+    expect(label).to_have_text("#0000ff", timeout=10_000)
+    assert session.run("print(seen)").stdout == "['#00ff00', '#0000ff']\n"
+    assert not [e for e in errors if "widget" in e.lower()], errors
+
+
+ECHO_ESM = """
+export default {
+  initialize({ model }) {
+    model.on("msg:custom", (content, buffers) => {
+      if (content.ping === undefined) return;
+      const got = buffers.map((b) => [...new Uint8Array(b.buffer, b.byteOffset, b.byteLength)]);
+      model.send({ pong: content.ping, got }, undefined, [new Uint8Array([7, 8, 9])]);
+    });
+  },
+  render({ model, el }) {
+    const out = Object.assign(document.createElement("pre"), { className: "out" });
+    const button = Object.assign(document.createElement("button"), { textContent: "bytes" });
+    el.append(out, button);
+    model.on("msg:custom", (content) => { out.textContent = "ping " + content.ping; });
+    button.addEventListener("click", () => {
+      model.set("data", new DataView(new Uint8Array([1, 2, 3, 250]).buffer));
+      model.save_changes();
+    });
+  },
+};
+"""
+
+ECHO = (
+    "import anywidget, traitlets\n"
+    "from ipywidgets.widgets.trait_types import bytes_serialization\n"
+    "class Echo(anywidget.AnyWidget):\n"
+    f"    _esm = {ECHO_ESM!r}\n"
+    "    data = traitlets.Bytes(b'').tag(sync=True, **bytes_serialization)\n"
+    "e = Echo()\n"
+    "got = []\n"
+    "e.on_msg(lambda _, content, buffers: got.append((content, [bytes(b) for b in buffers])))\n"
+    "e"
+)
+
+
+def test_custom_messages_and_binary_values_between_an_anywidget_and_the_kernel(
+    web: WebDaemon, session: runtimed.Session
+) -> None:
+    model = shown_model(session.run(ECHO))
+    page = web.open_notebook(session.notebook_id)
+    frame = widget_frame(page)
+    expect(frame.locator("button", has_text="bytes")).to_be_visible(timeout=20_000)
+    # The kernel's e.send(...) reaches initialize's and render's msg:custom listeners,
+    # with its buffers; the frame's answer reaches the kernel with its own.
+    session.run("e.send({'ping': 1}, buffers=[b'\\x01\\x02'])")
+    expect(frame.locator("pre.out")).to_have_text("ping 1", timeout=10_000)
+    expected = "[({'pong': 1, 'got': [[1, 2]]}, [b'\\x07\\x08\\t'])]\n"
+    wait_until(
+        lambda: session.run("print(got)").stdout == expected,
+        15,
+        what="the frame's answer with its buffer to reach the kernel",
+    )
+    # A binary value set in the frame reaches the kernel's trait and every client.
+    frame.locator("button", has_text="bytes").click()
+    wait_until(
+        lambda: session.run("print(e.data)").stdout == "b'\\x01\\x02\\x03\\xfa'\n",
+        15,
+        what="the frame's bytes to reach the kernel's trait",
+    )
+    assert session.widgets()[model]["data"] == b"\x01\x02\x03\xfa"
+
+
+def test_custom_messages_of_an_ipywidgets_model_both_ways(
+    web: WebDaemon, session: runtimed.Session
+) -> None:
+    code = (
+        "import ipywidgets as w\n"
+        "b = w.Button(description='x')\n"
+        "received = []\n"
+        "b.on_msg(lambda _, content, bufs: received.append((content, [bytes(x) for x in bufs])))\n"
+        "b"
+    )
+    model = shown_model(session.run(code))
+    page = web.open_notebook(session.notebook_id)
+    expect(page.locator(f"{WIDGET_OUTPUT} button", has_text="x")).to_be_visible(timeout=20_000)
+    listen = (
+        "async (id) => { const m = await window.runtWidgets.model(id); window.got = [];"
+        " m.on('msg:custom', (c, bufs) => window.got.push([c, bufs.map((v) =>"
+        " Array.from(new Uint8Array(v.buffer, v.byteOffset, v.byteLength)))])); }"
+    )
+    page.evaluate(listen, model)
+    session.run("b.send({'x': 1}, buffers=[b'ab'])")
+    wait_until(
+        lambda: page.evaluate("() => window.got") == [[{"x": 1}, [[97, 98]]]],
+        10,
+        what="the kernel's custom message to reach the page's model",
+    )
+    send = (
+        "async (id) => (await window.runtWidgets.model(id))"
+        ".send({y: 2}, {}, [new Uint8Array([5, 6])])"
+    )
+    page.evaluate(send, model)
+    wait_until(
+        lambda: session.run("print(received)").stdout == "[({'y': 2}, [b'\\x05\\x06'])]\n",
+        15,
+        what="the page's custom message with its buffer to reach the kernel",
+    )

@@ -4,6 +4,7 @@ into RuntimeState's batches, echoes dropped, buffers as blobs, clear on restart.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -19,9 +20,13 @@ from runtimed.errors import RuntimedError
 class Kernel:
     def __init__(self) -> None:
         self.sent: list[tuple[str, dict[str, Any]]] = []
+        self.buffers: list[list[bytes]] = []
 
-    def send_shell(self, msg_type: str, content: dict[str, Any]) -> str:
+    def send_shell(
+        self, msg_type: str, content: dict[str, Any], buffers: Sequence[bytes] = ()
+    ) -> str:
         self.sent.append((msg_type, content))
+        self.buffers.append(list(buffers))
         return f"msg-{len(self.sent)}"
 
 
@@ -128,3 +133,56 @@ async def test_buffers_are_blobs_and_close_and_clear_remove_models() -> None:
     # A rebuilt runtime document (runtime_reset) keeps the live widgets.
     relay.on_kernel_message(opened("m3", value=3))
     assert state.rebuild().widgets.entries()["m3"]["state"] == {"value": 3}
+
+
+async def test_a_clients_binary_values_and_messages_reach_the_kernel_with_their_buffers() -> None:
+    relay, state, kernel, blobs, _ = relay_and_doc()
+    relay.on_kernel_message(opened("img", format="png"))
+    relay.set_state("img", {}, [(["value"], b"\x00\x01\x02")])
+    sent = {"method": "update", "state": {}, "buffer_paths": [["value"]]}
+    assert kernel.sent[-1] == ("comm_msg", {"comm_id": "img", "data": sent})
+    assert kernel.buffers[-1] == [b"\x00\x01\x02"]
+    state.flush()
+    entry = state.doc.widgets.entries()["img"]  # every peer sees the new bytes
+    assert resolve_state(entry, blobs.stored.__getitem__)["value"] == b"\x00\x01\x02"
+    relay.send_custom("img", {"chunk": 1}, [b"raw"])
+    assert kernel.sent[-1][1]["data"] == {"method": "custom", "content": {"chunk": 1}}
+    assert kernel.buffers[-1] == [b"raw"]
+    for bad in ([], [{"a": 1}], [None]):
+        with pytest.raises(RuntimedError, match="buffer path"):
+            relay.set_state("img", {}, [(bad, b"x")])  # type: ignore[list-item]
+    with pytest.raises(RuntimedError, match="non-empty"):
+        relay.set_state("img", {})
+
+
+async def test_an_anywidgets_code_is_a_blob_read_back_as_text() -> None:
+    relay, state, _, blobs, _ = relay_and_doc()
+    esm = "export default { render({ model, el }) { el.textContent = 'é'; } }"
+    relay.on_kernel_message(
+        opened("any", _model_module="anywidget", _esm=esm, _css=".a{}", count=1)
+    )
+    relay.on_kernel_message(opened("plain", _model_module="@jupyter-widgets/controls", _esm="x"))
+    state.flush()
+    entry = state.doc.widgets.entries()["any"]
+    assert "_esm" not in entry["state"] and "_css" not in entry["state"]
+    types = {b["path"][0]: b["media_type"] for b in entry["buffers"]}
+    assert types == {"_esm": "text/javascript", "_css": "text/css"}
+    resolved = resolve_state(entry, blobs.stored.__getitem__)
+    assert resolved["_esm"] == esm and resolved["_css"] == ".a{}" and resolved["count"] == 1
+    assert state.doc.widgets.entries()["plain"]["state"]["_esm"] == "x"  # not an anywidget
+    # A new module (anywidget's hot reload) replaces the old; a URL stays in the state.
+    relay.on_kernel_message(update("any", _esm="export default {}"))
+    state.flush()
+    entry = state.doc.widgets.entries()["any"]
+    assert resolve_state(entry, blobs.stored.__getitem__)["_esm"] == "export default {}"
+    relay.on_kernel_message(update("any", _esm="https://example.org/widget.js"))
+    state.flush()
+    entry = state.doc.widgets.entries()["any"]
+    assert entry["state"]["_esm"] == "https://example.org/widget.js"
+    assert [b["path"] for b in entry["buffers"]] == [["_css"]]
+    # Without a blob store the code stays in the entry, inline.
+    inline = CommRelay(RuntimeState(RuntimeDoc()), lambda: None)
+    inline.on_kernel_message(opened("any", _model_module="anywidget", _esm=esm))
+    inline.sink.flush()  # type: ignore[attr-defined]
+    entry = inline.sink.doc.widgets.entries()["any"]  # type: ignore[attr-defined]
+    assert resolve_state(entry, lambda digest: b"")["_esm"] == esm

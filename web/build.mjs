@@ -1,5 +1,6 @@
 // Builds the notebook page into src/runtimed/web_assets/ (committed, shipped in the wheel):
-//   notebook.js (+ chunk-*.js it imports), notebook.css, KaTeX_*.woff2, output-frame.html (script and style inline),
+//   notebook.js (+ chunk-*.js it imports), notebook.css, KaTeX_*.woff2, output-frame.html and
+//   widget-frame.html (script and style inline),
 //   manifest.json {file: sha256}.
 // Deterministic: the same lockfile and sources give byte-identical files (no timestamps,
 // no absolute paths, no sourcemaps).
@@ -78,18 +79,19 @@ async function buildPage(outdir) {
   return result.outputFiles.map((f) => [relative(outdir, f.path), f.contents]);
 }
 
-async function buildFrame() {
+/** A sandboxed frame the blob server serves: src/frame/<name>.html with <name>.ts inline. */
+async function buildFrame(name) {
   const result = await esbuild.build({
     ...common,
-    entryPoints: ["src/frame/output_frame.ts"],
+    entryPoints: [`src/frame/${name}.ts`],
     format: "iife",
     legalComments: "none",
-    outfile: "output-frame.js",
+    outfile: `${name}.js`,
   });
   // "</script" inside the inline script would end it early.
   const script = new TextDecoder().decode(result.outputFiles[0].contents).trim().replace(/<\/script/gi, "<\\/script");
-  const html = readFileSync(join(here, "src/frame/output_frame.html"), "utf8").replace("/*SCRIPT*/", () => script);
-  return [["output-frame.html", new TextEncoder().encode(html)]];
+  const html = readFileSync(join(here, `src/frame/${name}.html`), "utf8").replace("/*SCRIPT*/", () => script);
+  return [[`${name.replace("_", "-")}.html`, new TextEncoder().encode(html)]];
 }
 
 function sha256(bytes) {
@@ -97,7 +99,8 @@ function sha256(bytes) {
 }
 
 async function buildInto(outdir) {
-  const files = [...(await buildPage(outdir)), ...(await buildFrame())].sort((a, b) => (a[0] < b[0] ? -1 : 1));
+  const frames = [...(await buildFrame("output_frame")), ...(await buildFrame("widget_frame"))];
+  const files = [...(await buildPage(outdir)), ...frames].sort((a, b) => (a[0] < b[0] ? -1 : 1));
   const manifest = Object.fromEntries(files.map(([name, bytes]) => [name, sha256(bytes)]));
   files.push(["manifest.json", new TextEncoder().encode(JSON.stringify(manifest, null, 1) + "\n")]);
   mkdirSync(outdir, { recursive: true });

@@ -11,6 +11,9 @@ import * as decoding from "lib0/decoding";
 
 const MSG_SYNC = 0;
 const MSG_AWARENESS = 1;
+/** runtimed's own: an event's JSON after the type byte (the runtime document's socket
+ * sends a widget's custom message from the kernel so). */
+const MSG_EVENT = 100;
 const MAX_BACKOFF_MS = 2000;
 
 export type ProviderStatus = "connecting" | "connected" | "disconnected";
@@ -25,6 +28,7 @@ export interface ProviderOptions {
 }
 
 type Listener = () => void;
+export type EventListener = (event: Record<string, unknown>) => void;
 
 export class YWebsocketProvider {
   /** Replaced by a fresh Y.Doc on every connection when read-only: a restarted daemon
@@ -42,6 +46,7 @@ export class YWebsocketProvider {
   private readonly syncedListeners: Listener[] = [];
   private readonly statusListeners: Listener[] = [];
   private readonly docListeners: Listener[] = [];
+  private readonly eventListeners: EventListener[] = [];
   private readonly beforeReconnect: (() => Promise<boolean>) | undefined;
   private connectedOnce = false;
 
@@ -64,6 +69,11 @@ export class YWebsocketProvider {
   /** Called after a read-only provider swapped in a fresh document. */
   onDoc(listener: Listener): void {
     this.docListeners.push(listener);
+  }
+
+  /** Events the server sends on this socket (live only: none is replayed). */
+  onEvent(listener: EventListener): void {
+    this.eventListeners.push(listener);
   }
 
   onStatus(listener: Listener): void {
@@ -165,6 +175,14 @@ export class YWebsocketProvider {
       }
     } else if (kind === MSG_AWARENESS && this.awareness) {
       awarenessProtocol.applyAwarenessUpdate(this.awareness, decoding.readVarUint8Array(decoder), this);
+    } else if (kind === MSG_EVENT) {
+      let event: unknown;
+      try {
+        event = JSON.parse(new TextDecoder().decode(data.subarray(decoder.pos)));
+      } catch {
+        return;
+      }
+      if (event && typeof event === "object") for (const listener of this.eventListeners) listener(event as Record<string, unknown>);
     }
   }
 

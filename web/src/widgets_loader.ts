@@ -36,6 +36,17 @@ export function widgetStates(): Record<string, Record<string, unknown>> {
   return out;
 }
 
+/** The live model `modelId` of the widget manager (its `msg:custom` listeners, its
+ * `send`), or null (also before any widget shows): window.runtWidgets.model(id), for the
+ * tests and the browser's console. */
+export async function widgetModel(modelId: string): Promise<unknown> {
+  if (!host) return null;
+  const { sync } = await host;
+  return sync.model(modelId, 5000);
+}
+
+(window as unknown as Record<string, unknown>).runtWidgets = { model: widgetModel, states: widgetStates };
+
 /** Shows the widget `value.model_id` in `target`; `fallback` (its text/plain) when the
  * model is not live (a notebook reopened without its kernel, a restarted kernel). */
 export async function renderWidgetView(

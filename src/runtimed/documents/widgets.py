@@ -11,8 +11,10 @@ every live widget at its current state. An entry is::
                   "media_type": "application/octet-stream"}, ...]}
 
 Binary values (``buffer_paths`` of a comm message) are kept out of ``state`` and stored
-as blobs (``{"path", "base64"}`` when the daemon has no blob store). Pure helpers here
-merge a comm message into an entry and put the bytes back for a client.
+as blobs (``{"path", "base64"}`` when the daemon has no blob store). So is an anywidget's
+front-end code (``_esm``, ``_css``: ``media_type`` ``text/javascript`` / ``text/css``),
+which a client reads back as text. Pure helpers here merge a comm message into an entry
+and put the values back for a client.
 """
 
 from __future__ import annotations
@@ -64,7 +66,8 @@ def put_at(state: dict[str, Any], path: BufferPath, value: Any) -> None:
 
 
 def resolve_state(entry: Mapping[str, Any], fetch: Callable[[str], bytes]) -> dict[str, Any]:
-    """The model's state with its binary values back in place, as bytes."""
+    """The model's state with its binary values back in place, as bytes (``text/*``
+    ones, an anywidget's code, as str)."""
     state = copy.deepcopy(dict(entry.get("state") or {}))
     for buffer in entry.get("buffers") or []:
         path = list(buffer.get("path") or [])
@@ -74,8 +77,11 @@ def resolve_state(entry: Mapping[str, Any], fetch: Callable[[str], bytes]) -> di
             data = fetch(str(buffer["blob"]))
         else:
             data = base64.b64decode(str(buffer.get("base64", "")))
+        value: bytes | str = data
+        if str(buffer.get("media_type", "")).startswith("text/"):
+            value = data.decode("utf-8", "replace")
         try:
-            put_at(state, path, data)
+            put_at(state, path, value)
         except (KeyError, IndexError, TypeError):
             continue  # a path the state no longer has
     return state

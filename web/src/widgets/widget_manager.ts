@@ -2,13 +2,15 @@
 // (@jupyter-widgets/base-manager) with the real controls (@jupyter-widgets/controls), its
 // models fed from the runtime document's `widgets` map (widget_sync.ts) instead of a
 // kernel connection. Views render in the page's DOM (the controls are bundled code, not
-// the kernel's); an Output widget's outputs render with the page's own output area.
+// the kernel's); an Output widget's outputs render with the page's own output area; an
+// anywidget's view is a sandboxed frame running the kernel's module (anywidget.ts).
 import * as base from "@jupyter-widgets/base";
 import { ManagerBase } from "@jupyter-widgets/base-manager";
 import * as controls from "@jupyter-widgets/controls";
 import { Widget } from "@lumino/widgets";
 import type { NotebookApi, fetchBlob } from "../api";
 import type { YWebsocketProvider } from "../provider";
+import { anywidgetModule } from "./anywidget";
 import { outputModule, type OutputAreaLike } from "./output_widget";
 import { WidgetSync } from "./widget_sync";
 
@@ -23,6 +25,7 @@ export class RuntWidgetManager extends ManagerBase {
       "@jupyter-widgets/base": base as unknown as Module,
       "@jupyter-widgets/controls": controls as unknown as Module,
       "@jupyter-widgets/output": outputModule(makeArea) as unknown as Module,
+      anywidget: anywidgetModule(),
     };
   }
 

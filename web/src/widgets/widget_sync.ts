@@ -10,6 +10,10 @@
 // flight per model) is released when the POST returns. While our own value of a key is
 // in flight, the document's older values of that key are not applied (no slider jumping
 // back while dragged); the latest is applied once ours is settled.
+// Binary values go out base64-encoded with their paths (ipywidgets' buffer_paths); an
+// anywidget's code (`_esm`, `_css`) comes as a text blob and is put back as a string.
+// The kernel's custom messages (`widget.send(...)`) come as live events on the runtime
+// document's socket (never stored) and reach the model's `msg:custom` listeners.
 import * as base from "@jupyter-widgets/base";
 import * as Y from "yjs";
 import type { NotebookApi, fetchBlob } from "../api";
@@ -22,7 +26,10 @@ interface BufferRef {
   path: (string | number)[];
   blob?: string;
   base64?: string;
+  media_type?: string;
 }
+type Binary = ArrayBuffer | ArrayBufferView;
+type Message = { content: { comm_id: string; data: unknown }; buffers?: DataView[]; parent_header?: object };
 interface Entry {
   target_name?: string;
   state?: State;
@@ -36,6 +43,8 @@ class DaemonComm implements base.IClassicComm {
   readonly target_name = "jupyter.widget";
   private onMsg: ((msg: unknown) => void) | null = null;
   private onClose: ((msg: unknown) => void) | null = null;
+  /** Messages that came before the model listened (it is built asynchronously). */
+  private early: Message[] = [];
 
   constructor(
     readonly comm_id: string,
@@ -46,12 +55,14 @@ class DaemonComm implements base.IClassicComm {
     return "";
   }
 
-  send(data: unknown, callbacks?: base.ICallbacks): string {
+  send(data: unknown, callbacks?: base.ICallbacks, _metadata?: unknown, buffers?: Binary[]): string {
     const id = base.uuid();
-    const message = (data ?? {}) as { method?: string; state?: State; content?: Json };
+    const message = (data ?? {}) as { method?: string; state?: State; content?: Json; buffer_paths?: (string | number)[][] };
+    const binary = (buffers ?? []).map(toBase64);
     let sent: Promise<unknown> = Promise.resolve();
-    if (message.method === "update" && message.state) sent = this.sync.sendState(this.comm_id, message.state);
-    else if (message.method === "custom") sent = this.sync.sendMessage(this.comm_id, message.content);
+    if (message.method === "update" && message.state) {
+      sent = this.sync.sendState(this.comm_id, message.state, message.buffer_paths ?? [], binary);
+    } else if (message.method === "custom") sent = this.sync.sendMessage(this.comm_id, message.content, binary);
     const idle = (): void => {
       // Releases ipywidgets' throttle (WidgetModel._handle_status).
       callbacks?.iopub?.status?.({ content: { execution_state: "idle" }, parent_header: { msg_id: id } } as never);
@@ -69,18 +80,43 @@ class DaemonComm implements base.IClassicComm {
 
   on_msg(callback: (msg: unknown) => void): void {
     this.onMsg = callback;
+    const early = this.early;
+    this.early = [];
+    for (const msg of early) callback(msg);
+  }
+
+  private receive(msg: Message): void {
+    if (this.onMsg) this.onMsg(msg);
+    else if (this.early.length < 1000) this.early.push(msg);
   }
 
   on_close(callback: (msg: unknown) => void): void {
     this.onClose = callback;
   }
 
-  deliver(state: State, paths: (string | number)[][], buffers: DataView[]): void {
-    this.onMsg?.({
-      content: { comm_id: this.comm_id, data: { method: "update", state, buffer_paths: paths } },
-      buffers,
+  deliver(state: State, paths: (string | number)[][], buffers: (DataView | string)[]): void {
+    // Text values (an anywidget's code) are put in the state here: ipywidgets' own
+    // put_buffers takes only binary ones.
+    const binaryPaths: (string | number)[][] = [];
+    const binary: DataView[] = [];
+    paths.forEach((path, i) => {
+      const value = buffers[i];
+      if (typeof value === "string") putAt(state, path, value);
+      else {
+        binaryPaths.push(path);
+        binary.push(value);
+      }
+    });
+    this.receive({
+      content: { comm_id: this.comm_id, data: { method: "update", state, buffer_paths: binaryPaths } },
+      buffers: binary,
       parent_header: {},
     });
+  }
+
+  /** The kernel's custom message (`widget.send(content, buffers)`). */
+  custom(content: Json, buffers: DataView[]): void {
+    this.receive({ content: { comm_id: this.comm_id, data: { method: "custom", content } }, buffers, parent_header: {} });
   }
 
   closed(): void {
@@ -111,6 +147,7 @@ export class WidgetSync {
     this.bind();
     provider.onDoc(() => this.bind());
     provider.onSynced(() => this.reconcile());
+    provider.onEvent((event) => void this.onEvent(event));
     this.reconcile();
   }
 
@@ -142,7 +179,7 @@ export class WidgetSync {
     }
   }
 
-  sendState(modelId: string, state: State): Promise<unknown> {
+  sendState(modelId: string, state: State, bufferPaths: (string | number)[][] = [], buffers: string[] = []): Promise<unknown> {
     const rec = this.tracked.get(modelId);
     const sent = new Map(Object.entries(state).map(([k, v]) => [k, JSON.stringify(v)]));
     for (const [k, json] of sent) rec?.pending.set(k, json);
@@ -156,16 +193,28 @@ export class WidgetSync {
         }
       }, SETTLE_MS);
     };
-    const post = this.api.post(`/widgets/${encodeURIComponent(modelId)}/state`, { state });
+    const body = buffers.length ? { state, buffer_paths: bufferPaths, buffers } : { state };
+    const post = this.api.post(`/widgets/${encodeURIComponent(modelId)}/state`, body);
     post.then(settle, settle);
     return post;
   }
 
-  sendMessage(modelId: string, content: Json): Promise<unknown> {
-    return this.api.post(`/widgets/${encodeURIComponent(modelId)}/message`, { content }).catch((err: unknown) => {
+  sendMessage(modelId: string, content: Json, buffers: string[] = []): Promise<unknown> {
+    const body = buffers.length ? { content, buffers } : { content };
+    return this.api.post(`/widgets/${encodeURIComponent(modelId)}/message`, body).catch((err: unknown) => {
       if ((err as { status?: number }).status === 404) return; // the model just closed
       throw err;
     });
+  }
+
+  /** A kernel's custom message, live from the runtime document's socket. */
+  private async onEvent(event: Record<string, unknown>): Promise<void> {
+    if (event.event !== "widget_message") return;
+    const rec = this.tracked.get(String(event.model_id ?? ""));
+    if (!rec) return;
+    const refs = Array.isArray(event.buffers) ? (event.buffers as BufferRef[]) : [];
+    const { buffers } = await resolveBuffers(refs, this.fetchBytes);
+    rec.comm.custom(event.content ?? null, buffers.filter((b): b is DataView => typeof b !== "string"));
   }
 
   private map(): Y.Map<unknown> {
@@ -228,7 +277,7 @@ export class WidgetSync {
     for (const [k, v] of Object.entries(state)) rec.seen.set(k, JSON.stringify(v));
     rec.buffers = JSON.stringify(entry.buffers ?? []);
     const { paths, buffers } = await resolveBuffers(entry.buffers ?? [], this.fetchBytes);
-    base.put_buffers(state as never, paths, buffers);
+    paths.forEach((path, i) => putAt(state, path, buffers[i]));
     const make = (this.manager as unknown as {
       _make_model(options: object, state: object): Promise<base.WidgetModel>;
     })._make_model.bind(this.manager);
@@ -274,7 +323,7 @@ export class WidgetSync {
     const state: State = {};
     for (const k of keys) if (k in all) state[k] = all[k];
     let paths: (string | number)[][] = [];
-    let buffers: DataView[] = [];
+    let buffers: (DataView | string)[] = [];
     if (withBuffers) {
       ({ paths, buffers } = await resolveBuffers(entry.buffers ?? [], this.fetchBytes));
       for (const path of paths) if (typeof path[0] === "string" && !(path[0] in state)) state[path[0]] = all[path[0]];
@@ -290,19 +339,36 @@ export class WidgetSync {
   }
 }
 
+/** The values of `refs`: bytes as DataViews, `text/*` ones (an anywidget's code) as strings. */
 async function resolveBuffers(
   refs: BufferRef[],
   fetchBytes: typeof fetchBlob,
-): Promise<{ paths: (string | number)[][]; buffers: DataView[] }> {
+): Promise<{ paths: (string | number)[][]; buffers: (DataView | string)[] }> {
   const paths: (string | number)[][] = [];
-  const buffers: DataView[] = [];
+  const buffers: (DataView | string)[] = [];
   for (const ref of refs) {
     let bytes: Uint8Array | null = null;
     if (ref.blob) bytes = await fetchBytes(ref.blob);
-    else if (ref.base64) bytes = Uint8Array.from(atob(ref.base64), (c) => c.charCodeAt(0));
+    else if (ref.base64 !== undefined) bytes = Uint8Array.from(atob(ref.base64), (c) => c.charCodeAt(0));
     if (!bytes) continue;
     paths.push(ref.path);
-    buffers.push(new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+    if (ref.media_type?.startsWith("text/")) buffers.push(new TextDecoder().decode(bytes));
+    else buffers.push(new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength));
   }
   return { paths, buffers };
+}
+
+/** `obj[path[0]][path[1]]... = value` (ipywidgets' put_buffers, for text values too). */
+function putAt(obj: State, path: (string | number)[], value: unknown): void {
+  let target: Record<string | number, unknown> = obj;
+  for (const key of path.slice(0, -1)) target = target[key] as Record<string | number, unknown>;
+  if (target) target[path[path.length - 1]] = value;
+}
+
+function toBase64(value: Binary): string {
+  const bytes =
+    value instanceof ArrayBuffer ? new Uint8Array(value) : new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
+  let text = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) text += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(text);
 }

@@ -1,5 +1,6 @@
-"""The blob read server: aiohttp on 127.0.0.1, ``GET /blob/{hash}``, ``GET /health`` and
-``GET /output-frame`` (the notebook page's output renderer, on this other origin).
+"""The blob read server: aiohttp on 127.0.0.1, ``GET /blob/{hash}``, ``GET /health``,
+``GET /output-frame`` and ``GET /widget-frame`` (the notebook page's output renderer and
+anywidget sandbox, on this other origin).
 
 Blobs are immutable and named by their hash, so responses are cacheable forever. The
 hash is validated before any path is built: malformed names get 400, unknown ones 404,
@@ -66,6 +67,7 @@ class BlobHttpServer:
         app.router.add_get("/health", self._health)
         app.router.add_get("/blob/{hash}", self._blob)
         app.router.add_get("/output-frame", self._output_frame)
+        app.router.add_get("/widget-frame", self._widget_frame)
         return app
 
     async def start(self) -> int:
@@ -115,6 +117,12 @@ class BlobHttpServer:
         from runtimed.daemon.http.web_assets import default_assets
 
         return default_assets().output_frame(request)
+
+    async def _widget_frame(self, request: web.Request) -> web.StreamResponse:
+        """The sandbox an anywidget's module runs in (docs/web.md)."""
+        from runtimed.daemon.http.web_assets import default_assets
+
+        return default_assets().widget_frame(request)
 
 
 def blob_response(store: BlobStore, request: web.Request) -> web.StreamResponse:

@@ -48,6 +48,7 @@ def encode_v1(channel: str, msg: Message) -> bytes:
         _encode(msg.get("parent_header") or {}),
         _encode(msg.get("metadata") or {}),
         _encode(msg.get("content") or {}),
+        *(bytes(b) for b in msg.get("buffers") or ()),
     ]
     count = len(parts) + 1
     offsets = [8 * (1 + count)]
@@ -76,9 +77,10 @@ def decode_v1(data: bytes) -> tuple[str, list[memoryview]]:
     return channel, [_EMPTY_SIGNATURE, *parts]
 
 
-def encode_legacy(channel: str, msg: Message) -> str:
-    """A message as one legacy JSON text frame."""
-    return _encode(
+def encode_legacy(channel: str, msg: Message) -> str | bytes:
+    """A message as one legacy JSON text frame, or a binary one when it has buffers."""
+    buffers = [bytes(b) for b in msg.get("buffers") or ()]
+    text = _encode(
         {
             "header": msg["header"],
             "parent_header": msg.get("parent_header") or {},
@@ -87,7 +89,14 @@ def encode_legacy(channel: str, msg: Message) -> str:
             "buffers": [],
             "channel": channel,
         }
-    ).decode()
+    )
+    if not buffers:
+        return text.decode()
+    parts = [text, *buffers]
+    offsets = [4 * (len(parts) + 1)]
+    for part in parts[:-1]:
+        offsets.append(offsets[-1] + len(part))
+    return b"".join([struct.pack(f"!{len(parts) + 1}I", len(parts), *offsets), *parts])
 
 
 def decode_legacy(

@@ -23,7 +23,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import aiohttp
@@ -92,7 +92,12 @@ class GatewayWire:
     # --- sending -------------------------------------------------------------------------
 
     def _send(
-        self, channel: str, msg_type: str, content: dict[str, Any], parent: Message | None
+        self,
+        channel: str,
+        msg_type: str,
+        content: dict[str, Any],
+        parent: Message | None,
+        buffers: Sequence[bytes] = (),
     ) -> str:
         header = request_header(msg_type, self._session_id, self._username)
         msg: Message = {
@@ -100,6 +105,7 @@ class GatewayWire:
             "parent_header": (parent or {}).get("header") or {},
             "metadata": {},
             "content": content,
+            "buffers": list(buffers),
         }
         if not self.closed:
             self._out.append((channel, msg))
@@ -109,8 +115,10 @@ class GatewayWire:
             self._running[msg_id] = None
         return msg_id
 
-    def send_shell(self, msg_type: str, content: dict[str, Any]) -> str:
-        return self._send("shell", msg_type, content, None)
+    def send_shell(
+        self, msg_type: str, content: dict[str, Any], buffers: Sequence[bytes] = ()
+    ) -> str:
+        return self._send("shell", msg_type, content, None, buffers)
 
     def send_control(self, msg_type: str, content: dict[str, Any]) -> str:
         return self._send("control", msg_type, content, None)
@@ -134,7 +142,11 @@ class GatewayWire:
                 if self.v1:
                     await ws.send_bytes(encode_v1(channel, msg))
                 else:
-                    await ws.send_str(encode_legacy(channel, msg))
+                    frame = encode_legacy(channel, msg)
+                    if isinstance(frame, bytes):
+                        await ws.send_bytes(frame)
+                    else:
+                        await ws.send_str(frame)
             except (ConnectionError, aiohttp.ClientError):
                 self._up.clear()
                 continue  # sent again once reconnected

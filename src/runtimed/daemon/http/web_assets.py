@@ -1,6 +1,6 @@
 """``WebAssets``: the notebook page's built files (``src/runtimed/web_assets``, made by
 ``web/build.mjs``, shipped in the wheel), served at ``/static/{name}``, and the output
-frame the blob server serves on its own origin.
+and widget frames the blob server serves on its own origin.
 
 Names are checked before they touch a path: one optional folder level, each part
 starting with a letter or digit (so no ``..`` and no hidden files), a known suffix only
@@ -21,6 +21,7 @@ from aiohttp import hdrs, web
 #: Where the built page lives (inside the package: `pip install -e .` needs no node).
 ASSETS_DIR = Path(__file__).resolve().parents[2] / "web_assets"
 OUTPUT_FRAME = "output-frame.html"
+WIDGET_FRAME = "widget-frame.html"
 #: Length of the ``?v=`` version: enough of the sha256 to tell builds apart.
 VERSION_CHARS = 16
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -47,6 +48,16 @@ STATIC_CSP = "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src 's
 OUTPUT_FRAME_CSP = (
     "default-src 'none'; script-src 'unsafe-inline' 'unsafe-eval'; "
     "style-src 'unsafe-inline'; img-src data: blob:; font-src data:; media-src data: blob:"
+)
+#: The widget frame runs an anywidget's module (the kernel's code, as an output's script
+#: is), in the same kind of sandbox: its own inline script, the module the page posts
+#: (imported from a blob: URL) and what that module imports or loads over HTTPS (widgets
+#: commonly import their libraries from a CDN). A widget lives only while a kernel the
+#: person started runs it; the frame still reaches neither the page nor the daemon.
+WIDGET_FRAME_CSP = (
+    "default-src 'none'; script-src 'unsafe-inline' 'unsafe-eval' blob: https:; "
+    "style-src 'unsafe-inline' blob: https:; img-src data: blob: https:; font-src data: https:; "
+    "media-src data: blob: https:; connect-src https:; worker-src blob:"
 )
 
 
@@ -118,14 +129,22 @@ class WebAssets:
     def output_frame(self, request: web.Request) -> web.StreamResponse:
         """``GET /output-frame`` on the blob server: the sandboxed renderer of HTML, JS
         and SVG outputs. It sets no cookie and needs none."""
-        asset = self._read(OUTPUT_FRAME)
+        return self._frame(request, OUTPUT_FRAME, OUTPUT_FRAME_CSP)
+
+    def widget_frame(self, request: web.Request) -> web.StreamResponse:
+        """``GET /widget-frame`` on the blob server: the sandbox an anywidget's module
+        runs in (web/src/frame/widget_frame.ts)."""
+        return self._frame(request, WIDGET_FRAME, WIDGET_FRAME_CSP)
+
+    def _frame(self, request: web.Request, name: str, csp: str) -> web.StreamResponse:
+        asset = self._read(name)
         if asset is None:
             raise web.HTTPNotFound(text="the web page is not built (web/build.mjs)")
         headers = {
             hdrs.CONTENT_TYPE: "text/html; charset=utf-8",
             hdrs.CACHE_CONTROL: "no-cache",
             hdrs.ETAG: f'"{asset.digest}"',
-            hdrs.CONTENT_SECURITY_POLICY: OUTPUT_FRAME_CSP,
+            hdrs.CONTENT_SECURITY_POLICY: csp,
             "X-Content-Type-Options": "nosniff",
             "Referrer-Policy": "no-referrer",
         }

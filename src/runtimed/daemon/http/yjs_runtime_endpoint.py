@@ -3,7 +3,10 @@ executions) for any Yjs client (y-websocket), read-only.
 
 The connection is a ``notebook_sync`` peer of the room, like ``yjs_endpoint``'s, with
 the other half of its frames: runtime-document sync messages go out as y-websocket sync
-messages; the notebook document, awareness and events are not sent. From the client only
+messages; the notebook document and awareness are not sent. Of the events, a widget's
+custom message from the kernel (``widget_message``, live only: it is in no document)
+goes out as the message type ``Y_EVENT`` (100) followed by the event's JSON, for the
+page's widgets (``web/src/widgets/``). From the client only
 sync step 1 (what it has) is taken: its step 2 and updates are dropped here, before the
 room (which drops them too), so a page can never write the runtime document.
 
@@ -37,6 +40,10 @@ RUNTIME_RESET_CLOSE = 4000
 SYNC_STEP1 = 0
 Y_AWARENESS = 1
 Y_QUERY_AWARENESS = 3
+#: Not one of y-websocket's types (0-3): a runtimed event, JSON after the type byte.
+Y_EVENT = 100
+#: The events a page receives.
+PAGE_EVENTS = frozenset({"widget_message"})
 
 
 class RuntimeYjsConnection(YjsConnection):
@@ -64,8 +71,12 @@ class RuntimeYjsConnection(YjsConnection):
             return super()._translate(frame)
         if frame[0] == FrameType.RUNTIME_SYNC:
             return frame[1:]
-        if frame[0] == FrameType.EVENT and _is_reset(frame[1:]):
-            self._close_for_reset()
+        if frame[0] == FrameType.EVENT:
+            event = _event(frame[1:])
+            if event == "runtime_reset":
+                self._close_for_reset()
+            elif event in PAGE_EVENTS:
+                return bytes([Y_EVENT]) + frame[1:]
         return None
 
     def _close_for_reset(self) -> None:
@@ -77,12 +88,13 @@ class RuntimeYjsConnection(YjsConnection):
         task.add_done_callback(lambda t: t.cancelled() or t.exception())
 
 
-def _is_reset(payload: bytes) -> bool:
-    if b"runtime_reset" not in payload:
-        return False
-    with contextlib.suppress(ValueError):
-        return bool(json.loads(payload).get("event") == "runtime_reset")
-    return False
+def _event(payload: bytes) -> str | None:
+    """The name of an event the page cares about (no JSON parse for the others)."""
+    if b"runtime_reset" not in payload and b"widget_message" not in payload:
+        return None
+    with contextlib.suppress(ValueError, AttributeError):
+        return str(json.loads(payload).get("event"))
+    return None
 
 
 def runtime_yjs_routes(dispatch: ChannelDispatch) -> list[web.RouteDef]:

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import hmac
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
 import msgspec
@@ -197,17 +197,22 @@ class KernelChannels:
         msg_type: str,
         content: dict[str, Any],
         parent: Message | None = None,
+        buffers: Sequence[bytes] = (),
     ) -> str:
-        """Send a request (or, with ``parent``, an answer to the kernel's request);
-        returns its msg_id."""
+        """Send a request (or, with ``parent``, an answer to the kernel's request), with
+        its binary ``buffers``; returns its msg_id."""
         msg = self.session.msg(msg_type, content, parent=parent)
-        sock.send_multipart(self.session.serialize(msg), copy=True)
+        # Buffers follow the signed parts, unsigned (as Session.send puts them).
+        parts: list[Any] = [*self.session.serialize(msg), *buffers]
+        sock.send_multipart(parts, copy=True)
         # A send can consume the FD's edge: look for replies that are already there.
         self._loop.call_soon(self._drain, sock)
         return str(msg["header"]["msg_id"])
 
-    def send_shell(self, msg_type: str, content: dict[str, Any]) -> str:
-        return self.send(self.shell, msg_type, content)
+    def send_shell(
+        self, msg_type: str, content: dict[str, Any], buffers: Sequence[bytes] = ()
+    ) -> str:
+        return self.send(self.shell, msg_type, content, buffers=buffers)
 
     def send_control(self, msg_type: str, content: dict[str, Any]) -> str:
         return self.send(self.control, msg_type, content)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -286,9 +286,9 @@ class KernelSession:
         execution.on_input = on_input
         return execution
 
-    def send_shell(self, msg_type: str, content: dict[str, Any]) -> str:
-        """Send a shell message whose reply no one awaits (``comm_msg``); its msg_id."""
-        return self._require_running().send_shell(msg_type, content)
+    def send_shell(self, msg_type: str, content: Message, buffers: Sequence[bytes] = ()) -> str:
+        """Send a shell message no one awaits a reply to (``comm_msg`` + buffers); its id."""
+        return self._require_running().send_shell(msg_type, content, buffers)
 
     def reply_input(self, request: Message, value: str) -> None:
         """Answer an ``input_request`` ("\\x04": EOF, ``input()`` raises EOFError)."""

@@ -15,7 +15,7 @@ sockets, :func:`zmq_wire`); a websocket one (a Jupyter Kernel Gateway) is the ne
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -54,8 +54,11 @@ class KernelWire(Protocol):
     #: parent, metadata, content, buffers...). The session sets it before any arrives.
     decode_large: PartsDecoder
 
-    def send_shell(self, msg_type: str, content: dict[str, Any]) -> str:
-        """Send a request on the shell channel; returns its msg_id."""
+    def send_shell(
+        self, msg_type: str, content: dict[str, Any], buffers: Sequence[bytes] = ()
+    ) -> str:
+        """Send a request on the shell channel (``buffers``: a ``comm_msg``'s binary
+        values); returns its msg_id."""
         ...
 
     def send_control(self, msg_type: str, content: dict[str, Any]) -> str:

@@ -18,7 +18,9 @@ every client, and one that joins later, reads each live widget at its current st
 - Custom messages (``method: custom``, e.g. a button's click) go to the kernel as they
   are; the kernel's custom messages reach the room's peers as the event
   ``widget_message``.
-- Binary buffers (``buffer_paths``) are stored as blobs and kept beside the JSON state.
+- Binary buffers (``buffer_paths``), the kernel's or a client's, are stored as blobs and
+  kept beside the JSON state; a client's go to the kernel as the comm message's buffers.
+  An anywidget's code (``_esm``, ``_css``) is stored as a blob too (``anywidget_code.py``).
 - A restart, death or shutdown of the kernel clears every model (:meth:`clear`).
 """
 
@@ -26,12 +28,19 @@ from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from runtimed.daemon.kernels.router import COMM_TYPES
+from runtimed.daemon.widgets.anywidget_code import is_anywidget, take_code
 from runtimed.documents.blob_refs import make_ref
-from runtimed.documents.widgets import WIDGET_TARGET, Entry, merge_state, new_entry
+from runtimed.documents.widgets import (
+    WIDGET_TARGET,
+    BufferPath,
+    Entry,
+    merge_state,
+    new_entry,
+)
 from runtimed.errors import RuntimedError
 
 log = logging.getLogger(__name__)
@@ -45,7 +54,9 @@ EventSink = Callable[[dict[str, Any]], None]
 class CommKernel(Protocol):
     """What the relay needs of a kernel (``KernelSession`` is one)."""
 
-    def send_shell(self, msg_type: str, content: dict[str, Any]) -> str: ...
+    def send_shell(
+        self, msg_type: str, content: dict[str, Any], buffers: Sequence[bytes] = ()
+    ) -> str: ...
 
 
 class WidgetSink(Protocol):
@@ -120,9 +131,9 @@ class CommRelay:
             return
         data = _dict(content.get("data"))
         entry = new_entry(target)
-        merge_state(
-            entry, _dict(data.get("state")), self._buffers(data.get("buffer_paths"), buffers)
-        )
+        state = _dict(data.get("state"))
+        stored = self._buffers(data.get("buffer_paths"), buffers) + self._code(state, state)
+        merge_state(entry, state, stored)
         self._models[comm_id] = entry
         self.sink.set_widget(comm_id, entry)
 
@@ -133,8 +144,10 @@ class CommRelay:
         data = _dict(content.get("data"))
         method = data.get("method")
         if method == "update":
+            state = _dict(data.get("state"))
             stored = self._buffers(data.get("buffer_paths"), buffers)
-            merge_state(entry, _dict(data.get("state")), stored)
+            stored += self._code(entry["state"], state)  # takes the code out of state
+            merge_state(entry, state, stored)
             self.kernel_updates += 1
             self.sink.set_widget(comm_id, entry)  # written with its batch: latest wins
         elif method == "custom" and self.broadcast is not None:
@@ -160,42 +173,67 @@ class CommRelay:
             stored.append({"path": path if isinstance(path, list) else [path], **self._put(data)})
         return stored
 
-    def _put(self, data: bytes) -> dict[str, Any]:
+    def _code(self, model: Mapping[str, Any], state: dict[str, Any]) -> list[dict[str, Any]]:
+        """An anywidget's code taken out of ``state`` (``model``: its state so far) and
+        stored."""
+        if not is_anywidget(dict(model)) and not is_anywidget(state):
+            return []
+        return [
+            {"path": [key], **self._put(data, media_type)}
+            for key, data, media_type in take_code(state)
+        ]
+
+    def _put(self, data: bytes, media_type: str = BUFFER_MEDIA_TYPE) -> dict[str, Any]:
         if self.blobs is not None:
             try:
-                return make_ref(
-                    self.blobs.put(data, BUFFER_MEDIA_TYPE), len(data), BUFFER_MEDIA_TYPE
-                )
+                return make_ref(self.blobs.put(data, media_type), len(data), media_type)
             except (RuntimedError, OSError) as exc:
                 log.warning("a widget buffer stays inline: %s", exc)
-        return {"base64": base64.b64encode(data).decode("ascii")}
+        return {"base64": base64.b64encode(data).decode("ascii"), "media_type": media_type}
 
     # --- from clients --------------------------------------------------------------------
 
-    def set_state(self, model_id: str, state: Mapping[str, Any]) -> None:
-        """A client changes a model: every peer sees it, the kernel gets it once."""
+    def set_state(
+        self,
+        model_id: str,
+        state: Mapping[str, Any],
+        buffers: Sequence[tuple[BufferPath, bytes]] = (),
+    ) -> None:
+        """A client changes a model: every peer sees it, the kernel gets it once.
+        ``buffers``: binary values, each with its path in the state (ipywidgets'
+        ``buffer_paths``)."""
         entry = self._require(model_id)
-        if not isinstance(state, Mapping) or not state:
+        if not isinstance(state, Mapping) or not (state or buffers):
             raise RuntimedError(
                 "set_widget_state: state must be a non-empty object of trait names to values",
                 "invalid_request",
             )
+        paths = [list(path) for path, _ in buffers]
+        for path in paths:
+            if not path or not all(isinstance(p, str | int) for p in path):
+                raise RuntimedError(
+                    f"set_widget_state: a buffer path must be a non-empty list of keys and "
+                    f"indexes, not {path!r}",
+                    "invalid_request",
+                )
         changes = dict(state)
-        self._send(model_id, {"method": "update", "state": changes, "buffer_paths": []})
-        merge_state(entry, changes)
+        data = [bytes(b) for _, b in buffers]
+        message = {"method": "update", "state": changes, "buffer_paths": paths}
+        self._send(model_id, message, data)
+        merge_state(entry, changes, self._buffers(paths, data))
         self.sink.set_widget(model_id, entry)
 
-    def send_custom(self, model_id: str, content: Any) -> None:
+    def send_custom(self, model_id: str, content: Any, buffers: Sequence[bytes] = ()) -> None:
         """A custom message to the kernel's model (a button's click:
-        ``{"event": "click"}``)."""
+        ``{"event": "click"}``), with its binary ``buffers``."""
         self._require(model_id)
-        self._send(model_id, {"method": "custom", "content": content})
+        self._send(model_id, {"method": "custom", "content": content}, buffers)
 
-    def _send(self, model_id: str, data: dict[str, Any]) -> None:
+    def _send(self, model_id: str, data: dict[str, Any], buffers: Sequence[bytes] = ()) -> None:
         kernel = self.kernel()
         if kernel is None:
             raise RuntimedError("no kernel is running in this notebook", "no_kernel")
-        kernel.send_shell("comm_msg", {"comm_id": model_id, "data": data})
+        kernel.send_shell("comm_msg", {"comm_id": model_id, "data": data}, buffers)
 
     def _require(self, model_id: str) -> Entry:
         entry = self._models.get(model_id)
