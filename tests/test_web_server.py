@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 from pycrdt import Doc, Map
 
-from helpers import DaemonProcess, write_notebook
+from helpers import DaemonProcess, wait_until, write_notebook
 from runtimed.daemon.http.tokens import mint_login_code
 from runtimed.daemon.http.web_assets import ASSETS_DIR
 
@@ -167,12 +167,15 @@ async def test_static_names_are_checked(browser: aiohttp.ClientSession) -> None:
             assert r.status == 304
 
 
-async def test_output_frame_on_the_blob_server(daemon: DaemonProcess) -> None:
+@pytest.mark.parametrize("name", ["output-frame", "widget-frame"])
+async def test_frames_on_the_blob_server(daemon: DaemonProcess, name: str) -> None:
     with daemon.client() as client:
+        # The blob server starts just after the socket answers.
+        wait_until(lambda: client.daemon_info().blob_port, 10, what="the blob server")
         port = client.daemon_info().blob_port
-    frame = f"http://127.0.0.1:{port}/output-frame"
+    frame = f"http://127.0.0.1:{port}/{name}"
     async with aiohttp.ClientSession() as session, session.get(frame) as r:
-        if not (ASSETS_DIR / "output-frame.html").is_file():
+        if not (ASSETS_DIR / f"{name}.html").is_file():
             assert r.status == 404
             return
         assert r.status == 200
