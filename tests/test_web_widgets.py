@@ -260,6 +260,7 @@ export default {
       model.set("data", new DataView(new Uint8Array([1, 2, 3, 250]).buffer));
       model.save_changes();
     });
+    return () => model.send({ cleanup: "render" });
   },
 };
 """
@@ -302,6 +303,15 @@ def test_custom_messages_and_binary_values_between_an_anywidget_and_the_kernel(
         what="the frame's bytes to reach the kernel's trait",
     )
     assert session.widgets()[model]["data"] == b"\x01\x02\x03\xfa"
+    # A new module (anywidget's hot reload): the old render's cleanup runs, the new renders.
+    v2 = "export default { render({ el }) { el.textContent = 'v2'; } }"
+    session.run(f"got.clear()\ne._esm = {v2!r}")
+    expect(frame.locator("#root")).to_have_text("v2", timeout=10_000)
+    wait_until(
+        lambda: session.run("print(got)").stdout == "[({'cleanup': 'render'}, [])]\n",
+        15,
+        what="the old module's cleanup to run",
+    )
 
 
 def test_custom_messages_of_an_ipywidgets_model_both_ways(
