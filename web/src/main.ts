@@ -5,6 +5,7 @@ import * as Y from "yjs";
 import { Awareness } from "y-protocols/awareness";
 import { NotebookApi, setBlobBase } from "./api";
 import { setFrameUrl, pruneFrames } from "./frames";
+import { InputBoxes } from "./input_box";
 import { installKeyboard } from "./keyboard";
 import { loadMarkdown } from "./markdown_loader";
 import { cellsOf, notebookName } from "./model";
@@ -13,6 +14,7 @@ import { YWebsocketProvider } from "./provider";
 import { RuntimeState } from "./runtime";
 import { SidecarView } from "./sidecar";
 import { buildHeader, buildToolbar } from "./toolbar";
+import { installTrustDialog } from "./trust_dialog";
 import { setWidgetSource, widgetStates } from "./widgets_loader";
 import "katex/dist/katex.min.css";
 import "./style.css";
@@ -100,6 +102,10 @@ function start(): void {
   }
 
   const notebook = new NotebookView(app, doc, awareness, api, runtime, notify);
+  const trust = installTrustDialog(api, runtime, runtimeProvider, notify);
+  notebook.onUntrusted = () => void trust.review();
+  const input = new InputBoxes(`/ws/input/${encodeURIComponent(notebookId)}`, api, runtime, app, notify);
+  api.stdin = () => input.connectionId();
   app.prepend(header.node, buildToolbar(notebook));
   installKeyboard(notebook);
   doc.getMap("meta").observeDeep(() => header.setName(notebookName(doc) || fallbackName));
@@ -128,7 +134,9 @@ function start(): void {
     cellIds: () => cellsOf(doc).toArray().map((c) => String(c.get("id"))),
     select: (index: number) => notebook.select(index),
     mode: () => notebook.mode,
+    trust,
     widgets: widgetStates,
+    input,
   };
 }
 
