@@ -200,15 +200,12 @@ class RoomKernel:
                 error=None,
                 error_code=None,
             )
+            request = self._request(env_source, notebook_path, choice, cwd)
             try:
-                acquired = await self.deps.provider.acquire(
-                    self._request(env_source, notebook_path, choice, cwd)
-                )
-            except RuntimedError as exc:
-                # The code tells pages what to offer (untrusted_dependencies: the review).
-                self.runtime_state.set_kernel(
-                    lifecycle="dead", error=exc.message, error_code=exc.code
-                )
+                acquired = await self.deps.provider.acquire(request)
+            except RuntimedError as exc:  # error_code: what pages offer (the trust review)
+                self.runtime_state.set_kernel(lifecycle="dead", error=exc.message,
+                                              error_code=exc.code)  # fmt: skip
                 raise
             self.acquired = acquired
             if acquired.source is not None:  # a remote kernel: no env was resolved here
