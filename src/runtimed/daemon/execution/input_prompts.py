@@ -107,12 +107,16 @@ class InputPrompts:
         pending.kernel.reply_input(pending.request, value)
         return pending
 
-    def cancel(self, reason: str) -> None:
-        """An interrupt: the prompt is void (the kernel raises KeyboardInterrupt in it)."""
+    def cancel(self, reason: str) -> bool:
+        """An interrupt: the prompt is void (the kernel raises KeyboardInterrupt in it).
+        True if one was: a kernel waiting in ``input()`` never misses the interrupt, so
+        it needs no second one (which would cut its traceback short)."""
         pending, self._pending = self._pending, None
-        if pending is not None:
-            event = {"event": "input_cancelled", "execution_id": pending.execution_id}
-            pending.client.send_event({**event, "reason": reason})
+        if pending is None:
+            return False
+        event = {"event": "input_cancelled", "execution_id": pending.execution_id}
+        pending.client.send_event({**event, "reason": reason})
+        return True
 
     def ended(self, execution_id: str) -> None:
         """The execution ended: a prompt it left is void."""
