@@ -15,7 +15,13 @@ SRC = ROOT / "src"
 PACKAGE = SRC / "runtimed"
 MAX_LINES = 400
 #: Modules at the root that import nothing of runtimed: anyone may use them.
-LEAVES = {"runtimed.errors", "runtimed.files", "runtimed.paths", "runtimed.version"}
+LEAVES = {
+    "runtimed.errors",
+    "runtimed.files",
+    "runtimed.paths",
+    "runtimed.timeline",
+    "runtimed.version",
+}
 
 
 def module_name(path: Path) -> str:

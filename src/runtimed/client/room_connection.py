@@ -24,6 +24,7 @@ import anyio._backends._asyncio  # noqa: F401 - pycrdt's Doc() loads it on first
 import pycrdt
 from pycrdt import Doc, create_sync_message, create_update_message, handle_sync_message
 
+from runtimed import timeline
 from runtimed.client.blobs import AsyncBlobClient
 from runtimed.client.channel import open_async
 from runtimed.client.core import offline
@@ -320,6 +321,8 @@ class RoomConnection:
 
     def _handle_frame(self, stream: FrameConnection, frame: bytes) -> None:
         frame_type, payload = unpack(frame)
+        if timeline.ENABLED:
+            timeline.stamp(f"recv.{frame_type.name}")
         if frame_type is FrameType.NOTEBOOK_SYNC:
             self._apply_remote(stream, frame_type, payload, self._nb.doc)
             if len(payload) > 1 and payload[1] == 1:  # SYNC_STEP2: we hold the full state
@@ -382,6 +385,8 @@ class RoomConnection:
         request_id = int(request.id or 0)
         future: asyncio.Future[RoomReply] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
+        if timeline.ENABLED:
+            timeline.stamp(f"send.{kind}")
         await stream.write_frame(request_frame(request))
         try:
             reply = await asyncio.wait_for(future, timeout)

@@ -17,6 +17,7 @@ from typing import Any, Self, TypeVar
 
 from pycrdt import Doc
 
+from runtimed import timeline
 from runtimed.client.async_session import AsyncSession, EventListener
 from runtimed.client.daemon_address import AddressLike, daemon_address
 from runtimed.client.input_answers import StdinSource
@@ -305,7 +306,10 @@ class Session:
     ) -> ExecutionResult:
         """Append a code cell with ``code`` and execute it (``stdin``: see
         :meth:`execute_cell`)."""
-        return self._call(self._session.run, code, timeout, _off_loop(stdin))
+        timeline.stamp("run.call")
+        result = self._call(self._session.run, code, timeout, _off_loop(stdin))
+        timeline.stamp("run.return")
+        return result
 
     def run_all(
         self, timeout: float | None = None, stop_on_error: bool = True

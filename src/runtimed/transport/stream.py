@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import os
 
+from runtimed import timeline
 from runtimed.errors import ProtocolError
 from runtimed.protocol.framing import (
     LENGTH_PREFIX,
@@ -107,6 +108,8 @@ class FramedStream:
                         code="truncated_frame",
                     )
                 return None
+            if timeline.ENABLED:
+                timeline.stamp(f"read.{len(chunk)}")
             self._ready.extend(self._decoder.feed(chunk))
             self._account()
         return self._ready.pop(0)
@@ -167,6 +170,8 @@ class FramedStream:
         """Hand every queued frame to the transport now, in one write."""
         if not self._outbox or self._large_writes:
             return
+        if timeline.ENABLED:
+            timeline.stamp(f"flush.{len(self._outbox)}")
         data = self._outbox[0] if len(self._outbox) == 1 else b"".join(self._outbox)
         self._outbox = []
         self._outbox_bytes = 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 
+from runtimed import timeline
 from runtimed.daemon.channels.replies import answer, error_reply_frame
 from runtimed.daemon.channels.room_requests import RoomRequests
 from runtimed.daemon.rooms.notebook_room import NotebookRoom
@@ -57,8 +58,12 @@ class NotebookChannel:
 
     def _handle(self, room: NotebookRoom, peer: Peer, frame: bytes) -> None:
         frame_type, payload = unpack(frame)
+        if timeline.ENABLED:
+            timeline.stamp(f"recv.{frame_type.name}")
         if frame_type is not FrameType.REQUEST:
             room.handle_frame(peer, frame_type, payload)
+            if timeline.ENABLED:
+                timeline.stamp(f"applied.{frame_type.name}")
             return
         try:
             request = decode_room_request(payload)
@@ -69,8 +74,12 @@ class NotebookChannel:
 
     async def _answer(self, room: NotebookRoom, peer: Peer, request: RoomRequest) -> None:
         kind = type(request).__struct_config__.tag
+        if timeline.ENABLED:
+            timeline.stamp(f"request.{kind}")
         reply = await answer(
             request.id, str(kind), lambda: self.requests.handle(room, request, peer)
         )
         room.runtime_state.flush()  # a response never gets ahead of the state it reports
         peer.send_frame(reply)
+        if timeline.ENABLED:
+            timeline.stamp(f"answered.{kind}")

@@ -21,6 +21,7 @@ import msgspec
 import zmq
 from jupyter_client.session import Session
 
+from runtimed import timeline
 from runtimed.daemon.kernels.execution import Message
 
 log = logging.getLogger(__name__)
@@ -157,6 +158,8 @@ class KernelChannels:
 
     @staticmethod
     def _handle(handler: MessageHandler, msg: Message) -> None:
+        if timeline.ENABLED:
+            timeline.stamp(f"kernel.{msg.get('msg_type')}.{_state(msg)}")
         try:
             handler(msg)
         except Exception:
@@ -170,6 +173,8 @@ class KernelChannels:
         if sum(len(f) for f in frames) < LARGE_MESSAGE_BYTES:
             return decode_parts(verified_parts(self.session, frames))
         self._decoding.add(sock)
+        if timeline.ENABLED:
+            timeline.stamp(f"kernel.large.{sum(len(f) for f in frames)}")
         work = self._loop.run_in_executor(None, self._decode_large, frames)
         work.add_done_callback(lambda done: self._large_decoded(sock, done))
         return None
@@ -178,6 +183,7 @@ class KernelChannels:
         return self.decode_large(verified_parts(self.session, frames))
 
     def _large_decoded(self, sock: zmq.Socket[Any], done: asyncio.Future[Message]) -> None:
+        timeline.stamp("kernel.large.decoded")
         self._decoding.discard(sock)
         if self.closed:
             return
@@ -228,6 +234,11 @@ class KernelChannels:
             with contextlib.suppress(Exception):
                 self._loop.remove_reader(_fd(sock))
             sock.close(linger=0)
+
+
+def _state(msg: Message) -> str:
+    content = msg.get("content")
+    return str(content.get("execution_state", "")) if isinstance(content, dict) else ""
 
 
 def _fd(sock: zmq.Socket[Any]) -> int:
