@@ -50,6 +50,24 @@ def test_run_gives_result_and_every_peer_sees_outputs(exec_daemon: DaemonProcess
         s.close()
 
 
+def test_run_code_appends_and_queues_the_cell_in_the_daemon(exec_daemon: DaemonProcess):
+    """run() asks the daemon to append the cell and queue it (run_code): every peer gets
+    the cell with its source and outputs. Against a daemon without run_code (it answers
+    unknown_request) the session appends the cell itself."""
+    a, b = session(exec_daemon, "run-code"), session(exec_daemon, "run-code")
+    queued = a.request("run_code", code="6 * 7")
+    r = a.wait_for_execution(queued["execution_id"])
+    assert r.cell_id == queued["cell_id"] and r.display_data[0].data["text/plain"] == "42"
+    wait_until(lambda: [c.source for c in b.get_cells()] == ["6 * 7"], 5)
+    assert b.get_cell(r.cell_id).outputs[0].data["text/plain"] == "42"
+    a._session._daemon_runs_code = False  # as after an older daemon's unknown_request
+    r2 = a.run("6 * 8")
+    assert r2.display_data[0].data["text/plain"] == "48"
+    assert [c.source for c in a.get_cells()] == ["6 * 7", "6 * 8"]
+    for s in (a, b):
+        s.close()
+
+
 def test_streams_errors_displays_and_clear_output(exec_daemon: DaemonProcess):
     s = session(exec_daemon, "outputs")
     r = s.run(

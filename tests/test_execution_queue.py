@@ -174,7 +174,7 @@ async def test_interrupt_cancels_what_waits() -> None:
 async def test_the_runtime_document_keeps_recent_records_only(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import runtimed.daemon.execution.queue as queue_module
+    import runtimed.daemon.execution.queue_records as queue_module
 
     monkeypatch.setattr(queue_module, "KEEP_RECORDS_IN_DOC", 5)
     nb, runtime, queue, log, _, _ = make_queue()

@@ -115,6 +115,45 @@ def test_nesting_one_level_per_update_stops_at_the_limit() -> None:
         guard.check(updates[-1])
 
 
+@pytest.mark.parametrize("levels", [3, 90])
+def test_recorded_updates_count_before_the_next_check(levels: int) -> None:
+    """The daemon's own updates are recorded unchecked and indexed later (at the latest
+    by the next check, or every MAX_UNINDEXED): a peer's nesting built on them is
+    measured from where they put it."""
+    doc: Doc[Any] = Doc()
+    guard = NestingGuard(doc.get_update)
+    updates: list[bytes] = []
+    doc.observe(lambda e: updates.append(e.update))
+    node: Array[Any] = doc.get("cells", type=Array)
+    node.append(0)
+    node.append(0)  # refers to the first: the guard indexes the document from here on
+    guard.check(updates[-1])
+    assert guard._index is not None
+    for _ in range(levels):  # the daemon's writes, one level deeper each
+        child: Array[Any] = Array()
+        node.append(child)
+        node = child
+        guard.record(updates[-1])
+    for _ in range(100):  # and plain writes at the bottom
+        node.append(1)
+        guard.record(updates[-1])
+    peer: Doc[Any] = Doc()
+    peer.apply_update(doc.get_update())
+    bottom: Any = peer.get("cells", type=Array)[2]  # [0, 0, level 1]
+    for _ in range(levels - 1):
+        bottom = bottom[0]
+    sent: list[bytes] = []
+    peer.observe(lambda e: sent.append(e.update))
+    value: Any = 1
+    for _ in range(MAX_NESTING - levels):
+        value = [value]
+    bottom.append(value)  # exactly at the limit
+    guard.check(sent[-1])
+    bottom.append([value])  # one level past it
+    with pytest.raises(UpdateRejected, match="deeper than 100 levels"):
+        guard.check(sent[-1])
+
+
 def test_shared_types_and_values_add_up() -> None:
     doc: Doc[Any] = Doc()
     cells: Array[Any] = doc.get("cells", type=Array)

@@ -68,7 +68,10 @@ async def room(tmp_path: Path) -> AsyncIterator[Room]:
         return session
 
     writer = OutputWriter(nb)
-    queue = ExecutionQueue(nb, runtime, writer, MemoryExecutionLog(), gate, events.append)
+    log = MemoryExecutionLog()
+    queue = ExecutionQueue(
+        nb, runtime, writer, log, gate, events.append, kernel_now=lambda: session
+    )
     yield Room(nb, runtime, queue, session, kernel, events)
     await queue.close()
     writer.close()
@@ -97,6 +100,24 @@ async def test_a_cell_runs_and_its_outputs_land_in_the_notebook(room: Room) -> N
     record = RuntimeDoc(room.runtime.doc.doc).execution(done.execution_id)
     assert record is not None and record["status"] == "done"
     assert room.queue.record(failed.execution_id) == failed
+    assert [e["event"] for e in room.events] == ["execution_done"] * 2
+
+
+async def test_an_idle_kernel_gets_the_cell_from_enqueue_itself(room: Room) -> None:
+    """Nothing runs: the execute_request is sent before enqueue returns (before the
+    daemon answers or writes anything else); a cell queued behind it waits its turn."""
+    [wire] = room.kernel.wires
+    sent = len(wire.sent)
+    first = room.queue.enqueue(room.cell("block"))
+    assert wire.sent[sent:] == ["execute_request"]
+    second = room.queue.enqueue(room.cell("after"))
+    assert wire.sent[sent:] == ["execute_request"]  # waits for the first
+    assert room.queue.record(first).status == "running"  # type: ignore[union-attr]
+    await room.until(room.running_a_cell)
+    wire.interrupted()
+    assert (await room.queue.wait_done(first)).error == "KeyboardInterrupt: "
+    done = await room.queue.wait_done(second)
+    assert done.status == "done" and wire.sent[sent:] == ["execute_request"] * 2
     assert [e["event"] for e in room.events] == ["execution_done"] * 2
 
 

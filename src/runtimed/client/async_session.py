@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from runtimed import timeline
 from runtimed.client.blobs import AsyncBlobClient
 from runtimed.client.input_answers import InputAnswers, StdinSource
 from runtimed.client.results import Cell, ExecutionResult
@@ -38,6 +39,9 @@ __all__ = ["CONNECT_TIMEOUT", "REQUEST_TIMEOUT", "AsyncSession", "EventListener"
 class AsyncSession(RoomConnection):
     """A notebook session on asyncio. ``notebook_id=None`` opens a new untitled notebook
     with a random id; ``AsyncSession.open(path)`` a notebook file."""
+
+    #: False once the daemon answered that it has no ``run_code`` (an older daemon).
+    _daemon_runs_code = True
 
     # --- document API ------------------------------------------------------------------
 
@@ -169,12 +173,22 @@ class AsyncSession(RoomConnection):
         answers (once used up, ``input()`` raises EOFError). Without it ``input()``
         raises StdinNotAvailable.
         """
+        return await self._execute(lambda asks: self.queue_cell(cell_id, asks), timeout, stdin)
+
+    async def _execute(
+        self,
+        queue: Callable[[bool], Awaitable[str]],
+        timeout: float | None,
+        stdin: StdinSource | None,
+    ) -> ExecutionResult:
+        """Queue with ``queue(stdin_wanted)`` (-> execution id) and wait for the result,
+        answering ``input()`` from ``stdin``."""
         if stdin is None:
-            return await self.wait_for_execution(await self.queue_cell(cell_id), timeout)
+            return await self.wait_for_execution(await queue(False), timeout)
         answers = InputAnswers(stdin, self.send_input)
         self.add_listener(answers.on_event)
         try:
-            execution_id = await self.queue_cell(cell_id, stdin=True)
+            execution_id = await queue(True)
             answers.follow(execution_id)
             return await self.wait_for_execution(execution_id, timeout)
         finally:
@@ -186,10 +200,24 @@ class AsyncSession(RoomConnection):
     ) -> ExecutionResult:
         """Append a code cell with ``code`` and execute it (``stdin``: see
         :meth:`execute_cell`)."""
+        timeline.stamp("run.loop")
+        return await self._execute(lambda asks: self._run_code(code, asks), timeout, stdin)
+
+    async def _run_code(self, code: str, stdin: bool) -> str:
+        """The daemon appends the cell and queues it (``run_code``): the kernel starts
+        without waiting for this client's edit to reach the daemon. A daemon older than
+        ``run_code``: the cell is appended here, then queued (the request travels behind
+        the cell's update frame)."""
+        if self._daemon_runs_code:
+            try:
+                result = await self.request("run_code", code=code, stdin=stdin)
+                return str(result["execution_id"])
+            except RuntimedError as exc:
+                if exc.code != "unknown_request":
+                    raise
+                self._daemon_runs_code = False
         await self._ensure_connected()
-        # No separate ack: the execute request travels behind the cell's update frame.
-        cell_id = self._nb.insert_cell(None, code)
-        return await self.execute_cell(cell_id, timeout, stdin)
+        return await self.queue_cell(self._nb.insert_cell(None, code), stdin)
 
     async def run_all(
         self, timeout: float | None = None, stop_on_error: bool = True
@@ -203,14 +231,19 @@ class AsyncSession(RoomConnection):
         self, execution_id: str, timeout: float | None = None
     ) -> ExecutionResult:
         event = await self._executions.wait(execution_id, timeout)
-        return await self._result(event)
+        timeline.stamp("result.woke")
+        result = await self._result(event)
+        timeline.stamp("result.built")
+        return result
 
     async def _result(self, event: dict[str, Any]) -> ExecutionResult:
         cell_id = str(event["cell_id"])
         try:
-            cell = self._nb.get_cell(cell_id)
+            outputs, count = self._nb.get_outputs(cell_id)
         except RuntimedError:
-            cell = CellData(id=cell_id, cell_type="code", source="")
+            outputs, count = [], None
+        # A result has no source: the cell is read without it.
+        cell = CellData(cell_id, "code", "", count, outputs)
         return ExecutionResult.from_cell(cell, event, await self._prefetch(cell.outputs))
 
     # --- blobs -------------------------------------------------------------------------
@@ -224,10 +257,12 @@ class AsyncSession(RoomConnection):
     async def _prefetch(self, outputs: list[dict[str, Any]]) -> Callable[[str], bytes]:
         """Fetch every blob ``outputs`` refer to; returns a lookup for resolving them."""
         fetched: dict[str, bytes] = {}
+        timeline.stamp("prefetch")
         for output in outputs:
             for ref in output_refs(output):
                 if ref["blob"] not in fetched:
                     fetched[ref["blob"]] = await self.get_blob(ref["blob"])
+        timeline.stamp("prefetched")
         return fetched.__getitem__
 
     async def get_outputs(self, cell_id: str) -> list[dict[str, Any]]:

@@ -27,6 +27,8 @@ from runtimed.documents.yjs_structs import (
 #: How deep anything may nest below a root. Real notebooks nest a handful of levels;
 #: pycrdt overflows its stack somewhere past 20,000 and Python's recursion past ~500.
 MAX_NESTING = 100
+#: Recorded updates kept for a later catch-up at most (a writer nobody checks against).
+MAX_UNINDEXED = 64
 
 
 class UpdateRejected(ValueError):
@@ -75,19 +77,37 @@ class NestingGuard:
         self._full_state = full_state
         self.limit = limit
         self._index: dict[int, _ClientRanges] | None = None
+        self._unindexed: list[bytes] = []  # recorded, not yet in the index
 
     def check(self, update: bytes) -> None:
         """Refuse ``update`` (``UpdateRejected``) if applying it could nest too deep."""
+        self.catch_up()
         self._admit(update, enforce=True)
 
     def record(self, update: bytes) -> None:
-        """Note an update the document took without a check (the daemon's own)."""
-        if self._index is None:
-            return  # built from the whole document when first needed
-        try:
-            self._admit(update, enforce=False)
-        except UpdateRejected:
-            self._index = None  # rebuilt from the document next time
+        """Note an update the document took without a check (the daemon's own). It is
+        indexed by :meth:`catch_up`, at the latest before the next check: the daemon's
+        writes (an execution's outputs) need not wait for it."""
+        if self._index is not None:  # else built from the whole document when needed
+            self._unindexed.append(update)
+            if len(self._unindexed) > MAX_UNINDEXED:
+                self.catch_up()
+
+    @property
+    def behind(self) -> bool:
+        """Whether recorded updates wait for :meth:`catch_up`."""
+        return bool(self._unindexed)
+
+    def catch_up(self) -> None:
+        """Index the recorded updates."""
+        pending, self._unindexed = self._unindexed, []
+        for update in pending:
+            if self._index is None:
+                return  # rebuilt from the document, which has them, when needed
+            try:
+                self._admit(update, enforce=False)
+            except UpdateRejected:
+                self._index = None  # rebuilt from the document next time
 
     def _admit(self, update: bytes, enforce: bool) -> None:
         try:

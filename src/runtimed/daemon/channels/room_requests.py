@@ -35,6 +35,7 @@ from runtimed.protocol.room import (
     RoomRequest,
     RoomResult,
     RunAllCellsRequest,
+    RunCodeRequest,
     Saved,
     SaveRequest,
     SendWidgetMessageRequest,
@@ -109,8 +110,11 @@ class RoomRequests:
             case ExecuteCellRequest(cell_id=cell_id, stdin=stdin):
                 # Answered at once; the result reaches every peer as the event
                 # execution_done, in the same write as the cell's last outputs.
-                asker = peer if stdin else None
-                return ExecutionQueued(room_kernel.enqueue(_non_empty(cell_id, "cell_id"), asker))
+                cell_id = _non_empty(cell_id, "cell_id")
+                return _queued(room_kernel, cell_id, peer if stdin else None)
+            case RunCodeRequest(code=code, stdin=stdin):
+                cell_id = room_kernel.room.nb.insert_cell(None, code)
+                return _queued(room_kernel, cell_id, peer if stdin else None)
             case InputReplyRequest(execution_id=execution_id, value=value):
                 if peer is None:
                     raise RuntimedError(
@@ -149,6 +153,13 @@ class RoomRequests:
                 room_kernel.comms.send_custom(model_id, content)
                 return Done()
         raise RuntimedError(f"unhandled request {type(request).__name__}", "unknown_request")
+
+
+def _queued(room_kernel: RoomKernel, cell_id: str, input_client: Peer | None) -> ExecutionQueued:
+    # An idle running kernel gets the cell from enqueue itself, before this answer
+    # writes the runtime state and the reply (the client waits for the kernel, not for
+    # the reply).
+    return ExecutionQueued(room_kernel.enqueue(cell_id, input_client), cell_id)
 
 
 def _absolute(path: str | None, what: str) -> str | None:

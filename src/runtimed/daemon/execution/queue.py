@@ -13,28 +13,30 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import msgspec
 
+from runtimed import timeline
 from runtimed.daemon.execution.input_prompts import (
     InputClient,
     InputPrompts,
     error_text,
     not_available,
 )
+from runtimed.daemon.execution.kernel_gate import ExecutingKernel, KernelGate, RunningExecution
 from runtimed.daemon.execution.output_writer import OutputWriter
+from runtimed.daemon.execution.queue_records import QueueRecords
 from runtimed.daemon.execution.records import ExecutionLog, ExecutionRecord
 from runtimed.daemon.kernels import (
-    ExecuteReply,
     ExecutionAbortedError,
     KernelDiedError,
     KernelError,
     KernelLifecycle,
     Message,
 )
-from runtimed.daemon.kernels.execution import MessageCallback
 from runtimed.daemon.kernels.outputs import error_output
 from runtimed.daemon.rooms.runtime_state import RuntimeState
 from runtimed.daemon.tasks import stop_task
@@ -44,42 +46,17 @@ from runtimed.errors import RuntimedError
 
 log = logging.getLogger(__name__)
 
-#: Ended executions the runtime document keeps (older ones: the ExecutionLog): the
-#: document every peer syncs stays the same size however long the room lives.
-KEEP_RECORDS_IN_DOC = 500
-
-
-class RunningExecution(Protocol):
-    """An execute_request in flight (``runtimed.daemon.kernels.Execution``)."""
-
-    msg_id: str
-
-    async def wait(self, callback: Callable[[Message], object]) -> ExecuteReply: ...
-
-
-class ExecutingKernel(Protocol):
-    """What the queue needs of a kernel (``KernelSession`` is one)."""
-
-    @property
-    def lifecycle(self) -> KernelLifecycle: ...
-
-    def submit(self, code: str, *, on_input: MessageCallback | None = None) -> RunningExecution:
-        """``on_input``: the kernel may ask for input (see ``InputPrompts``)."""
-        ...
-
-    def reply_input(self, request: Message, value: str) -> None: ...
-
-    async def interrupt(self) -> None: ...
-
-
-class KernelGate(Protocol):
-    """What the queue awaits before each cell: a running kernel (``RoomKernel`` starts
-    one if none runs), or RuntimedError with the reason the cell cannot run."""
-
-    def __call__(self) -> Awaitable[ExecutingKernel]: ...
-
 
 EventSink = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True, slots=True)
+class _Started:
+    """An execution the kernel has: its running record, and whether it may ask input."""
+
+    record: ExecutionRecord
+    execution: RunningExecution
+    asks_input: bool
 
 
 class ExecutionQueue:
@@ -95,16 +72,22 @@ class ExecutionQueue:
         gate: KernelGate,
         broadcast: EventSink,
         name: str = "queue",
+        kernel_now: Callable[[], ExecutingKernel | None] | None = None,
     ) -> None:
+        """``kernel_now``: the room's kernel, if any (no waiting): a cell queued while
+        nothing runs is sent to it at once, from ``enqueue``, when it runs."""
         self.nb = nb
         self.runtime_state = runtime_state
         self.writer = writer
-        self.log = execution_log
+        self.records = QueueRecords(runtime_state, execution_log)
         self.gate = gate
+        self.kernel_now = kernel_now
         self.broadcast = broadcast
         self.name = name
         self._queue: deque[ExecutionRecord] = deque()
         self._current: ExecutionRecord | None = None
+        #: An execution ``enqueue`` sent to the kernel, for the worker to see through.
+        self._started: _Started | None = None
         # Set when the kernel really begins the current cell (its execute_input): an
         # interrupt that arrives before that is lost by the kernel.
         self._began = asyncio.Event()
@@ -114,9 +97,6 @@ class ExecutionQueue:
         #: The clients that answer the prompts of queued executions, by execution id.
         self._input_clients: dict[str, InputClient] = {}
         self.prompts = InputPrompts()
-        # Records not yet ended (the log may be slow to read; these are read often).
-        self._live: dict[str, ExecutionRecord] = {}
-        self._ended: deque[str] = deque()  # ids of ended records still in the document
         self._wake = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
         self._closed = False
@@ -138,10 +118,12 @@ class ExecutionQueue:
         record = ExecutionRecord(
             f"exec-{uuid.uuid4().hex[:16]}", cell_id, queued_at=time.time(), batch=batch
         )
+        if self._start_now(record, input_client):
+            return record.execution_id
         self._queue.append(record)
         if input_client is not None:
             self._input_clients[record.execution_id] = input_client
-        self._save(record)
+        self.records.save(record)
         self._publish()
         self.start()
         self._wake.set()
@@ -170,7 +152,7 @@ class ExecutionQueue:
         return cancelled
 
     def record(self, execution_id: str) -> ExecutionRecord | None:
-        return self._live.get(execution_id) or self.log.get(execution_id)
+        return self.records.get(execution_id)
 
     def cell_of(self, msg_id: str) -> str | None:
         """The cell whose execute_request had this msg_id (for late output)."""
@@ -193,16 +175,37 @@ class ExecutionQueue:
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._work(), name=self.name)
 
+    def _start_now(self, record: ExecutionRecord, input_client: InputClient | None) -> bool:
+        """Nothing runs or waits and the kernel runs: send the cell now, before anything
+        else the daemon does in this turn (the worker sees it through)."""
+        if self._current is not None or self._queue or self._started is not None or self._closed:
+            return False
+        kernel = self.kernel_now() if self.kernel_now is not None else None
+        if kernel is None or kernel.lifecycle is not KernelLifecycle.RUNNING:
+            return False
+        self._current = record
+        self._started = self._start(record, kernel, input_client, queued=True)
+        self.start()
+        self._wake.set()
+        return True
+
     async def _work(self) -> None:
         while not self._closed:
-            if not self._queue:
+            started, self._started = self._started, None
+            if started is not None:
+                record = started.record
+            elif self._queue:
+                record = self._queue.popleft()
+                self._current = record
+            else:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            record = self._queue.popleft()
-            self._current = record
             try:
-                await self._run(record, self._input_clients.pop(record.execution_id, None))
+                if started is not None:
+                    await self._complete(started)
+                else:
+                    await self._run(record, self._input_clients.pop(record.execution_id, None))
             except Exception:  # one bad execution must not stop the queue
                 log.exception("execution %s failed unexpectedly", record.execution_id)
                 self._finish(record, "error", error="internal error (see runtimed.log)")
@@ -218,32 +221,56 @@ class ExecutionQueue:
         except RuntimedError as exc:
             self._finish(record, "error", error=exc.message)
             return
+        started = self._start(record, kernel, input_client)
+        if started is not None:
+            await self._complete(started)
+
+    def _start(
+        self,
+        record: ExecutionRecord,
+        kernel: ExecutingKernel,
+        input_client: InputClient | None,
+        queued: bool = False,
+    ) -> _Started | None:
+        """Send the cell to the kernel, then mark it running (``queued``: record it as
+        queued first); None when it ended at once."""
         try:
             source = self.nb.get_source(record.cell_id)
         except RuntimedError:
             self._finish(record, "cancelled", error="the cell was deleted before it ran")
-            return
+            return None
         self._began.clear()
         # Send first, then do the bookkeeping while the kernel works: its messages are
-        # handled only once this coroutine yields, after the outputs were reset below.
+        # handled only once the loop runs again, after the outputs were reset below.
         cell_id = record.cell_id
         on_input = None
         if input_client is not None:
             on_input = self.prompts.asker(kernel, record.execution_id, cell_id, input_client)
         try:
             execution = kernel.submit(source, on_input=on_input)
+            timeline.stamp("kernel.submitted")
         except KernelError as exc:
             self._finish(record, "error", error=exc.message)
-            return
+            return None
         self._msg_cells[execution.msg_id] = cell_id
-        record = self._save(
+        if queued:
+            self.records.save(record)
+        record = self.records.save(
             msgspec.structs.replace(record, status="running", started_at=time.time())
         )
+        self._current = record
         self._publish(executing=record.execution_id)
         self.writer.begin(cell_id)
+        timeline.stamp("worker.began")
+        return _Started(record, execution, on_input is not None)
+
+    async def _complete(self, started: _Started) -> None:
+        """Feed the execution's messages to the writer until it ends, then finish it."""
+        record, execution, asks = started.record, started.execution, started.asks_input
+        cell_id = record.cell_id
         try:
             reply = await execution.wait(
-                lambda msg: self._on_message(cell_id, msg if on_input else not_available(msg))
+                lambda msg: self._on_message(cell_id, msg if asks else not_available(msg))
             )
         except KernelDiedError as exc:
             self._kernel_died(record, exc)
@@ -254,17 +281,11 @@ class ExecutionQueue:
         except KernelError as exc:
             self._finish(record, "error", error=exc.message)
             return
+        timeline.stamp("worker.woke")
         if reply.synthesized:  # the kernel wrote no error output either
-            self.writer.add(
-                cell_id,
-                error_output(
-                    {
-                        "ename": reply.ename,
-                        "evalue": reply.evalue,
-                        "traceback": [f"{reply.ename}: {reply.evalue}"],
-                    }
-                ),
-            )
+            names = {"ename": reply.ename, "evalue": reply.evalue}
+            traceback = [f"{reply.ename}: {reply.evalue}"]
+            self.writer.add(cell_id, error_output({**names, "traceback": traceback}))
         count = reply.execution_count or self.writer.execution_count(cell_id)
         status = "done" if reply.success else "error"
         error = error_text(reply.ename, reply.evalue) if not reply.success else None
@@ -306,30 +327,20 @@ class ExecutionQueue:
                 waiter.set_result(final)
         # Outputs reach peers before the record says done.
         self.writer.finish(record.cell_id, final.execution_count, "execution_count" in fields)
-        self._save(final)
+        self.records.save(final, log=False)
         if self._current is not None and self._current.execution_id == record.execution_id:
             self._current = None
             self._publish()
         self.broadcast({"event": "execution_done", **final.as_dict()})
-
-    def _save(self, record: ExecutionRecord) -> ExecutionRecord:
-        fields = record.as_dict()
-        del fields["execution_id"]
-        self.runtime_state.set_execution(record.execution_id, fields)
-        if record.status in FINAL_STATUSES:
-            self._live.pop(record.execution_id, None)
-            self._ended.append(record.execution_id)
-            while len(self._ended) > KEEP_RECORDS_IN_DOC:
-                self.runtime_state.forget_execution(self._ended.popleft())
-        else:
-            self._live[record.execution_id] = record
-        self.log.record(record)
-        return record
+        # The history's row (outputs read from the document, JSON) once the result is on
+        # its way to the peers: nobody waits for it.
+        self.records.log.record(final)
+        timeline.stamp("worker.finished")
 
     def _publish(self, executing: str | None = None) -> None:
         current = executing or (self._current.execution_id if self._current else None)
         if current is not None:
-            record = self._live.get(current)
+            record = self.records.live(current)
             if record is None or record.status != "running":
                 current = None
         self.runtime_state.set_queue(current, [r.execution_id for r in self._queue])
@@ -339,13 +350,13 @@ class ExecutionQueue:
     async def interrupt(self, kernel: ExecutingKernel) -> int:
         """Interrupt the running cell and clear the queue; returns how many were cancelled."""
         cancelled = self.cancel_queued(reason="interrupted")
-        self.prompts.cancel("interrupted")
+        in_input = self.prompts.cancel("interrupted")
         if self._current is not None and not self._began.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._began.wait(), timeout=2)
         current = self._current
         await kernel.interrupt()
-        if current is not None:
+        if current is not None and not in_input:
             task = asyncio.create_task(self._interrupt_until_done(kernel, current.execution_id))
             self._interrupts.add(task)
             task.add_done_callback(self._interrupts.discard)

@@ -102,6 +102,7 @@ class RoomKernel:
             self._ready_session,
             room.broadcast_event,
             name=f"queue-{room.notebook_id}",
+            kernel_now=lambda: self.session,
         )
         #: The kernel's widget models (in the runtime document).
         self.comms = CommRelay(

@@ -115,11 +115,16 @@ class NotebookRoom:
             self.on_empty(self)
 
     def broadcast_event(self, event: dict[str, Any], exclude: Peer | None = None) -> None:
+        """Send ``event`` to every peer (but ``exclude``), after the runtime state it
+        speaks of, and write what each peer has queued now: an event ends what a
+        client waits for (an execution's outputs, state and ``execution_done``), so
+        it goes out before the daemon does anything else."""
         self.runtime_state.flush()  # peers see the state an event speaks of before it
         frame = pack_json(FrameType.EVENT, event)[1:]
         for peer in list(self.peers.values()):
             if peer is not exclude:
                 peer.send(FrameType.EVENT, frame)
+                peer.flush()
 
     # --- frames --------------------------------------------------------------------
 
@@ -177,12 +182,25 @@ class NotebookRoom:
     def _on_notebook_update(self, event: pycrdt.TransactionEvent) -> None:
         update = event.update
         self.update_log.append(update)  # before anyone is told: acknowledged means durable
-        if self._origin is None:  # a peer's update was indexed when it was checked
-            self.guard.record(update)
         message = create_update_message(update)
         for peer in list(self.peers.values()):
             if peer is not self._origin:
                 peer.send(FrameType.NOTEBOOK_SYNC, message)
+        if self._origin is None:  # a peer's update was indexed when it was checked
+            self._record_in_guard(update)
+
+    def _record_in_guard(self, update: bytes) -> None:
+        """The daemon's own update goes into the guard's index after this loop turn (or
+        before the next peer update is checked): not between an execution's last
+        outputs and the peers."""
+        was_behind = self.guard.behind
+        self.guard.record(update)
+        if was_behind or not self.guard.behind:
+            return
+        try:
+            asyncio.get_running_loop().call_soon(self.guard.catch_up)
+        except RuntimeError:  # no loop (set-up code): now
+            self.guard.catch_up()
 
     def _on_runtime_update(self, event: pycrdt.TransactionEvent) -> None:
         message = create_update_message(event.update)

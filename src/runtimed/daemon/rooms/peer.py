@@ -98,6 +98,11 @@ class Peer:
         self.closed = True
         self.stream.abort()
 
+    def flush(self) -> None:
+        """Hand what is queued to the transport now, not at the end of this loop turn."""
+        if not self.closed:
+            self.stream.flush()
+
     async def drain(self) -> None:
         """Write what is queued and wait until the transport took it."""
         await self.stream.drain()
