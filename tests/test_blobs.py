@@ -231,8 +231,10 @@ def test_blob_channel_put_get_and_errors(blob_daemon: DaemonProcess):
     with BlobClient(blob_daemon.socket_path) as blobs:
         digest = blobs.put(data, "application/x-test")
         assert blobs.put(data, "application/x-test") == digest
-        blobs.cache = type(blobs.cache)()  # really ask the daemon
+        blobs.cache = type(blobs.cache)()  # not from the cache: the daemon's file
         assert blobs.get(digest) == data
+        assert blobs._channel.handshake["blob_dir"] == str(blob_daemon.cache_dir / "blobs")
+        assert blobs._channel.run(blobs._calls.get(digest)) == data  # and over the socket
         with pytest.raises(RuntimedError, match="malformed"):
             blobs.get("../etc/passwd")
         with pytest.raises(RuntimedError, match="no blob"):

@@ -69,8 +69,21 @@ def test_a_large_print_is_stored_as_it_is_decoded(store: BlobStore) -> None:
     assert spilled.tail == "tail" and spilled_text(store, spilled) == text
 
 
+@pytest.mark.parametrize("line", ["x" * 99, "a \\n is not a newline", "C:\\new\\dir"])
+def test_printed_lines_read_back_exactly(store: BlobStore, line: str) -> None:
+    """Newlines as the only escapes take the quick path; an escaped backslash before an
+    n must not be mistaken for one."""
+    text = (line + "\n") * (3_000_000 // (len(line) + 1))  # over LARGE_VALUE
+    assert (
+        spilled_text(
+            store, decode(store, "stream", {"name": "out", "text": text})["content"]["text"]
+        )
+        == text
+    )
+
+
 _TEXT = st.text(
-    st.sampled_from(["a", "é", "日", "😀", "\n", "\t", '"', "\\", "\x00", "\u2028"]),
+    st.sampled_from(["a", "n", "é", "日", "😀", "\n", "\t", '"', "\\", "\x00", "\u2028"]),
     min_size=64,
     max_size=400,
 )

@@ -7,7 +7,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import re
 from collections import OrderedDict
+from pathlib import Path
 
 from runtimed.client.channel import AsyncChannel, AsyncClient, BlockingChannel, BlockingClient
 from runtimed.client.core import MORE, Call, _More
@@ -25,6 +29,24 @@ from runtimed.protocol.blob import (
 from runtimed.protocol.codec import encode
 
 CACHE_BYTES = 256 * 1024 * 1024
+#: Blob files at least this big are read in a worker thread (the loop keeps serving).
+READ_IN_THREAD = 1 << 20
+_HASH = re.compile(r"[0-9a-f]{64}")
+
+
+def local_blob(channel: BlockingChannel | AsyncChannel, digest: str) -> tuple[Path, int] | None:
+    """The file of a blob and its size, when the daemon is on this machine (a Unix
+    socket: it named its blob directory in the handshake) and the file is there; else
+    None (the channel serves it). The digest comes from a document, so it is checked
+    before it makes a path."""
+    root = channel.handshake.get("blob_dir")
+    if channel.address.url is not None or not isinstance(root, str) or not _HASH.fullmatch(digest):
+        return None
+    path = Path(root, digest[:2], digest[2:])
+    try:
+        return path, os.stat(path).st_size
+    except OSError:
+        return None
 
 
 def _blob_reply(frame: bytes) -> BlobStored | BlobFound:
@@ -116,7 +138,11 @@ class BlobClient(BlockingClient):
         """A blob's bytes (cached by hash: content never changes)."""
         data = self.cache.get(digest)
         if data is None:
-            data = self._channel.run(self._calls.get(digest))
+            self._channel.connect()  # its handshake names the blob directory
+            local = local_blob(self._channel, digest)
+            data = _read(local[0]) if local is not None else None
+            if data is None:
+                data = self._channel.run(self._calls.get(digest))
             self.cache.add(digest, data)
         return data
 
@@ -147,6 +173,23 @@ class AsyncBlobClient(AsyncClient):
         """A blob's bytes (cached by hash: content never changes)."""
         data = self.cache.get(digest)
         if data is None:
-            data = await self._channel.run(self._calls.get(digest))
+            await self._channel.connect()  # its handshake names the blob directory
+            local = local_blob(self._channel, digest)
+            data = None
+            if local is not None:
+                path, size = local
+                in_thread = size >= READ_IN_THREAD
+                data = await asyncio.to_thread(_read, path) if in_thread else _read(path)
+            if data is None:
+                data = await self._channel.run(self._calls.get(digest))
             self.cache.add(digest, data)
         return data
+
+
+def _read(path: Path) -> bytes | None:
+    """A blob file's bytes; None if it cannot be read (the channel is asked instead)."""
+    try:
+        with open(path, "rb", buffering=0) as f:
+            return f.read()
+    except OSError:
+        return None

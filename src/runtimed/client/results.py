@@ -3,10 +3,47 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from functools import cached_property
+from typing import Any, overload
 
-from runtimed.documents.blob_refs import Fetch, resolve_output
+from runtimed.documents.blob_refs import Fetch, is_ref, resolve_output
 from runtimed.documents.notebook import CellData
+
+
+class TextParts:
+    """Stream text as it was fetched: stored parts (UTF-8 bytes) and inline strings."""
+
+    def __init__(self, parts: tuple[bytes | str, ...]) -> None:
+        self.parts = parts
+
+    def join(self) -> str:
+        return "".join(
+            p.decode("utf-8", errors="replace") if isinstance(p, bytes) else p for p in self.parts
+        )
+
+
+class _LazyText:
+    """A field holding ``str | None``, also settable to ``TextParts``: those are decoded
+    and joined when first read. A cell that printed 50 MB gives its result at once; the
+    50 MB string is made only for a caller that reads it."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._key = "_" + name
+
+    @overload
+    def __get__(self, obj: None, owner: type | None = None) -> None: ...
+    @overload
+    def __get__(self, obj: object, owner: type | None = None) -> str | None: ...
+    def __get__(self, obj: object | None, owner: type | None = None) -> str | None:
+        if obj is None:
+            return None  # the field's default
+        value = obj.__dict__.get(self._key)
+        if isinstance(value, TextParts):
+            value = obj.__dict__[self._key] = value.join()
+        return value  # type: ignore[no-any-return]
+
+    def __set__(self, obj: object, value: str | TextParts | None) -> None:
+        obj.__dict__[self._key] = value
 
 
 @dataclass(frozen=True)
@@ -15,7 +52,7 @@ class Output:
 
     output_type: str
     name: str | None = None  # stream: stdout / stderr
-    text: str | None = None  # stream text
+    text: _LazyText = _LazyText()  # stream text (str | None)
     data: dict[str, Any] = field(default_factory=dict)  # display_data / execute_result
     metadata: dict[str, Any] = field(default_factory=dict)
     ename: str | None = None  # error
@@ -25,10 +62,15 @@ class Output:
 
     @classmethod
     def from_nbformat(cls, output: dict[str, Any], fetch: Fetch | None = None) -> Output:
-        """From an nbformat output; blob references are resolved with ``fetch``."""
-        if fetch is not None:
-            output = resolve_output(output, fetch)
+        """From an nbformat output; blob references are resolved with ``fetch`` (stream
+        text's when first read)."""
         text = output.get("text")
+        if fetch is not None:
+            if is_ref(text):
+                text = [text]
+            if isinstance(text, list) and any(is_ref(p) for p in text):
+                text = TextParts(tuple(fetch(p["blob"]) if is_ref(p) else str(p) for p in text))
+            output = resolve_output({**output, "text": None}, fetch)
         return cls(
             output_type=str(output.get("output_type", "")),
             name=output.get("name"),
@@ -107,11 +149,11 @@ class ExecutionResult:
             o.text or "" for o in self.outputs if o.output_type == "stream" and o.name == name
         )
 
-    @property
+    @cached_property
     def stdout(self) -> str:
         return self._stream("stdout")
 
-    @property
+    @cached_property
     def stderr(self) -> str:
         return self._stream("stderr")
 
