@@ -163,13 +163,8 @@ def _string_pieces(raw: memoryview, plain_only: bool = True) -> Iterator[tuple[b
     while pos < end:
         cut = _safe_cut(raw, pos, min(pos + STEP, end))
         chunk = bytes(raw[pos:cut])
-        escapes = chunk.count(b"\\")
-        if not escapes:  # no escapes: the JSON bytes are the UTF-8 text
+        if b"\\" not in chunk:  # no escapes: the JSON bytes are the UTF-8 text
             piece = chunk
-        elif escapes == chunk.count(b"\\n"):
-            # Printed lines: newlines are the only escapes (no escaped backslash, which
-            # would count twice). Replaced in C instead of decoded and encoded again.
-            piece = chunk.replace(b"\\n", b"\n")
         else:
             text: str = _json.decode(b'"' + chunk + b'"')
             if plain_only and any(c in text for c in _TERMINAL_CONTROLS):
