@@ -74,6 +74,9 @@ class NotebookDoc:
         # lookups by id are hot (every execution does several) and pycrdt access is slow.
         self._index: dict[str, int] | None = None
         self._duplicates: list[int] = []
+        # id -> the cell's Map, kept with the index (a lookup of cells[i] makes a new
+        # wrapper each time): valid until the next structural change clears both.
+        self._ycells: dict[str, Map[Any]] = {}
         self.cells.observe(self._on_cells_changed)
 
     def _on_cells_changed(self, event: Any) -> None:
@@ -93,20 +96,27 @@ class NotebookDoc:
                         self._duplicates.append(start + offset)
                     else:
                         self._index[cid] = start + offset
+                        if isinstance(cell, Map):
+                            self._ycells[cid] = cell
                 return
         self._index = None
+        self._ycells = {}
 
     def _ensure_index(self) -> dict[str, int]:
         if self._index is None:
             index: dict[str, int] = {}
             duplicates = []
-            for i, cell in enumerate(self.cells):
-                cid = _cell_id(cell)
-                if cid in index:
-                    duplicates.append(i)
-                else:
-                    index[cid] = i
-            self._index, self._duplicates = index, duplicates
+            ycells: dict[str, Map[Any]] = {}
+            with self.doc.transaction():
+                for i, cell in enumerate(self.cells):
+                    cid = _cell_id(cell)
+                    if cid in index:
+                        duplicates.append(i)
+                    else:
+                        index[cid] = i
+                        if isinstance(cell, Map):
+                            ycells[cid] = cell
+            self._index, self._duplicates, self._ycells = index, duplicates, ycells
         return self._index
 
     # --- reading --------------------------------------------------------------------
@@ -124,8 +134,12 @@ class NotebookDoc:
         return index
 
     def ycell(self, cell_id: str) -> Map[Any]:
+        index = self.index_of(cell_id)
+        cached = self._ycells.get(cell_id)
+        if cached is not None:
+            return cached
         with self.doc.transaction():
-            cell: Map[Any] = self.cells[self.index_of(cell_id)]
+            cell: Map[Any] = self.cells[index]
             return cell
 
     def get_cell(self, cell_id: str) -> CellData:

@@ -94,7 +94,6 @@ class NotebookRoom:
 
     def start(self) -> None:
         """From now on every update is logged, then sent to the peers."""
-        self.nb.cells.observe_deep(self._on_cells_deep)
         self.nb.doc.observe(self._on_notebook_update)
         self.runtime.observe(self._on_runtime_update)
 
@@ -156,10 +155,14 @@ class NotebookRoom:
 
     def _handle_notebook_sync(self, peer: Peer, payload: bytes) -> None:
         self._origin = peer
+        # Only while a peer's frame applies: pycrdt builds the deep events of every
+        # transaction observed, and the daemon's own writes (outputs) need no repair.
+        watch = self.nb.cells.observe_deep(self._on_cells_deep)
         try:
             reply = apply_sync_frame(payload, self.nb.doc, "notebook", self.guard)
         finally:
             self._origin = None
+            self.nb.cells.unobserve(watch)
         if reply is not None:
             peer.send(FrameType.NOTEBOOK_SYNC, reply)
         if self._touched:  # the shape is guarded; the repair reaches every peer
@@ -168,8 +171,7 @@ class NotebookRoom:
         self.nb.remove_duplicate_cells()  # concurrent moves can leave two copies
 
     def _on_cells_deep(self, events: list[Any]) -> None:
-        if self._origin is not None:  # a peer's change (the daemon's own are trusted)
-            self._touched |= touched_cells(events)
+        self._touched |= touched_cells(events)
 
     def _handle_runtime_sync(self, peer: Peer, payload: bytes) -> None:
         check_sync_frame(payload, "runtime")
