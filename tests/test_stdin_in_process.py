@@ -155,3 +155,19 @@ async def test_a_client_that_leaves_is_answered_eof(room: Room) -> None:
     record = await room.queue.wait_done(room.run("ask y? ", gone))
     assert record.error is not None and record.error.startswith("EOFError")
     assert gone.events == []
+
+
+def test_the_mcp_servers_answer_voids_only_the_prompt_it_answered() -> None:
+    """The cell's next input() can ask before the answer's reply is read (both frames in
+    one read): answering the first prompt must leave the second waiting."""
+    from runtimed.mcp_server.input_waits import InputWaits
+
+    waits = InputWaits()
+    waits.on_event({"event": "input_request", "execution_id": "e", "prompt": "name? "})
+    asked = waits.prompt("e")
+    waits.on_event({"event": "input_request", "execution_id": "e", "prompt": "pin: "})
+    waits.answered("e", asked)
+    second = waits.prompt("e")
+    assert second is not None and second["prompt"] == "pin: "
+    waits.answered("e", second)
+    assert waits.prompt("e") is None

@@ -36,8 +36,11 @@ class InputWaits:
         """The pending ``input_request`` event of ``execution_id``, if any."""
         return self._prompts.get(execution_id)
 
-    def answered(self, execution_id: str) -> None:
-        self._prompts.pop(execution_id, None)
+    def answered(self, execution_id: str, prompt: dict[str, Any] | None) -> None:
+        """``prompt`` was answered. Only that one goes: the cell's next ``input()`` may
+        have asked already (its event can arrive with the answer's reply)."""
+        if prompt is not None and self._prompts.get(execution_id) is prompt:
+            del self._prompts[execution_id]
 
     async def until_prompt(self, execution_id: str) -> dict[str, Any]:
         """Wait until ``execution_id`` asks for input (cancel to stop waiting)."""

@@ -139,6 +139,7 @@ def register(server: RuntMCPServer, notebooks: Notebooks) -> None:
             raise ToolError(f"{execution_id!r} is not an execution id (like exec-0123abcd…)")
         nb = notebooks.owner(execution_id) or _guess_owner(notebooks, execution_id)
         session = await nb.ready()
+        asked = nb.inputs.prompt(execution_id)
         try:
             await session.send_input(execution_id, value)
         except RuntimedError as exc:
@@ -148,7 +149,7 @@ def register(server: RuntMCPServer, notebooks: Notebooks) -> None:
                     "interrupted, or was answered); get_results shows where it stands"
                 ) from None
             raise
-        nb.inputs.answered(execution_id)
+        nb.inputs.answered(execution_id, asked)
         outcome = await wait(nb, execution_id, timeout)
         return answer(await run_blocks(outcome, Budget(), timeout), outcome.summary())
 
