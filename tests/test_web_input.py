@@ -278,18 +278,20 @@ def test_input_answered_in_the_page_and_not_in_another(web: WebDaemon, tmp_path:
 
 
 def test_getpass_asks_in_a_password_box_and_shows_no_value(web: WebDaemon, tmp_path: Path) -> None:
-    path = notebook_file(
-        tmp_path, "pin.ipynb", "import getpass\npin = getpass.getpass('pin: ')\nprint(len(pin))"
-    )
+    code = "import getpass\nuser = input('user? ')\npin = getpass.getpass('pin: ')\n"
+    path = notebook_file(tmp_path, "pin.ipynb", code + "print(user, len(pin))")
     page = web.open_notebook(path)
     run_first_cell(page)
     field = stdin_box(page).locator("input")
-    expect(field).to_be_visible(timeout=KERNEL_SECS * 1000)
+    expect(field).to_have_attribute("type", "text", timeout=KERNEL_SECS * 1000)
+    field.press_sequentially("ada")
+    field.press("Enter")  # the next prompt follows at once: its box stays
     expect(field).to_have_attribute("type", "password")
+    expect(stdin_box(page).locator(".runt-stdin-prompt")).to_have_text("pin: ")
     field.press_sequentially("hunter2")
     field.press("Enter")
     expect(stdin_box(page)).to_have_count(0)
-    expect(cell_text(page)).to_contain_text(f"pin: {PASSWORD_MASK}\n7")
+    expect(cell_text(page)).to_contain_text(f"user? ada\npin: {PASSWORD_MASK}\nada 7")
     assert "hunter2" not in page.locator("#app").inner_text()
 
 

@@ -119,24 +119,27 @@ export class InputBoxes {
       event.stopPropagation(); // the notebook's command keys are not for this box
       if (event.key !== "Enter" || event.isComposing) return;
       event.preventDefault();
-      void this.submit(prompt.executionId, input);
+      void this.submit(box);
     });
-    const box = { prompt, node, input };
+    const box: Box = { prompt, node, input };
     this.boxes.set(prompt.executionId, box);
     this.attach(box);
     input.focus();
   }
 
-  private async submit(executionId: string, input: HTMLInputElement): Promise<void> {
-    input.disabled = true;
-    const error = await this.answer(executionId, input.value);
+  private async submit(box: Box): Promise<void> {
+    const { executionId } = box.prompt;
+    box.input.disabled = true;
+    const error = await this.answer(executionId, box.input.value);
+    // The cell's next input() may have asked already (its event can come before this
+    // reply): only this box goes.
+    if (this.boxes.get(executionId) !== box) return;
     if (!error) {
       this.remove(executionId);
       return;
     }
-    if (!this.boxes.has(executionId)) return;
-    input.disabled = false;
-    input.focus();
+    box.input.disabled = false;
+    box.input.focus();
     this.notify(`input not sent: ${error}`, true);
   }
 
