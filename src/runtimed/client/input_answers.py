@@ -72,8 +72,9 @@ class InputAnswers:
             await self._send(execution_id, value)
         except RuntimedError as exc:  # interrupted meanwhile, or the cell ended
             log.debug("input for %s not delivered: %s", execution_id, exc)
-        finally:
-            self._tasks.pop(execution_id, None)
+        finally:  # the next prompt's task may be there already: only this one goes
+            if self._tasks.get(execution_id) is asyncio.current_task():
+                del self._tasks[execution_id]
 
     async def _value(self, prompt: str) -> str:
         if self._ask is None:
