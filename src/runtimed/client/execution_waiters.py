@@ -19,7 +19,9 @@ class ExecutionWaiters:
 
     def __init__(self) -> None:
         self._finished: dict[str, Event] = {}
-        self._waiting: dict[str, asyncio.Future[Event]] = {}
+        # A future per waiter: one that gives up (timeout, cancel) leaves the others', and
+        # the event reaches each in one loop step (no shield or timeout task around it).
+        self._waiting: dict[str, list[asyncio.Future[Event]]] = {}
 
     def on_event(self, event: Event) -> None:
         """A room event: an ``execution_done`` ends its execution's wait."""
@@ -29,31 +31,39 @@ class ExecutionWaiters:
         self._finished[execution_id] = event
         if len(self._finished) > REMEMBERED:
             self._finished.pop(next(iter(self._finished)))
-        future = self._waiting.pop(execution_id, None)
-        if future is not None and not future.done():
-            future.set_result(event)
+        for future in self._waiting.pop(execution_id, []):
+            if not future.done():
+                future.set_result(event)
 
     async def wait(self, execution_id: str, timeout: float | None) -> Event:
         """The ``execution_done`` event of ``execution_id`` (at once if it came already)."""
         event = self._finished.get(execution_id)
         if event is not None:
             return event
-        future = self._waiting.get(execution_id)
-        if future is None:
-            future = self._waiting[execution_id] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Event] = asyncio.get_running_loop().create_future()
+        self._waiting.setdefault(execution_id, []).append(future)
         try:
-            return await asyncio.wait_for(asyncio.shield(future), timeout)
+            if timeout is None:
+                return await future
+            async with asyncio.timeout(timeout):
+                return await future
         except TimeoutError:
             raise RuntimedError(
                 f"execution {execution_id} did not finish within {timeout} s "
                 "(it keeps running; interrupt() stops it)",
                 "timeout",
             ) from None
+        finally:
+            waiters = self._waiting.get(execution_id)
+            if waiters is not None and future in waiters:
+                waiters.remove(future)
+                if not waiters:
+                    del self._waiting[execution_id]
 
     def fail_all(self, error: RuntimedError) -> None:
         """The connection is gone: nobody waits for an event that may never come."""
         waiting, self._waiting = self._waiting, {}
-        for future in waiting.values():
+        for future in (f for futures in waiting.values() for f in futures):
             if not future.done():
                 future.set_exception(error)
                 future.exception()  # a waiter may have given up: no "never retrieved" noise
