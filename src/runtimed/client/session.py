@@ -8,6 +8,7 @@ program from exiting, even when a session is never closed.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import threading
 from collections.abc import Callable, Coroutine
@@ -33,6 +34,7 @@ class _LoopThread:
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
+        self._tasks: set[asyncio.Task[None]] = set()
         self._thread = threading.Thread(
             target=self.loop.run_forever, name="runtimed-session", daemon=True
         )
@@ -44,7 +46,23 @@ class _LoopThread:
                 "Session methods cannot be called from its own event loop; "
                 "use AsyncSession inside async code"
             )
-        return asyncio.run_coroutine_threadsafe(make(), self.loop).result()
+        done: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+        async def run() -> None:
+            # The caller is woken from here, as the coroutine returns: not a loop step
+            # later, from the task's done callback (run_coroutine_threadsafe's way).
+            try:
+                done.set_result(await make())
+            except BaseException as exc:
+                done.set_exception(exc)
+
+        self.loop.call_soon_threadsafe(self._start, run())
+        return done.result()
+
+    def _start(self, work: Coroutine[Any, Any, None]) -> None:
+        task = self.loop.create_task(work)
+        self._tasks.add(task)  # the loop keeps only a weak reference
+        task.add_done_callback(self._tasks.discard)
 
     def stop(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
