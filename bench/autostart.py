@@ -6,12 +6,14 @@
 `Session()` + `run("1+1")` in a fresh process that finds no daemon (auto-start included):
 with an empty cache dir (envs built first), and with the envs of an earlier daemon left
 on disk (a restart, or the next login) - against the same with the daemon running.
-Default settings, except the conda pool (conda-forge is unreachable here).
+Default settings, except the conda pool (conda-forge is unreachable here); ``--smoke``
+also keeps one uv env ready instead of three (the pools are refilled after each phase).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -74,11 +76,13 @@ def settle(cache: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--smoke", action="store_true", help="one run of each")
-    runs = 1 if parser.parse_args().smoke else 3
+    smoke = parser.parse_args().smoke
+    runs = 1 if smoke else 3
     with tempfile.TemporaryDirectory(prefix="runtimed-bench-autostart-") as tmp:
         base = Path(tmp)
         (base / "config").mkdir()
-        (base / "config" / "settings.json").write_text('{"conda": {"pool_size": 0}}')
+        settings = {"conda": {"pool_size": 0}, **({"uv": {"pool_size": 1}} if smoke else {})}
+        (base / "config" / "settings.json").write_text(json.dumps(settings))
         env = {**os.environ, "RUNTIMED_CONFIG_DIR": str(base / "config")}
         env.pop("RUNTIMED_NO_AUTOSTART", None)
         cold, warm, running = [], [], []
@@ -91,7 +95,8 @@ def main() -> None:
                 settle(cache)
                 stop(cache)
                 warm.append(first_result(cache, env))  # envs of the last daemon on disk
-                settle(cache)
+                if not smoke:  # (a smoke run stops it at once, refills in flight)
+                    settle(cache)
             finally:
                 stop(cache)
     ms = {

@@ -1,7 +1,7 @@
 """Blob bench: a cell printing 100 MB, and edit latency while another cell streams.
 
 Figures:
-- a cell printing 100 MB in 1 MB flushed writes (``--smoke``: 5 MB): daemon peak RSS
+- a cell printing 100 MB in 1 MB flushed writes (``--smoke``: 2 MB): daemon peak RSS
   (target < 250 MB; one single 100 MB IOPub message costs ~5x its size whatever we do) and wall
   time through runtimed (run to resolved ``ExecutionResult.stdout``) vs raw jupyter_client
   on the same kind of kernel (ipykernel, collecting the stream from IOPub);
@@ -26,7 +26,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import runtimed
-from harness import bench_daemon, percentile, verdict
+from harness import bench_daemon, own_uv_cache, percentile, verdict
 
 TARGETS = {"rss_mb": 250.0, "edit_p99_ms": 20.0}
 LINE = "x" * 99 + "\n"
@@ -115,15 +115,15 @@ def edit_latencies(socket: Path, stream_secs: float) -> tuple[list[float], bool]
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--smoke", action="store_true", help="quick run for CI (5 MB)")
+    parser.add_argument("--smoke", action="store_true", help="quick run for CI (2 MB)")
     parser.add_argument("--megabytes", type=int, default=None, help="MB to print (default 100)")
     parser.add_argument("--uv-cache", help="use this uv cache instead of a fresh temp one")
     args = parser.parse_args()
-    megabytes = args.megabytes or (5 if args.smoke else 100)
-    stream_secs = 3.0 if args.smoke else 10.0
+    megabytes = args.megabytes or (2 if args.smoke else 100)
+    stream_secs = 1.5 if args.smoke else 10.0
 
     tmp = Path(tempfile.mkdtemp(prefix="runtimed-bench-blobs-"))
-    os.environ["UV_CACHE_DIR"] = args.uv_cache or str(tmp / "uv-cache")
+    own_uv_cache(tmp / "uv-cache", args.uv_cache)
     os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")
     os.environ.pop("RUNTIMED_SOCKET_PATH", None)
     d = bench_daemon(tmp / "cache", "--uv-pool-size", "1", "--conda-pool-size", "0")

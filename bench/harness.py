@@ -26,15 +26,25 @@ atexit.register(shutil.rmtree, _SCRATCH, ignore_errors=True)
 os.environ.setdefault("IPYTHONDIR", os.path.join(_SCRATCH, "ipython"))
 os.environ.setdefault("JUPYTER_RUNTIME_DIR", os.path.join(_SCRATCH, "jupyter-runtime"))
 
+#: ``--smoke`` on the command line: a smoke check (CI runs every bench so, one after
+#: another), which must only show that the bench's code paths still run, in seconds.
+SMOKE = "--smoke" in sys.argv[1:]
+if SMOKE:
+    # Envs are built without compiling all of site-packages: ~8 CPU-s a build, most of a
+    # smoke run's time on 2 cores (kernels compile what they import instead, ~0.8 s).
+    os.environ.setdefault("RUNTIMED_UV_COMPILE_BYTECODE", "0")
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from helpers import DaemonProcess, percentile  # noqa: E402 - after the environment set-up
 
 __all__ = [
+    "SMOKE",
     "DaemonProcess",
     "OtherRoom",
     "PeakRss",
     "bench_daemon",
+    "own_uv_cache",
     "percentile",
     "verdict",
     "wait_settled",
@@ -43,6 +53,16 @@ __all__ = [
 
 def verdict(ok: bool) -> str:
     return "ok" if ok else "MISSED"
+
+
+def own_uv_cache(path: Path, given: str | None = None) -> None:
+    """A full run builds envs in a uv cache of its own at ``path`` (a cold build is then
+    really cold) unless ``given``; a smoke run keeps the caller's uv cache (.ci/bench_smoke
+    shares one: an empty cache downloads ipykernel's wheels again, ~8 s, in every bench)."""
+    if given:
+        os.environ["UV_CACHE_DIR"] = given
+    elif not SMOKE:
+        os.environ["UV_CACHE_DIR"] = str(path)
 
 
 def bench_daemon(cache_dir: Path, *args: str) -> DaemonProcess:

@@ -33,50 +33,43 @@ def start_daemon(cache: Path, history: bool) -> DaemonProcess:
     saved = os.environ.get("RUNTIMED_HISTORY")
     os.environ["RUNTIMED_HISTORY"] = "1" if history else "0"
     try:
-        d = bench_daemon(cache, "--uv-pool-size", "1").start()
+        return bench_daemon(cache, "--uv-pool-size", "1").start()
     finally:
         if saved is None:
             os.environ.pop("RUNTIMED_HISTORY", None)
         else:
             os.environ["RUNTIMED_HISTORY"] = saved
-    d.wait_pool("uv", 1, timeout=300)
-    return d
 
 
-def overhead(work: Path, runs: int) -> float:
-    on, off = start_daemon(work / "on", True), start_daemon(work / "off", False)
-    try:
-        sessions = {
-            "on": runtimed.Session("bench", socket_path=on.socket_path).connect(),
-            "off": runtimed.Session("bench", socket_path=off.socket_path).connect(),
-        }
-        times: dict[str, list[float]] = {"on": [], "off": []}
-        for s in sessions.values():
-            for _ in range(10):  # warm up: kernel start, first imports
+def overhead(on: DaemonProcess, off: DaemonProcess, runs: int) -> float:
+    sessions = {
+        "on": runtimed.Session("bench", socket_path=on.socket_path).connect(),
+        "off": runtimed.Session("bench", socket_path=off.socket_path).connect(),
+    }
+    times: dict[str, list[float]] = {"on": [], "off": []}
+    for s in sessions.values():
+        for _ in range(10):  # warm up: kernel start, first imports
+            s.run("1+1")
+    for _ in range(runs // 10):
+        for name, s in sessions.items():
+            for _ in range(10):
+                started = time.perf_counter()
                 s.run("1+1")
-        for _ in range(runs // 10):
-            for name, s in sessions.items():
-                for _ in range(10):
-                    started = time.perf_counter()
-                    s.run("1+1")
-                    times[name].append(time.perf_counter() - started)
-        for s in sessions.values():
-            s.close()
-        p50 = {name: percentile(t, 50) * 1000 for name, t in times.items()}
-        p99 = {name: percentile(t, 99) * 1000 for name, t in times.items()}
-        ratio = p50["on"] / p50["off"]
-        print(
-            f"run('1+1') p50: history on {p50['on']:.2f} ms, off {p50['off']:.2f} ms "
-            f"(p99 {p99['on']:.2f} / {p99['off']:.2f}); ratio {ratio:.3f}x "
-            f"(target < 1.05x: {verdict(ratio < 1.05)})"
-        )
-        with on.client() as client:
-            recorded = len(client.executions(notebook="bench", limit=10_000))
-        print(f"  executions recorded by the daemon with history on: {recorded}")
-        return ratio
-    finally:
-        on.stop()
-        off.stop()
+                times[name].append(time.perf_counter() - started)
+    for s in sessions.values():
+        s.close()
+    p50 = {name: percentile(t, 50) * 1000 for name, t in times.items()}
+    p99 = {name: percentile(t, 99) * 1000 for name, t in times.items()}
+    ratio = p50["on"] / p50["off"]
+    print(
+        f"run('1+1') p50: history on {p50['on']:.2f} ms, off {p50['off']:.2f} ms "
+        f"(p99 {p99['on']:.2f} / {p99['off']:.2f}); ratio {ratio:.3f}x "
+        f"(target < 1.05x: {verdict(ratio < 1.05)})"
+    )
+    with on.client() as client:
+        recorded = len(client.executions(notebook="bench", limit=10_000))
+    print(f"  executions recorded by the daemon with history on: {recorded}")
+    return ratio
 
 
 def throughput(work: Path, executions: int) -> None:
@@ -113,26 +106,21 @@ def throughput(work: Path, executions: int) -> None:
     print(f"size on disk: {size / count * 10_000 / 2**20:.2f} MB per 10,000 executions")
 
 
-def ps_time(work: Path, runs: int) -> None:
-    d = bench_daemon(work / "ps", "--uv-pool-size", "2").start()
-    try:
-        d.wait_pool("uv", 2, timeout=300)
-        with d.client() as client:
-            for _ in range(2):
-                client.start_runtime("python3")
-        runt = str(Path(sys.executable).parent / "runt")
-        times = []
-        for _ in range(runs):
-            started = time.perf_counter()
-            subprocess.run([runt, "ps", "--socket", str(d.socket_path)], check=True,
-                           capture_output=True)  # fmt: skip
-            times.append(time.perf_counter() - started)
-        print(
-            f"`runt ps` (2 runtimes), whole command: p50 {percentile(times, 50) * 1000:.0f} ms, "
-            f"min {min(times) * 1000:.0f} ms over {runs} runs"
-        )
-    finally:
-        d.stop()
+def ps_time(d: DaemonProcess, runs: int) -> None:
+    with d.client() as client:
+        for _ in range(2):
+            client.start_runtime("python3")
+    runt = str(Path(sys.executable).parent / "runt")
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        subprocess.run([runt, "ps", "--socket", str(d.socket_path)], check=True,
+                       capture_output=True)  # fmt: skip
+        times.append(time.perf_counter() - started)
+    print(
+        f"`runt ps` (2 runtimes), whole command: p50 {percentile(times, 50) * 1000:.0f} ms, "
+        f"min {min(times) * 1000:.0f} ms over {runs} runs"
+    )
 
 
 def main() -> None:
@@ -142,8 +130,23 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-history-") as tmp:
         work = Path(tmp)
         throughput(work, 2_000 if args.smoke else 10_000)
-        ps_time(work, 3 if args.smoke else 10)
-        overhead(work, 40 if args.smoke else 400)
+        if not args.smoke:
+            ps = bench_daemon(work / "ps", "--uv-pool-size", "2").start()
+            try:
+                ps.wait_pool("uv", 2, timeout=300)
+                ps_time(ps, 10)
+            finally:
+                ps.stop()
+        on, off = start_daemon(work / "on", True), start_daemon(work / "off", False)
+        try:
+            for d in (on, off):  # both build their env at once
+                d.wait_pool("uv", 1, timeout=300)
+            if args.smoke:  # `runt ps` against the daemon with history on: one fewer to start
+                ps_time(on, 3)
+            overhead(on, off, 40 if args.smoke else 400)
+        finally:
+            on.stop()
+            off.stop()
 
 
 if __name__ == "__main__":

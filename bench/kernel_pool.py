@@ -77,9 +77,9 @@ def median(results: list[dict[str, float]], key: str) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--smoke", action="store_true", help="2 processes each way")
+    parser.add_argument("--smoke", action="store_true", help="1 process each way")
     args = parser.parse_args()
-    runs = 2 if args.smoke else 10
+    runs = 1 if args.smoke else 10
     with tempfile.TemporaryDirectory(prefix="runtimed-bench-kpool-") as tmp:
         d = bench_daemon(
             Path(tmp) / "cache", "--uv-pool-size", "2", "--conda-pool-size", "0",

@@ -124,7 +124,7 @@ async def hostile_regex(params: StdioServerParameters, log: Any) -> tuple[float,
 
 
 async def run(args: argparse.Namespace, base: Path, socket: Path) -> bool:
-    runs, starts = (50, 2) if args.smoke else (500, 5)
+    runs, starts = (20, 1) if args.smoke else (500, 5)
     params = server_params(socket, base)
     with (base / "mcp-stderr.log").open("w") as log:
         start_times = [await start_to_first_answer(params, log) for _ in range(starts)]

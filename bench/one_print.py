@@ -1,7 +1,7 @@
 """One huge output message (issue 11, item 3): a cell printing N MB in a single print.
 
     python bench/one_print.py            # 200 MB
-    python bench/one_print.py --smoke    # 20 MB, for CI
+    python bench/one_print.py --smoke    # 5 MB, for CI
 
 Prints the daemon's peak RSS over its baseline as a multiple of the message (target:
 < 2.5x, so 200 MB -> < 550 MB), and the longest `run("1")` of another room meanwhile
@@ -23,10 +23,10 @@ from harness import OtherRoom, PeakRss, bench_daemon, verdict, wait_settled
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--smoke", action="store_true", help="20 MB")
+    parser.add_argument("--smoke", action="store_true", help="5 MB")
     parser.add_argument("--megabytes", type=int, default=None)
     args = parser.parse_args()
-    mb = args.megabytes or (20 if args.smoke else 200)
+    mb = args.megabytes or (5 if args.smoke else 200)
     with tempfile.TemporaryDirectory(prefix="runtimed-bench-print-") as tmp:
         d = bench_daemon(Path(tmp) / "cache", "--uv-pool-size", "2").start()
         try:

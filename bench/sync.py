@@ -467,7 +467,7 @@ def main() -> int:
         asyncio.run(serve_baseline(Path(args.baseline_server)))
         return 0
 
-    n_edits = args.edits or (100 if args.smoke else 1000)
+    n_edits = args.edits or (30 if args.smoke else 1000)
     tmp = Path(tempfile.mkdtemp(prefix="runtimed-bench-sync-"))
     os.environ.pop("RUNTIMED_SOCKET_PATH", None)
     daemon = bench_daemon(tmp / "cache", "--uv-pool-size", "0", "--conda-pool-size", "0")
@@ -482,7 +482,7 @@ def main() -> int:
         asyncio.run(latency_figures(daemon.socket, server.url, n_edits))
         server.stop()
         print("  (baseline: pycrdt-websocket WebsocketServer + websockets, TCP_NODELAY on)")
-        cold, warm = open_times(tmp, daemon.socket, 1 if args.smoke else 3, 5 if args.smoke else 10)
+        cold, warm = open_times(tmp, daemon.socket, 1 if args.smoke else 3, 2 if args.smoke else 10)
         cold_ms, warm_ms = statistics.median(cold), statistics.median(warm)
         ok = cold_ms < TARGETS["open_ms"] and warm_ms < TARGETS["open_ms"]
         colds = ", ".join(f"{c:.0f}" for c in cold)
