@@ -121,6 +121,24 @@ async def test_an_idle_kernel_gets_the_cell_from_enqueue_itself(room: Room) -> N
     assert [e["event"] for e in room.events] == ["execution_done"] * 2
 
 
+async def test_enqueue_code_appends_the_cell_and_runs_it(room: Room) -> None:
+    """An idle kernel gets the code first, then the cell is appended (run_code); behind a
+    running cell the new cell is appended at once and waits its turn."""
+    [wire] = room.kernel.wires
+    sent = len(wire.sent)
+    blocking = room.queue.enqueue_code("block")
+    assert wire.sent[sent:] == ["execute_request"]
+    assert room.nb.get_source(blocking.cell_id) == "block"
+    behind = room.queue.enqueue_code("b = 2")
+    assert room.nb.cell_ids()[-2:] == [blocking.cell_id, behind.cell_id]
+    assert room.queue.record(behind.execution_id).status == "queued"  # type: ignore[union-attr]
+    await room.until(room.running_a_cell)
+    wire.interrupted()
+    done = await room.queue.wait_done(behind.execution_id)
+    assert done.status == "done" and done.cell_id == behind.cell_id
+    assert room.nb.get_cell(behind.cell_id).outputs[0]["text"] == "ran b = 2\n"
+
+
 async def test_kernel_death_mid_cell_fails_it_and_cancels_the_queue(room: Room) -> None:
     dying, after = room.cell("die"), room.cell("after")
     first, second = room.queue.enqueue(dying), room.queue.enqueue(after)

@@ -113,8 +113,8 @@ class RoomRequests:
                 cell_id = _non_empty(cell_id, "cell_id")
                 return _queued(room_kernel, cell_id, peer if stdin else None)
             case RunCodeRequest(code=code, stdin=stdin):
-                cell_id = room_kernel.room.nb.insert_cell(None, code)
-                return _queued(room_kernel, cell_id, peer if stdin else None)
+                queued = room_kernel.queue.enqueue_code(code, peer if stdin else None)
+                return ExecutionQueued(queued.execution_id, queued.cell_id)
             case InputReplyRequest(execution_id=execution_id, value=value):
                 if peer is None:
                     raise RuntimedError(

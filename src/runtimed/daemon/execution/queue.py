@@ -14,7 +14,6 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -26,9 +25,14 @@ from runtimed.daemon.execution.input_prompts import (
     error_text,
     not_available,
 )
-from runtimed.daemon.execution.kernel_gate import ExecutingKernel, KernelGate, RunningExecution
+from runtimed.daemon.execution.kernel_gate import (
+    ExecutingKernel,
+    KernelGate,
+    StartedExecution,
+    interrupt_until_done,
+)
 from runtimed.daemon.execution.output_writer import OutputWriter
-from runtimed.daemon.execution.queue_records import QueueRecords
+from runtimed.daemon.execution.queue_records import QueueRecords, new_record
 from runtimed.daemon.execution.records import ExecutionLog, ExecutionRecord
 from runtimed.daemon.kernels import (
     ExecutionAbortedError,
@@ -40,7 +44,7 @@ from runtimed.daemon.kernels import (
 from runtimed.daemon.kernels.outputs import error_output
 from runtimed.daemon.rooms.runtime_state import RuntimeState
 from runtimed.daemon.tasks import stop_task
-from runtimed.documents.notebook import NotebookDoc
+from runtimed.documents.notebook import NotebookDoc, new_cell_id
 from runtimed.documents.runtime import FINAL_STATUSES
 from runtimed.errors import RuntimedError
 
@@ -48,15 +52,6 @@ log = logging.getLogger(__name__)
 
 
 EventSink = Callable[[dict[str, Any]], None]
-
-
-@dataclass(frozen=True, slots=True)
-class _Started:
-    """An execution the kernel has: its running record, and whether it may ask input."""
-
-    record: ExecutionRecord
-    execution: RunningExecution
-    asks_input: bool
 
 
 class ExecutionQueue:
@@ -87,7 +82,7 @@ class ExecutionQueue:
         self._queue: deque[ExecutionRecord] = deque()
         self._current: ExecutionRecord | None = None
         #: An execution ``enqueue`` sent to the kernel, for the worker to see through.
-        self._started: _Started | None = None
+        self._started: StartedExecution | None = None
         # Set when the kernel really begins the current cell (its execute_input): an
         # interrupt that arrives before that is lost by the kernel.
         self._began = asyncio.Event()
@@ -115,11 +110,21 @@ class ExecutionQueue:
         for queued in self._queue:
             if queued.cell_id == cell_id:
                 return queued.execution_id
-        record = ExecutionRecord(
-            f"exec-{uuid.uuid4().hex[:16]}", cell_id, queued_at=time.time(), batch=batch
-        )
-        if self._start_now(record, input_client):
-            return record.execution_id
+        record = new_record(cell_id, batch)
+        if not self._start_now(record, input_client):
+            self._queue_record(record, input_client)
+        return record.execution_id
+
+    def enqueue_code(self, code: str, input_client: InputClient | None = None) -> ExecutionRecord:
+        """Append a code cell holding ``code`` and queue it; returns its queued record. An
+        idle running kernel gets the code before the cell is written."""
+        record = new_record(new_cell_id(), None)
+        if not self._start_now(record, input_client, code):
+            self.nb.insert_cell(None, code, cell_id=record.cell_id)
+            self._queue_record(record, input_client)
+        return record
+
+    def _queue_record(self, record: ExecutionRecord, input_client: InputClient | None) -> None:
         self._queue.append(record)
         if input_client is not None:
             self._input_clients[record.execution_id] = input_client
@@ -127,7 +132,6 @@ class ExecutionQueue:
         self._publish()
         self.start()
         self._wake.set()
-        return record.execution_id
 
     def enqueue_all(self, stop_on_error: bool = True) -> list[str]:
         """Queue every code cell in order; an error cancels the rest of this batch
@@ -175,16 +179,19 @@ class ExecutionQueue:
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._work(), name=self.name)
 
-    def _start_now(self, record: ExecutionRecord, input_client: InputClient | None) -> bool:
+    def _start_now(
+        self, record: ExecutionRecord, input_client: InputClient | None, code: str | None = None
+    ) -> bool:
         """Nothing runs or waits and the kernel runs: send the cell now, before anything
-        else the daemon does in this turn (the worker sees it through)."""
+        else the daemon does in this turn (the worker sees it through). ``code``: a new
+        cell's, written once the kernel has it."""
         if self._current is not None or self._queue or self._started is not None or self._closed:
             return False
         kernel = self.kernel_now() if self.kernel_now is not None else None
         if kernel is None or kernel.lifecycle is not KernelLifecycle.RUNNING:
             return False
         self._current = record
-        self._started = self._start(record, kernel, input_client, queued=True)
+        self._started = self._start(record, kernel, input_client, queued=True, code=code)
         self.start()
         self._wake.set()
         return True
@@ -231,11 +238,13 @@ class ExecutionQueue:
         kernel: ExecutingKernel,
         input_client: InputClient | None,
         queued: bool = False,
-    ) -> _Started | None:
+        code: str | None = None,
+    ) -> StartedExecution | None:
         """Send the cell to the kernel, then mark it running (``queued``: record it as
-        queued first); None when it ended at once."""
+        queued first; ``code``: the cell is new, appended after the send); None when it
+        ended at once."""
         try:
-            source = self.nb.get_source(record.cell_id)
+            source = self.nb.get_source(record.cell_id) if code is None else code
         except RuntimedError:
             self._finish(record, "cancelled", error="the cell was deleted before it ran")
             return None
@@ -250,8 +259,12 @@ class ExecutionQueue:
             execution = kernel.submit(source, on_input=on_input)
             timeline.stamp("kernel.submitted")
         except KernelError as exc:
+            if code is not None:
+                self.nb.insert_cell(None, code, cell_id=cell_id)
             self._finish(record, "error", error=exc.message)
             return None
+        if code is not None:
+            self.nb.insert_cell(None, code, cell_id=cell_id)
         self._msg_cells[execution.msg_id] = cell_id
         if queued:
             self.records.save(record)
@@ -262,9 +275,9 @@ class ExecutionQueue:
         self._publish(executing=record.execution_id)
         self.writer.begin(cell_id)
         timeline.stamp("worker.began")
-        return _Started(record, execution, on_input is not None)
+        return StartedExecution(record, execution, on_input is not None)
 
-    async def _complete(self, started: _Started) -> None:
+    async def _complete(self, started: StartedExecution) -> None:
         """Feed the execution's messages to the writer until it ends, then finish it."""
         record, execution, asks = started.record, started.execution, started.asks_input
         cell_id = record.cell_id
@@ -303,15 +316,8 @@ class ExecutionQueue:
             f"the kernel died while running this cell (exit code {exc.exit_code}); "
             "restart it with restart_kernel()"
         )
-        self.writer.add(
-            record.cell_id,
-            {
-                "output_type": "error",
-                "ename": "KernelDied",
-                "evalue": message,
-                "traceback": [message],
-            },
-        )
+        died = {"output_type": "error", "ename": "KernelDied", "evalue": message}
+        self.writer.add(record.cell_id, {**died, "traceback": [message]})
         self._finish(record, "error", success=False, error=message)
         self.cancel_queued(reason="the kernel died")
 
@@ -357,24 +363,14 @@ class ExecutionQueue:
         current = self._current
         await kernel.interrupt()
         if current is not None and not in_input:
-            task = asyncio.create_task(self._interrupt_until_done(kernel, current.execution_id))
+            eid = current.execution_id
+            task = asyncio.create_task(interrupt_until_done(kernel, eid, self._runs(eid)))
             self._interrupts.add(task)
             task.add_done_callback(self._interrupts.discard)
         return cancelled
 
-    async def _interrupt_until_done(self, kernel: ExecutingKernel, execution_id: str) -> None:
-        """A kernel can miss an interrupt that lands at an awkward moment: ask again, as a
-        person would, until the cell ends (at most three more times)."""
-        for _ in range(3):
-            for _ in range(15):  # up to 0.75 s for the cell to end
-                if self._current is None or self._current.execution_id != execution_id:
-                    return
-                await asyncio.sleep(0.05)
-            if kernel.lifecycle is not KernelLifecycle.RUNNING:
-                return
-            log.info("interrupting %s again: the cell is still running", execution_id)
-            with contextlib.suppress(KernelError):
-                await kernel.interrupt()
+    def _runs(self, execution_id: str) -> Callable[[], bool]:
+        return lambda: self._current is not None and self._current.execution_id == execution_id
 
     # --- teardown ------------------------------------------------------------------------
 

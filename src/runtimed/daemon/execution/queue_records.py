@@ -8,6 +8,8 @@ document every peer syncs stays the same size however long the room lives.
 
 from __future__ import annotations
 
+import time
+import uuid
 from collections import deque
 
 from runtimed.daemon.execution.records import ExecutionLog, ExecutionRecord
@@ -15,6 +17,13 @@ from runtimed.daemon.rooms.runtime_state import RuntimeState
 from runtimed.documents.runtime import FINAL_STATUSES
 
 KEEP_RECORDS_IN_DOC = 500
+
+
+def new_record(cell_id: str, batch: str | None = None) -> ExecutionRecord:
+    """A queued execution of ``cell_id`` (``batch``: a run-all's)."""
+    return ExecutionRecord(
+        f"exec-{uuid.uuid4().hex[:16]}", cell_id, queued_at=time.time(), batch=batch
+    )
 
 
 class QueueRecords:
