@@ -135,3 +135,25 @@ def test_blob_references_are_saved_as_their_content(tmp_path: Path) -> None:
     NotebookFile(nb).save(str(target), blob_fetch=blobs.__getitem__)
     saved = nbformat.read(target, as_version=4)
     assert saved.cells[0].outputs[0].text == big
+
+
+def test_the_daemons_preload_skips_the_iri_grammars_and_still_validates() -> None:
+    # In a process of its own, as the daemon: the test process has imported nbformat.
+    code = (
+        "import sys\n"
+        "from runtimed.daemon.warm_up import preload_notebook_modules\n"
+        "preload_notebook_modules()\n"
+        "import nbformat\n"
+        "print(sys.modules.get('rfc3987_syntax') is None)\n"
+        "nb = nbformat.v4.new_notebook()\n"
+        "nb.cells.append({'cell_type': 'nope', 'id': 'a', 'metadata': {}, 'source': ''})\n"
+        "try:\n"
+        "    nbformat.validate(nb)\n"
+        "except nbformat.ValidationError:\n"
+        "    print('refused')\n"
+    )
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.split() == ["True", "refused"], done.stderr

@@ -22,6 +22,7 @@ def preload_notebook_modules() -> None:
     """Load now what the first notebook needs, while nobody waits for it."""
     import importlib
 
+    skip_iri_grammars()
     for name in (
         "anyio._backends._asyncio",  # pycrdt's Doc() loads it on first use in a loop
         "nbformat",
@@ -30,3 +31,12 @@ def preload_notebook_modules() -> None:
     import nbformat
 
     nbformat.validate(nbformat.v4.new_notebook())  # type: ignore[no-untyped-call]
+
+
+def skip_iri_grammars() -> None:
+    """Keep jsonschema (under nbformat) from importing rfc3987_syntax, which builds ~35
+    Earley parsers at import: ~1.6 CPU-s, with the event loop blocked, in every daemon
+    where it is installed (jupyter-events, under JupyterLab, brings it), for the "iri"
+    formats that no notebook schema uses (python-jsonschema/jsonschema#1428). jsonschema
+    then goes without those two format checks, as when the package is not installed."""
+    sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
