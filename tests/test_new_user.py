@@ -43,6 +43,26 @@ def d(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
     daemon.stop()
 
 
+# First: later tests start kernels, which take envs; this one would wait for the pool
+# to build them again.
+@pytest.mark.daemon
+def test_lowering_the_pool_size_trims_ready_envs(d: DaemonProcess) -> None:
+    d.wait_pool("uv", 2, settled=True)
+    envs = d.cache_dir / "envs"
+    with SettingsClient(d.socket_path) as settings:
+        settings.set("uv.pool_size", 1)
+        try:
+
+            def trimmed() -> bool:
+                with d.client() as c:
+                    pool = c.status().pools["uv"]
+                return pool.available == 1 and len(list(envs.glob("runtimed-uv-*"))) <= 2
+
+            wait_until(trimmed, 30, what="the pool to shrink to 1")
+        finally:
+            settings.set("uv.pool_size", 2)
+
+
 # 1. a session connects on first use; a closed one says so
 @pytest.mark.daemon
 def test_session_open_connects_on_first_use(d: DaemonProcess, tmp_path: Path) -> None:
@@ -230,21 +250,3 @@ def test_failing_pool_is_short_fast_and_quiet(daemon_factory, tmp_path: Path) ->
     with SettingsClient(bad.socket_path) as settings:
         settings.set("uv.pool_size", 0)
     wait_until(lambda: attempts() == 0, 10, what="the error to go with the pool")
-
-
-@pytest.mark.daemon
-def test_lowering_the_pool_size_trims_ready_envs(d: DaemonProcess) -> None:
-    d.wait_pool("uv", 2, settled=True)
-    envs = d.cache_dir / "envs"
-    with SettingsClient(d.socket_path) as settings:
-        settings.set("uv.pool_size", 1)
-        try:
-
-            def trimmed() -> bool:
-                with d.client() as c:
-                    pool = c.status().pools["uv"]
-                return pool.available == 1 and len(list(envs.glob("runtimed-uv-*"))) <= 2
-
-            wait_until(trimmed, 30, what="the pool to shrink to 1")
-        finally:
-            settings.set("uv.pool_size", 2)
