@@ -18,6 +18,7 @@ import os
 import socket
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ import psutil
 import runtimed
 from harness import DaemonProcess, OtherRoom, PeakRss, bench_daemon, verdict, wait_settled
 from runtimed.client.blobs import BlobClient
+from runtimed.client.settings_client import SettingsClient
 from runtimed.protocol.framing import PREAMBLE, encode_frame
 
 SMOKE = False
@@ -118,7 +120,7 @@ def poisoned_cells(d: DaemonProcess) -> None:
 
 
 def huge_notebook(d: DaemonProcess, tmp: Path) -> None:
-    mb = 20 if SMOKE else 50
+    mb = 1 if SMOKE else 50
     nb = nbformat.v4.new_notebook()
     for i in range(4):
         cell = nbformat.v4.new_code_cell(f"big_{i}()")
@@ -149,7 +151,7 @@ def huge_notebook(d: DaemonProcess, tmp: Path) -> None:
 
 
 def partial_frames(d: DaemonProcess) -> None:
-    count, size = 9, (8 if SMOKE else 60) * 2**20
+    count, size = 9, (2 if SMOKE else 60) * 2**20
     base = rss(d)
     conns, refused = [], 0
     for _ in range(count):
@@ -200,34 +202,30 @@ def awareness(d: DaemonProcess) -> None:
     )
 
 
-def many_connections(tmp: Path) -> None:
+def many_connections(d: DaemonProcess) -> None:
     n = 150 if SMOKE else 1100
-    d = bench_daemon(tmp / "conns", "--uv-pool-size", "0").start()
-    try:
-        log = d.cache_dir / "runtimed.log"
-        log_before = log.stat().st_size if log.exists() else 0
-        held, refusals = [], 0
-        for _ in range(n):
-            conn = socket.socket(socket.AF_UNIX)
-            conn.settimeout(10)
-            conn.connect(str(d.socket_path))
-            conn.sendall(PREAMBLE + encode_frame(b'{"channel": "pool"}'))
-            reply = conn.recv(65536)
-            if b"too_many_connections" in reply:
-                refusals += 1
-                conn.close()
-            else:
-                held.append(conn)
-        limits = Path(f"/proc/{d.process.pid}/limits").read_text()
-        soft = next(x for x in limits.splitlines() if "open files" in x).split()[3]
-        with d.client() as c:
-            c.ping()
-        served = True
-        log_growth = (log.stat().st_size - log_before) / 1000 if log.exists() else 0.0
-        for conn in held:
+    log = d.cache_dir / "runtimed.log"
+    log_before = log.stat().st_size if log.exists() else 0
+    held, refusals = [], 0
+    for _ in range(n):
+        conn = socket.socket(socket.AF_UNIX)
+        conn.settimeout(10)
+        conn.connect(str(d.socket_path))
+        conn.sendall(PREAMBLE + encode_frame(b'{"channel": "pool"}'))
+        reply = conn.recv(65536)
+        if b"too_many_connections" in reply:
+            refusals += 1
             conn.close()
-    finally:
-        d.stop()
+        else:
+            held.append(conn)
+    limits = Path(f"/proc/{d.process.pid}/limits").read_text()
+    soft = next(x for x in limits.splitlines() if "open files" in x).split()[3]
+    with d.client() as c:
+        c.ping()
+    served = True
+    log_growth = (log.stat().st_size - log_before) / 1000 if log.exists() else 0.0
+    for conn in held:
+        conn.close()
     line(
         f"{n:,} idle connections",
         "1,024 descriptors run out at ~990: new clients fail, 552,655 tracebacks (252 MB) "
@@ -238,26 +236,34 @@ def many_connections(tmp: Path) -> None:
     )
 
 
-def orphans(tmp: Path) -> None:
-    d = bench_daemon(tmp / "orphans", "--uv-pool-size", "1").start()
+def alive(pid: int) -> bool:
+    """The process runs (a zombie has exited; it can also exit while we look)."""
     try:
-        d.wait_pool("uv", 1)
-        with runtimed.Session(socket_path=d.socket_path) as s:
-            r = s.run(
-                "import subprocess\n"
-                "p = subprocess.Popen(['sleep', '1000'], start_new_session=True)\np.pid"
-            )
-            pid = int(value(r) or "0")
-            d.kill9()
-            deadline = time.monotonic() + 10
-            while psutil.pid_exists(pid) and time.monotonic() < deadline:
-                if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
-                    break
-                time.sleep(0.05)
-            gone = not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie"
-            waited = 10 - max(0.0, deadline - time.monotonic())
-    finally:
-        d.stop()
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def orphans(d: DaemonProcess) -> None:
+    """Kills ``d`` (kill -9)."""
+    d.wait_pool("uv", 1)
+    with runtimed.Session(socket_path=d.socket_path) as s:
+        r = s.run(
+            "import subprocess\n"
+            "p = subprocess.Popen(['sleep', '1000'], start_new_session=True)\np.pid"
+        )
+        pid = int(value(r) or "0")
+        # No env build in flight: uv would outlive the daemon, writing into a dir that is
+        # removed next (seconds of cleanup).
+        with SettingsClient(d.socket_path) as settings:
+            settings.set("uv.pool_size", 0)
+        d.wait_pool("uv", 0, settled=True)
+        d.kill9()
+        deadline = time.monotonic() + 10
+        while alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        gone = not alive(pid)
+        waited = 10 - max(0.0, deadline - time.monotonic())
     line(
         "a cell's `sleep` in its own session, then kill -9 of the daemon",
         "survives shutdown_kernel, eviction, daemon stop and kill -9",
@@ -327,7 +333,7 @@ def relative_paths(d: DaemonProcess, tmp: Path) -> None:
 
 
 def runtime_doc(d: DaemonProcess) -> None:
-    runs = 200 if SMOKE else 1200
+    runs = 20 if SMOKE else 1200
     sizes = {}
     with runtimed.Session(socket_path=d.socket_path) as s:
         cell = s.create_cell("1")
@@ -344,6 +350,14 @@ def runtime_doc(d: DaemonProcess) -> None:
         "without tombstones every 500 deletions; history is in SQLite)",
         full < half * 1.2 or runs <= 1000,
     )
+
+
+def on_own_daemon(bullet: Callable[[DaemonProcess], None], cache: Path, *args: str) -> None:
+    d = bench_daemon(cache, *args).start()
+    try:
+        bullet(d)
+    finally:
+        d.stop()
 
 
 def main() -> None:
@@ -366,10 +380,14 @@ def main() -> None:
             blob_http(d)
             relative_paths(d, tmp)
             runtime_doc(d)
+            if SMOKE:  # one daemon for the whole smoke run (orphans kills it: last)
+                many_connections(d)
+                orphans(d)
         finally:
             d.stop()
-        many_connections(tmp)
-        orphans(tmp)
+        if not SMOKE:
+            on_own_daemon(many_connections, tmp / "conns", "--uv-pool-size", "0")
+            on_own_daemon(orphans, tmp / "orphans", "--uv-pool-size", "1")
     print("- one 200 MB print: python bench/one_print.py; edits across a restart: "
           "python bench/soak.py")  # fmt: skip
 
