@@ -12,12 +12,16 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Awaitable, Callable
+from functools import cached_property
 from pathlib import Path
 from typing import Any
+
+import pycrdt
 
 from runtimed import timeline
 from runtimed.client.blobs import AsyncBlobClient
 from runtimed.client.input_answers import InputAnswers, StdinSource
+from runtimed.client.output_prefetch import OutputPrefetch
 from runtimed.client.results import Cell, ExecutionResult
 from runtimed.client.room_connection import (
     CONNECT_TIMEOUT,
@@ -173,27 +177,37 @@ class AsyncSession(RoomConnection):
         answers (once used up, ``input()`` raises EOFError). Without it ``input()``
         raises StdinNotAvailable.
         """
-        return await self._execute(lambda asks: self.queue_cell(cell_id, asks), timeout, stdin)
+
+        async def queue(asks: bool) -> tuple[str, str]:
+            return await self.queue_cell(cell_id, asks), cell_id
+
+        return await self._execute(queue, timeout, stdin)
 
     async def _execute(
         self,
-        queue: Callable[[bool], Awaitable[str]],
+        queue: Callable[[bool], Awaitable[tuple[str, str]]],
         timeout: float | None,
         stdin: StdinSource | None,
     ) -> ExecutionResult:
-        """Queue with ``queue(stdin_wanted)`` (-> execution id) and wait for the result,
-        answering ``input()`` from ``stdin``."""
-        if stdin is None:
-            return await self.wait_for_execution(await queue(False), timeout)
-        answers = InputAnswers(stdin, self.send_input)
-        self.add_listener(answers.on_event)
+        """Queue with ``queue(stdin_wanted)`` (-> execution id, cell id) and wait for the
+        result, answering ``input()`` from ``stdin``; the cell's stored outputs are
+        fetched as they appear."""
+        answers = InputAnswers(stdin, self.send_input) if stdin is not None else None
+        if answers is not None:
+            self.add_listener(answers.on_event)
         try:
-            execution_id = await queue(True)
-            answers.follow(execution_id)
-            return await self.wait_for_execution(execution_id, timeout)
+            execution_id, cell_id = await queue(answers is not None)
+            if answers is not None:
+                answers.follow(execution_id)
+            self._prefetcher.watch(cell_id)
+            try:
+                return await self.wait_for_execution(execution_id, timeout)
+            finally:
+                self._prefetcher.unwatch(cell_id)
         finally:
-            self.remove_listener(answers.on_event)
-            await answers.close()
+            if answers is not None:
+                self.remove_listener(answers.on_event)
+                await answers.close()
 
     async def run(
         self, code: str, timeout: float | None = None, stdin: StdinSource | None = None
@@ -203,7 +217,7 @@ class AsyncSession(RoomConnection):
         timeline.stamp("run.loop")
         return await self._execute(lambda asks: self._run_code(code, asks), timeout, stdin)
 
-    async def _run_code(self, code: str, stdin: bool) -> str:
+    async def _run_code(self, code: str, stdin: bool) -> tuple[str, str]:
         """The daemon appends the cell and queues it (``run_code``): the kernel starts
         without waiting for this client's edit to reach the daemon. A daemon older than
         ``run_code``: the cell is appended here, then queued (the request travels behind
@@ -211,13 +225,14 @@ class AsyncSession(RoomConnection):
         if self._daemon_runs_code:
             try:
                 result = await self.request("run_code", code=code, stdin=stdin)
-                return str(result["execution_id"])
+                return str(result["execution_id"]), str(result["cell_id"])
             except RuntimedError as exc:
                 if exc.code != "unknown_request":
                     raise
                 self._daemon_runs_code = False
         await self._ensure_connected()
-        return await self.queue_cell(self._nb.insert_cell(None, code), stdin)
+        cell_id = self._nb.insert_cell(None, code)
+        return await self.queue_cell(cell_id, stdin), cell_id
 
     async def run_all(
         self, timeout: float | None = None, stop_on_error: bool = True
@@ -248,6 +263,18 @@ class AsyncSession(RoomConnection):
 
     # --- blobs -------------------------------------------------------------------------
 
+    @cached_property
+    def _prefetcher(self) -> OutputPrefetch:
+        return OutputPrefetch(lambda: self._nb, self.get_blob)
+
+    def _observe(self) -> None:
+        super()._observe()
+        self._nb.doc.observe(self._on_any_update)
+
+    def _on_any_update(self, event: pycrdt.TransactionEvent) -> None:
+        if self._prefetcher.watching:  # only then is the update read
+            self._prefetcher.on_update(event.update)
+
     async def get_blob(self, digest: str) -> bytes:
         """A blob's bytes, from the daemon's blob store (cached by hash)."""
         if self._blobs is None:
@@ -261,7 +288,7 @@ class AsyncSession(RoomConnection):
         for output in outputs:
             for ref in output_refs(output):
                 if ref["blob"] not in fetched:
-                    fetched[ref["blob"]] = await self.get_blob(ref["blob"])
+                    fetched[ref["blob"]] = await self._prefetcher.get(ref["blob"])
         timeline.stamp("prefetched")
         return fetched.__getitem__
 
