@@ -38,7 +38,7 @@ from typing import Any
 from jupyter_client.manager import AsyncKernelManager
 
 import runtimed
-from harness import DaemonProcess, OtherRoom, bench_daemon, percentile, verdict
+from harness import DaemonProcess, OtherRoom, bench_daemon, own_uv_cache, percentile, verdict
 from runtimed import timeline
 from runtimed.daemon.envs.uv_builder import uv_binary
 
@@ -166,7 +166,7 @@ def main() -> int:
     args = parser.parse_args()
     runs, mb, reps = (50, 2, 1) if args.smoke else (500, 50, 3)
     base = Path(tempfile.mkdtemp(prefix="runtimed-bench-exec-"))
-    os.environ.setdefault("UV_CACHE_DIR", str(base / "uv-cache"))
+    own_uv_cache(base / "uv-cache")
     stamps_dir = base / "timeline"
     if args.timeline:  # the daemon stamps from its start, this client from now on
         stamps_dir.mkdir()
