@@ -10,13 +10,18 @@ import sys
 import time
 from pathlib import Path
 
-from runtimed.daemon.history import HistoryLog, HistoryStore, Retention
+import pytest
+
+from runtimed.daemon.history import HistoryLog, HistoryStore, Retention, ulid
 from runtimed.daemon.history.ulid import new_ulid, ulid_time
 from runtimed.documents.notebook import NotebookDoc
 from runtimed.protocol.room import ExecutionRecord
 
 
-def test_ulids_sort_by_time_and_decode() -> None:
+def test_ulids_sort_by_time_and_decode(monkeypatch: pytest.MonkeyPatch) -> None:
+    # ULIDs are monotonic within a process: one made earlier in this process (another
+    # test's) would be later than these times.
+    monkeypatch.setattr(ulid, "_last", 0)
     a, b = new_ulid(1000.0), new_ulid(1000.5)
     assert len(a) == 26 and a < b
     assert abs(ulid_time(b) - 1000.5) < 0.002
