@@ -59,7 +59,9 @@ def _isolated_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     writes to the user's cache, config or IPython dirs."""
     base = tmp_path_factory.mktemp("session-env")
     saved = dict(os.environ)
-    os.environ["UV_CACHE_DIR"] = os.environ.get("RUNTIMED_TEST_UV_CACHE", str(base / "uv-cache"))
+    # pytest-xdist's workers (README: -n 2) share one uv cache: the run's basetemp parent.
+    shared = tmp_path_factory.getbasetemp().parent if "PYTEST_XDIST_WORKER" in os.environ else base
+    os.environ["UV_CACHE_DIR"] = os.environ.get("RUNTIMED_TEST_UV_CACHE", str(shared / "uv-cache"))
     os.environ["UV_PYTHON_DOWNLOADS"] = "never"
     os.environ["RUNTIMED_CACHE_DIR"] = str(base / "default-cache-unused")
     os.environ["RUNTIMED_CONFIG_DIR"] = str(base / "config")
