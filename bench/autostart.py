@@ -7,7 +7,8 @@
 with an empty cache dir (envs built first), and with the envs of an earlier daemon left
 on disk (a restart, or the next login) - against the same with the daemon running.
 Default settings, except the conda pool (conda-forge is unreachable here); ``--smoke``
-also keeps one uv env ready instead of three (the pools are refilled after each phase).
+also keeps one uv env ready instead of three and no pooled kernel (the pools are refilled
+after each phase).
 """
 
 from __future__ import annotations
@@ -81,7 +82,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="runtimed-bench-autostart-") as tmp:
         base = Path(tmp)
         (base / "config").mkdir()
-        settings = {"conda": {"pool_size": 0}, **({"uv": {"pool_size": 1}} if smoke else {})}
+        small = {"uv": {"pool_size": 1}, "kernel_pool": {"size": 0}}
+        settings = {"conda": {"pool_size": 0}, **(small if smoke else {})}
         (base / "config" / "settings.json").write_text(json.dumps(settings))
         env = {**os.environ, "RUNTIMED_CONFIG_DIR": str(base / "config")}
         env.pop("RUNTIMED_NO_AUTOSTART", None)
