@@ -3,6 +3,7 @@ large and binary payloads in a real BlobStore (no daemon, no kernel)."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from pathlib import Path
@@ -40,6 +41,26 @@ async def test_stream_chunks_merge_and_reach_the_document_in_one_write(tmp_path:
     assert outputs[0]["text"] == "".join(f"line {i}\n" for i in range(50))
     assert nb.get_cell(cell).execution_count == 7
     assert len(seen) == 1  # 51 messages, one document transaction
+
+
+async def test_a_quiet_cells_result_is_written_at_once_with_its_count(tmp_path: Path) -> None:
+    """The first output after a quiet spell reaches the document at the end of the loop
+    turn (a quick cell's result is there before the kernel goes idle), with the count
+    its execute_input gave; outputs right behind it are batched."""
+    nb, out, _ = writer(tmp_path)
+    cell = nb.insert_cell(None, "1+1")
+    out.begin(cell)
+    seen = updates_of(nb)
+    out.on_message(cell, msg("execute_input", {"code": "1+1", "execution_count": 4}))
+    out.on_message(cell, msg("execute_result", {"data": {"text/plain": "2"}, "execution_count": 4}))
+    await asyncio.sleep(0)
+    written = nb.get_cell(cell)
+    assert written.execution_count == 4 and written.outputs[0]["data"] == {"text/plain": "2"}
+    out.on_message(cell, msg("stream", {"name": "stdout", "text": "later\n"}))
+    await asyncio.sleep(0)
+    assert len(nb.get_cell(cell).outputs) == 1  # within FLUSH_DELAY_SECS: waits
+    out.finish(cell, 4, set_count=True)
+    assert len(nb.get_cell(cell).outputs) == 2 and len(seen) == 2
 
 
 async def test_begin_clears_the_previous_run(tmp_path: Path) -> None:

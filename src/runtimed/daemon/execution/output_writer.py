@@ -56,7 +56,9 @@ class OutputWriter:
         self.capture: Callable[[dict[str, Any]], bool] | None = None
         self._spilled: dict[tuple[str, int], list[Any]] = {}  # refs (text if unstored)
         self._dirty: dict[str, set[int]] = {}
-        self._flush_handle: asyncio.TimerHandle | None = None
+        self._counts: dict[str, int] = {}  # written with the next batch
+        self._last_timed = float("-inf")  # when the last batch was written
+        self._flush_handle: asyncio.Handle | None = None
 
     # --- an execution's life -------------------------------------------------------------
 
@@ -134,8 +136,23 @@ class OutputWriter:
             dirty = self._dirty.setdefault(change.cell_id, set())
             dirty.add(-1 if change.kind == "clear" else change.index)
         if changes and self._flush_handle is None:
+            # The first change after a quiet spell is written at the end of this loop turn
+            # (a quick cell's result then reaches the document while the kernel still
+            # sends its reply and idle, not after); more within FLUSH_DELAY_SECS wait.
             loop = asyncio.get_running_loop()
-            self._flush_handle = loop.call_later(FLUSH_DELAY_SECS, self.flush)
+            if loop.time() - self._last_timed >= FLUSH_DELAY_SECS:
+                self._flush_handle = loop.call_soon(self._timed_flush)
+            else:
+                self._flush_handle = loop.call_later(FLUSH_DELAY_SECS, self._timed_flush)
+
+    def _timed_flush(self) -> None:
+        """A batch of changes: with the count the cells' execute_input announced."""
+        self._last_timed = asyncio.get_running_loop().time()
+        for cell_id in self._dirty:
+            count = self.store.cell(cell_id).execution_count
+            if count is not None:
+                self._counts[cell_id] = count
+        self.flush()
 
     def flush(self, final_cell: str | None = None) -> None:
         """Write pending output changes into the document: one transaction for all cells.
@@ -150,10 +167,13 @@ class OutputWriter:
         dirty, self._dirty = self._dirty, {}
         if not dirty:
             return
+        counts, self._counts = self._counts, {}
         with self.nb.doc.transaction():
             for cell_id, indexes in dirty.items():
                 self._spill_streams(cell_id, indexes)
                 self._write_outputs(cell_id, indexes)
+            for cell_id, count in counts.items():
+                self.set_execution_count(cell_id, count)
 
     def _write_outputs(self, cell_id: str, indexes: set[int]) -> None:
         try:

@@ -1,7 +1,8 @@
 """ExecutionQueue: one room's FIFO of cell executions, document-first.
 
-A cell is queued by id; its source is read from the document when it starts; its
-outputs go back into the document through the OutputWriter. Every state change of an
+A cell is queued by id; its source is read from the document when it starts (a cell
+``enqueue_code`` appends is written with the code the kernel got); its outputs go back
+into the document through the OutputWriter. Every state change of an
 execution is saved to the runtime state (what peers see) and to the ExecutionLog.
 """
 
