@@ -88,6 +88,9 @@ def _size(path: Path) -> int:
 def main(argv: list[str]) -> int:
     """The helper: load ``path`` into blobs under ``root``; print JSON on stdout."""
     from runtimed.daemon.blobs import BlobStore
+    from runtimed.daemon.warm_up import skip_iri_grammars
+
+    skip_iri_grammars()  # this process validates with nbformat too, as the daemon does
     from runtimed.documents.blob_refs import refer_notebook_outputs
 
     path, root, max_size, threshold = argv
