@@ -23,10 +23,9 @@ MAX_KEY = 4096
 _WHITESPACE = re.compile(rb"[ \t\n\r]*+")
 # Inside an array or object, everything up to the next quote or bracket.
 _CONTAINER_BODY = re.compile(rb'[^"{}\[\]]*+')
-# A string's body up to its closing quote: runs without quote or backslash, or escapes.
-_STRING_BODY = re.compile(rb'(?:[^"\\]++|\\.)*+', re.DOTALL)
 _SCALAR = re.compile(rb"[^,}\]\s]*+")
 _QUOTE, _OPEN_OBJECT, _CLOSE_OBJECT = ord('"'), ord("{"), ord("}")
+_BACKSLASH = ord("\\")
 _OPENERS, _CLOSERS = frozenset(b"{["), frozenset(b"}]")
 _COLON, _COMMA = ord(":"), ord(",")
 _json = msgspec.json.Decoder()
@@ -81,24 +80,22 @@ def value_end(data: memoryview, pos: int) -> int:
 def string_end(data: memoryview, pos: int) -> int:
     """Just past the closing quote of the JSON string that opens at ``pos``."""
     _expect(data, pos, _QUOTE)
-    start = pos + 1  # never inside an escape
-    while True:
-        # One byte more than a step, so a window always holds a whole escape.
-        stop = min(start + STEP + 1, len(data))
+    start = pos + 1
+    while start < len(data):
+        stop = min(start + STEP, len(data))
         window = bytes(data[start:stop])
-        if b'"' not in window and stop < len(data):
-            # No end here; bytes' memchr skips it ~50x faster than the regex. A window
-            # that ends in an odd run of backslashes ends inside an escape: step back one.
-            start = stop - (len(window) - len(window.rstrip(b"\\"))) % 2
-            continue
-        match = _STRING_BODY.match(data, start, stop)
-        assert match is not None
-        end = match.end()
-        if _at(data, end) == _QUOTE:
-            return end + 1
-        if end == start:  # nothing left, or a lone backslash at the end
-            raise msgspec.DecodeError("an unterminated JSON string")
-        start = end  # the step ended (at worst just before a backslash)
+        quote = window.find(b'"')  # memchr: the text between quotes is skipped at once
+        while quote >= 0:
+            # A quote ends the string unless an odd run of backslashes escapes it.
+            end = start + quote
+            before = end - 1
+            while before > pos and data[before] == _BACKSLASH:
+                before -= 1
+            if (end - 1 - before) % 2 == 0:
+                return end + 1
+            quote = window.find(b'"', quote + 1)
+        start = stop
+    raise msgspec.DecodeError("an unterminated JSON string")
 
 
 def _container_end(data: memoryview, pos: int) -> int:
