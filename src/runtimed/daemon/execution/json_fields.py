@@ -3,8 +3,8 @@
 ``msgspec.json.Decoder(dict[str, msgspec.Raw])`` finds the same fields, but it scans a
 600 MB string value in one call that holds the GIL for 0.3 s, and the event loop, which
 shares the daemon's process with the worker thread doing it, stalls as long. Here each
-step scans at most STEP bytes (compiled regexes over the memoryview; a string's steps
-without a quote are skipped with ``bytes`` search), so the thread lets the loop run in
+step scans at most STEP bytes (compiled regexes over the memoryview; a string's end is
+found with ``bytes`` search for its quotes), so the thread lets the loop run in
 between. Values are returned unparsed and unvalidated: the caller decodes each small one
 with msgspec, which validates it.
 """
