@@ -58,7 +58,8 @@ def test_run_code_appends_and_queues_the_cell_in_the_daemon(exec_daemon: DaemonP
     queued = a.request("run_code", code="6 * 7")
     r = a.wait_for_execution(queued["execution_id"])
     assert r.cell_id == queued["cell_id"] and r.display_data[0].data["text/plain"] == "42"
-    wait_until(lambda: [c.source for c in b.get_cells()] == ["6 * 7"], 5)
+    # The cell, then its outputs, reach the other peer (two updates: wait for both).
+    wait_until(lambda: [(c.source, len(c.outputs)) for c in b.get_cells()] == [("6 * 7", 1)], 5)
     assert b.get_cell(r.cell_id).outputs[0].data["text/plain"] == "42"
     a._session._daemon_runs_code = False  # as after an older daemon's unknown_request
     r2 = a.run("6 * 8")
