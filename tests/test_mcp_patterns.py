@@ -49,7 +49,9 @@ async def test_a_catastrophic_pattern_times_out_and_the_loop_keeps_running() -> 
         assert message.startswith("regex_timeout:") and "within 1 s" in message
         assert "41 characters" in message and "nothing changed" in message
         assert 1.0 <= took < 3.0, took
-        assert worst_gap < 0.2, worst_gap
+        # A pattern run on the loop would block it for the whole second; 0.5 s leaves room
+        # for a loaded machine (two test workers on two cores).
+        assert worst_gap < 0.5, worst_gap
         # Its worker was killed; the next pattern gets a working one.
         found = await runner.find(r"b\Z", VICTIM)
         assert found.spans == ((40, 41),) and found.count == 1
