@@ -14,7 +14,8 @@
    (``runtimed.timeline``, RUNTIMED_TIMELINE) and the bench prints the median time of each
    from the call, for runtimed and for the raw client.
 3. Printing N MB through the daemon vs raw jupyter_client, taking turns (3 times each;
-   medians): throughput (target >= 0.9x raw), daemon peak RSS; then once more with
+   medians), until the caller holds the stdout as one string: throughput (target >= 0.9x
+   raw), daemon peak RSS; then once more with
    another room running ``run("1")`` in a loop meanwhile (target: its p99 < 50 ms).
 """
 
@@ -69,12 +70,13 @@ async def raw_kernel(python: Path, work: Path) -> AsyncKernelManager:
 
 
 async def raw_execute(kc: Any, code: str) -> int:
-    """Execute and drain IOPub until idle; returns the bytes of stream text seen."""
+    """Execute and drain IOPub until idle; returns the length of the stream text, made
+    one string (as runtimed's ``result.stdout``)."""
     stamp = timeline.stamp if timeline.ENABLED else _no_stamp
     stamp("raw.call")
     msg_id = kc.execute(code)
     stamp("raw.sent")
-    seen = 0
+    texts: list[str] = []
     while True:
         msg = await kc.get_iopub_msg(timeout=600)
         if msg["parent_header"].get("msg_id") != msg_id:
@@ -82,12 +84,12 @@ async def raw_execute(kc: Any, code: str) -> int:
         state = msg["content"].get("execution_state", "")
         stamp(f"raw.{msg['msg_type']}.{state}")
         if msg["msg_type"] == "stream":
-            seen += len(msg["content"]["text"])
+            texts.append(msg["content"]["text"])
         if msg["msg_type"] == "status" and state == "idle":
             break
     await kc.get_shell_msg(timeout=600)
     stamp("raw.reply")
-    return seen
+    return len("".join(texts))
 
 
 def _no_stamp(stage: str) -> None:
@@ -274,7 +276,8 @@ def printing(d: DaemonProcess, s: runtimed.Session, raw: RawKernel, mb: int, rep
 
 
 def check(result: Any) -> None:
-    assert result.success, result.error
+    """The run succeeded; its stdout is made one string (its text is lazy until read)."""
+    assert result.success and result.stdout, result.error
 
 
 def stamped_runs(s: runtimed.Session, raw: RawKernel, runs: int) -> tuple[int, int]:
