@@ -145,11 +145,7 @@ class Repl:
 
         asking: PromptSession[str] = PromptSession()
         prompt = asyncio.ensure_future(
-            asking.prompt_async(
-                str(event.get("prompt") or ""),
-                is_password=bool(event.get("password")),
-                handle_sigint=False,
-            )
+            _ask(asking, str(event.get("prompt") or ""), bool(event.get("password")))
         )
         while not prompt.done() and not done.done() and not self._asks:
             await self._wait(prompt, done)
@@ -160,11 +156,11 @@ class Repl:
             return
         try:
             value = prompt.result()
-        except KeyboardInterrupt:
-            self._on_sigint()
-            return
         except EOFError:
             value = "\x04"
+        if value is None:  # Ctrl-C
+            self._on_sigint()
+            return
         with contextlib.suppress(RuntimedError):
             await self.session.send_input(str(event["execution_id"]), value)
 
@@ -356,3 +352,12 @@ async def _find(client: Any, attach: str) -> RuntimeInfo:
         raise RuntimedError(f"no runtime {attach!r} to attach to (runtimes: {known})", "not_found")
     runtime: RuntimeInfo = matches[0]
     return runtime
+
+
+async def _ask(asking: PromptSession[str], text: str, password: bool) -> str | None:
+    """The answer to a cell's prompt, None for Ctrl-C. A task that raises KeyboardInterrupt
+    re-raises it out of the event loop (asyncio's rule), which would end the console."""
+    try:
+        return await asking.prompt_async(text, is_password=password, handle_sigint=False)
+    except KeyboardInterrupt:
+        return None
