@@ -174,6 +174,36 @@ async def test_a_dead_or_stale_kernel_is_never_handed_out(pool: Pool, tmp_path: 
     assert waiting_kernels(pool, tmp_path) != [waiting]
 
 
+async def test_a_kernel_heard_from_lately_is_handed_out_without_a_round_trip(
+    pool: Pool, tmp_path: Path
+) -> None:
+    await until(lambda: pool.pool.status().available == 1)
+    waiting = pool.provider.backends[0]
+    (wire,) = waiting.wires
+    sent = list(wire.sent)
+    kernel = await pool.pool.acquire(request(tmp_path / "a"))
+    assert backend_of(pool.provider, kernel) is waiting
+    assert wire.sent == sent  # no kernel_info: it answered its warm-up moments ago
+    await pool.pool.release(kernel)
+
+
+async def test_a_waiting_kernel_that_stops_answering_is_replaced(
+    pool: Pool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(kernel_pool_module, "CHECK_SECS", 0.05)
+    monkeypatch.setattr(kernel_pool_module, "ADOPT_TIMEOUT_SECS", 0.2)
+    await until(lambda: pool.pool.status().available == 1)
+    hung = pool.provider.backends[0]
+    (wire,) = hung.wires
+    await until(lambda: wire.sent.count("kernel_info_request") >= 2)  # asked while it waits
+    hung.responsive = False  # alive, but its main loop no longer answers
+    pool.pool.wake()
+    await until(lambda: len(pool.provider.backends) == 2 and pool.pool.status().available == 1)
+    kernel = await pool.pool.acquire(request(tmp_path / "a"))
+    assert backend_of(pool.provider, kernel) is pool.provider.backends[1]
+    await pool.pool.release(kernel)
+
+
 async def test_a_smaller_size_discards_and_status_says_so(pool: Pool) -> None:
     pool.knobs.size = 2
     pool.pool.wake()

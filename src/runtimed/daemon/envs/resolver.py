@@ -193,6 +193,8 @@ class EnvResolver:
     ) -> str:
         """What ``auto`` means for this notebook (``sources.choose``)."""
         facts = NotebookFacts(metadata, notebook_path, first_code_cell)
+        if notebook_path is None:  # no project file to search for: nothing blocks
+            return choose(facts, self._default_python_env()).source
         choice = await asyncio.to_thread(choose, facts, self._default_python_env())
         return choice.source
 

@@ -87,13 +87,17 @@ async def adopt(
     waiting_cwd: Path,
     environ: Mapping[str, str],
     launched: Mapping[str, str],
-    timeout: float,
+    timeout: float | None,
 ) -> None:
-    """Hand a warmed-up kernel to a notebook: check that it answers, then tell it to move
-    from its waiting room ``waiting_cwd`` to ``cwd`` and take ``environ`` (what it would
-    have been launched with now) where that differs from ``launched``. It moves before
-    its next execution. Raises KernelError if it does not answer."""
-    await session.ping(timeout)
+    """Hand a warmed-up kernel to a notebook: with a ``timeout``, check that it answers
+    (None: it answered lately), then tell it to move from its waiting room
+    ``waiting_cwd`` to ``cwd`` and take ``environ`` (what it would have been launched
+    with now) where that differs from ``launched``. It moves before its next execution.
+    Raises KernelError if it does not answer."""
+    if timeout is not None:
+        await session.ping(timeout)
+    elif await session.has_exited():
+        raise KernelError("its process has exited")
     adoption = {
         "cwd": str(cwd),
         "old": str(waiting_cwd),

@@ -2,8 +2,10 @@
 
 A new notebook's first result is mostly ipykernel starting (~0.3 s). The pool keeps
 ``size`` kernels of the default prewarmed env source started and idle. Each is handed out
-once and never comes back (kernels carry state). Before hand-out it must answer, then it
-is adapted, silently, to its notebook: working directory, ``sys.path[0]``, environment,
+once and never comes back (kernels carry state). It must have answered within the last
+``FRESH_SECS`` (the pool asks its waiting kernels every ``CHECK_SECS``; a kernel not heard
+from lately is asked at hand-out, costing a round trip), then it is adapted, silently, to
+its notebook: working directory, ``sys.path[0]``, environment,
 IPython's directory history; nothing runs that a user could see (no output, no history,
 the first user cell is ``[1]``). Requests the pool cannot serve (inline deps, a pyproject,
 another source) go to the provider behind it. While it waits, a kernel has already run its
@@ -42,6 +44,13 @@ log = logging.getLogger(__name__)
 
 #: How long a pooled kernel may take to answer the adoption before it is discarded.
 ADOPT_TIMEOUT_SECS = 5.0
+#: A waiting kernel that answered this recently is handed out without asking it again: the
+#: round trip was ~5 ms of a new notebook's ~30 ms first result. Its process dying since
+#: is seen by its watcher (``lifecycle``); an idle kernel that stops answering is found by
+#: the checks below and replaced.
+FRESH_SECS = 10.0
+#: How often the pool asks its waiting kernels to answer (a kernel_info round trip).
+CHECK_SECS = 4.0
 #: Quiet time after a hand-out (or a busy spell) before a refill starts.
 REFILL_DELAY_SECS = 1.0
 RETRY_SECS = 30.0
@@ -73,6 +82,8 @@ class _Pooled:
     #: Where the hand-out tells the kernel its notebook's directory and environment.
     adoption_file: Path
     env: ResolvedEnv
+    #: When it last answered (``time.monotonic()``).
+    answered_at: float = 0.0
 
 
 class KernelPool:
@@ -124,7 +135,7 @@ class KernelPool:
             pooled = self._ready.popleft()
             self._quiet_until = time.monotonic() + REFILL_DELAY_SECS
             self._wake.set()
-            if self._usable(pooled) and await self._adopt(pooled, request):
+            if self._usable(pooled) and await self._adopt(pooled, request, self._fresh(pooled)):
                 log.info("handed out a pooled kernel (pid %s)", pooled.kernel.session.pid)
                 return pooled.kernel
             await self._discard(pooled)
@@ -151,7 +162,11 @@ class KernelPool:
 
     # --- adoption ------------------------------------------------------------------------
 
-    async def _adopt(self, pooled: _Pooled, request: KernelRequest) -> bool:
+    @staticmethod
+    def _fresh(pooled: _Pooled) -> bool:
+        return time.monotonic() - pooled.answered_at < FRESH_SECS
+
+    async def _adopt(self, pooled: _Pooled, request: KernelRequest, fresh: bool) -> bool:
         session = pooled.kernel.session
         request.cwd.mkdir(parents=True, exist_ok=True, mode=0o700)
         # What a kernel launched now would have had that this one was not launched with.
@@ -164,7 +179,7 @@ class KernelPool:
                 pooled.cwd,
                 environ,
                 pooled.launch_env,
-                ADOPT_TIMEOUT_SECS,
+                None if fresh else ADOPT_TIMEOUT_SECS,
             )
         except KernelError as exc:
             log.warning("a pooled kernel did not answer (%s); using another", exc)
@@ -206,12 +221,13 @@ class KernelPool:
         while not self._closed:
             self._wake.clear()
             await self._drop_stale()
+            await self._check_waiting()
             delay = self._next_refill_in()
             if delay <= 0:
                 await self._start_one()
                 continue
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=min(delay, 5.0))
+                await asyncio.wait_for(self._wake.wait(), timeout=min(delay, CHECK_SECS))
 
     def _next_refill_in(self) -> float:
         """Seconds until a refill may start (inf: the pool is full)."""
@@ -232,6 +248,22 @@ class KernelPool:
         self._ready = keep
         for pooled in doomed:
             await self._discard(pooled)
+
+    async def _check_waiting(self) -> None:
+        """Ask each waiting kernel not heard from for ``CHECK_SECS`` to answer; one that
+        does not is replaced. Not while a cell runs (the hand-out then asks instead)."""
+        for pooled in list(self._ready):
+            if self.busy() or time.monotonic() - pooled.answered_at < CHECK_SECS:
+                continue
+            try:
+                await pooled.kernel.session.ping(ADOPT_TIMEOUT_SECS)
+            except KernelError as exc:
+                if pooled in self._ready:
+                    self._ready.remove(pooled)
+                    log.warning("a pooled kernel stopped answering (%s); replacing it", exc)
+                    await self._discard(pooled)
+                continue
+            pooled.answered_at = time.monotonic()
 
     async def _start_one(self) -> None:
         source = self.env_source
@@ -258,7 +290,16 @@ class KernelPool:
         self._error = None
         assert kernel.env is not None  # ipykernel in a pooled env
         self._ready.append(
-            _Pooled(kernel, source, generation, cwd, launch_env, adoption_file, kernel.env)
+            _Pooled(
+                kernel,
+                source,
+                generation,
+                cwd,
+                launch_env,
+                adoption_file,
+                kernel.env,
+                answered_at=time.monotonic(),
+            )
         )
         log.info("kernel pool: %d/%d ready", len(self._ready), self.size())
 

@@ -105,10 +105,11 @@ class RoomPersistence:
             self._compact_handle = None
         self._compact_soon = False
 
-    def compact(self) -> None:
-        """Snapshot the document and empty both logs, blocking (opening and closing)."""
+    def compact(self, *, sync: bool = True) -> None:
+        """Snapshot the document and empty both logs, blocking (opening and closing);
+        ``sync=False``: without an fsync (``RoomStore.compact``)."""
         self._cancel_scheduled()
-        self.store.compact(self.nb.doc.get_update())
+        self.store.compact(self.nb.doc.get_update(), sync=sync)
 
     async def close(self) -> None:
         """Wait for a snapshot being written, compact, and close the logs."""

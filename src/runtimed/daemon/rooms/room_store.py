@@ -253,10 +253,11 @@ class RoomStore:
                 os.ftruncate(covered, 0)
                 self._spare_empty = True
 
-    def compact(self, full_state: bytes) -> None:
-        """Snapshot and empty both logs (startup and shutdown, where blocking is fine)."""
+    def compact(self, full_state: bytes, *, sync: bool = True) -> None:
+        """Snapshot and empty both logs (startup and shutdown, where blocking is fine).
+        ``sync=False``: no fsync, for a state kept elsewhere too (see ``room_loading``)."""
         self.docs_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        atomic_write(self.snapshot_path, snapshot_bytes(full_state, self.seed))
+        atomic_write(self.snapshot_path, snapshot_bytes(full_state, self.seed), sync=sync)
         if self._active is None:
             for path in (self.wal_path, self.old_wal_path):
                 path.unlink(missing_ok=True)
