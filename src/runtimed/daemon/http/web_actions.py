@@ -12,11 +12,10 @@ import msgspec
 from aiohttp import web
 
 from runtimed.daemon.execution.room_kernel import RoomKernel
+from runtimed.daemon.http.notebook_endpoints import NotebookEndpoints
 from runtimed.daemon.http.openapi import Endpoint
 from runtimed.daemon.http.rest_errors import read_body, reply
-from runtimed.daemon.http.rest_execute import NotebookAccess, keep_alive
 from runtimed.daemon.kernels.lifecycle import KernelLifecycle
-from runtimed.daemon.rooms.room_registry import validate_notebook_id
 from runtimed.errors import RuntimedError
 from runtimed.protocol.room import Cancelled, Completions, Inspection, KernelDetails
 
@@ -42,40 +41,37 @@ class InspectBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     detail_level: int = 0
 
 
-class WebActions:
+class WebActions(NotebookEndpoints):
     """The kernel actions of the page, as REST endpoints (in the OpenAPI document)."""
-
-    def __init__(self, notebooks: NotebookAccess) -> None:
-        self.notebooks = notebooks
 
     def endpoints(self) -> list[Endpoint]:
         return [
-            Endpoint(
+            self.endpoint(
                 "POST",
-                "/api/notebooks/{id}/interrupt",
+                "interrupt",
                 self.interrupt,
                 "interrupt the running cell; queued ones are cancelled (no kernel: 0)",
                 Cancelled,
             ),
-            Endpoint(
+            self.endpoint(
                 "POST",
-                "/api/notebooks/{id}/restart",
+                "restart",
                 self.restart,
                 "restart the notebook's kernel (start it if none runs)",
                 KernelDetails,
                 conflicts=True,
             ),
-            Endpoint(
+            self.endpoint(
                 "POST",
-                "/api/notebooks/{id}/complete",
+                "complete",
                 self.complete,
                 "completions at a cursor from the notebook's kernel (none if no kernel runs)",
                 Completions,
                 body=CompleteBody,
             ),
-            Endpoint(
+            self.endpoint(
                 "POST",
-                "/api/notebooks/{id}/inspect",
+                "inspect",
                 self.inspect,
                 "the kernel's help on the name at a cursor (not found if no kernel runs)",
                 Inspection,
@@ -83,26 +79,14 @@ class WebActions:
             ),
         ]
 
-    async def _room_kernel(self, request: web.Request) -> RoomKernel:
-        notebook_id = validate_notebook_id(request.match_info["id"])
-        parts = await self.notebooks()
-        room = parts.rooms.rooms.get(notebook_id)
-        if room is None:
-            raise RuntimedError(
-                f"notebook {notebook_id!r} is not open; open it with POST /api/notebooks",
-                "not_found",
-            )
-        keep_alive(parts.rooms, room)
-        return parts.room_kernels.of(room)
-
     async def interrupt(self, request: web.Request) -> web.Response:
-        room_kernel = await self._room_kernel(request)
+        room_kernel = await self.room_kernel(self.notebook_id(request))
         if not _running(room_kernel):
             return reply(Cancelled(room_kernel.queue.cancel_queued(reason="interrupted")))
         return reply(Cancelled(await room_kernel.interrupt()))
 
     async def restart(self, request: web.Request) -> web.Response:
-        room_kernel = await self._room_kernel(request)
+        room_kernel = await self.room_kernel(self.notebook_id(request))
         if not _running(room_kernel):
             return reply(await room_kernel.launch())
         return reply(await room_kernel.restart())
@@ -110,7 +94,7 @@ class WebActions:
     async def complete(self, request: web.Request) -> web.Response:
         body = await read_body(request, CompleteBody)
         cursor = _cursor(body.code, body.cursor_pos)
-        room_kernel = await self._room_kernel(request)
+        room_kernel = await self.room_kernel(self.notebook_id(request))
         session = room_kernel.session
         none = Completions(matches=[], cursor_start=cursor, cursor_end=cursor)
         if session is None or not _running(room_kernel):
@@ -135,7 +119,7 @@ class WebActions:
         cursor = _cursor(body.code, body.cursor_pos)
         if body.detail_level not in (0, 1):
             raise RuntimedError("detail_level must be 0 or 1", "invalid_request")
-        room_kernel = await self._room_kernel(request)
+        room_kernel = await self.room_kernel(self.notebook_id(request))
         session = room_kernel.session
         if session is None or not _running(room_kernel):
             return reply(Inspection(found=False))

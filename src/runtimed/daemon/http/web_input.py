@@ -26,9 +26,10 @@ import msgspec
 from aiohttp import WSMsgType, web
 
 from runtimed.daemon.execution.input_prompts import echo_message
+from runtimed.daemon.http.notebook_endpoints import NotebookEndpoints
 from runtimed.daemon.http.openapi import Endpoint
 from runtimed.daemon.http.rest_errors import answers_errors, read_body, reply
-from runtimed.daemon.http.rest_execute import NotebookAccess, keep_alive
+from runtimed.daemon.http.rest_execute import NotebookAccess
 from runtimed.daemon.rooms.room_registry import validate_notebook_id
 from runtimed.errors import RuntimedError
 from runtimed.protocol.room import Done
@@ -119,18 +120,18 @@ class InputConnections:
         return len(self._by_id)
 
 
-class WebInput:
+class WebInput(NotebookEndpoints):
     """``/ws/input/{notebook_id}`` and the answer endpoint (in the OpenAPI document)."""
 
     def __init__(self, notebooks: NotebookAccess, connections: InputConnections) -> None:
-        self.notebooks = notebooks
+        super().__init__(notebooks)
         self.connections = connections
 
     def endpoints(self) -> list[Endpoint]:
         return [
-            Endpoint(
+            self.endpoint(
                 "POST",
-                "/api/notebooks/{id}/executions/{execution_id}/input",
+                "executions/{execution_id}/input",
                 self.answer,
                 "answer a cell's input() from the page whose input connection ran it",
                 Done,
@@ -145,13 +146,10 @@ class WebInput:
 
     async def answer(self, request: web.Request) -> web.Response:
         body = await read_body(request, InputAnswerBody)
-        notebook_id = validate_notebook_id(request.match_info["id"])
+        notebook_id = self.notebook_id(request)
         connection = self.connections.find(notebook_id, body.connection)
-        parts = await self.notebooks()
-        room = parts.rooms.rooms.get(notebook_id)
-        if room is None:
-            raise RuntimedError(f"notebook {notebook_id!r} is not open", "not_found")
-        keep_alive(parts.rooms, room)
+        # The page whose connection answers opened the notebook: no advice to open it.
+        parts, room = await self.open_room(notebook_id, how_to_open=None)
         room_kernel = parts.room_kernels.of(room)
         execution_id = request.match_info["execution_id"]
         pending = room_kernel.queue.prompts.answer(execution_id, body.value, connection)

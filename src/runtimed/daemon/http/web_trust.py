@@ -14,11 +14,9 @@ from typing import Annotated
 import msgspec
 from aiohttp import web
 
+from runtimed.daemon.http.notebook_endpoints import NotebookEndpoints
 from runtimed.daemon.http.openapi import Endpoint
 from runtimed.daemon.http.rest_errors import read_body, reply
-from runtimed.daemon.http.rest_execute import NotebookAccess, keep_alive
-from runtimed.daemon.rooms.room_registry import validate_notebook_id
-from runtimed.errors import RuntimedError
 from runtimed.protocol.room import TrustReport, TrustRequest
 
 #: A label is a normalised name (a direct reference: its URL or path), ``name (channel)``.
@@ -32,25 +30,22 @@ class TrustBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     packages: Annotated[list[Label], msgspec.Meta(min_length=1, max_length=1000)]
 
 
-class WebTrust:
+class WebTrust(NotebookEndpoints):
     """The review and the approval of a notebook's dependencies, as REST endpoints."""
-
-    def __init__(self, notebooks: NotebookAccess) -> None:
-        self.notebooks = notebooks
 
     def endpoints(self) -> list[Endpoint]:
         return [
-            Endpoint(
+            self.endpoint(
                 "GET",
-                "/api/notebooks/{id}/trust",
+                "trust",
                 self.review,
                 "the packages the notebook's env would install that are not approved yet, "
                 "with warnings (look-alike names, direct URLs, local paths)",
                 TrustReport,
             ),
-            Endpoint(
+            self.endpoint(
                 "POST",
-                "/api/notebooks/{id}/trust",
+                "trust",
                 self.approve,
                 "approve packages the review listed (as `runt trust` does); then the kernel "
                 "may start",
@@ -68,15 +63,7 @@ class WebTrust:
         return reply(report)
 
     async def _ask(self, request: web.Request, ask: TrustRequest) -> TrustReport:
-        notebook_id = validate_notebook_id(request.match_info["id"])
-        parts = await self.notebooks()
-        room = parts.rooms.rooms.get(notebook_id)
-        if room is None:
-            raise RuntimedError(
-                f"notebook {notebook_id!r} is not open; open it with POST /api/notebooks",
-                "not_found",
-            )
-        keep_alive(parts.rooms, room)
+        parts, room = await self.open_room(self.notebook_id(request))
         report = await parts.channel.requests.handle(room, ask)
         assert isinstance(report, TrustReport)
         return report

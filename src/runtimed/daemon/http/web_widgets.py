@@ -20,10 +20,9 @@ import msgspec
 from aiohttp import web
 
 from runtimed.daemon.execution.room_kernel import RoomKernel
+from runtimed.daemon.http.notebook_endpoints import NotebookEndpoints
 from runtimed.daemon.http.openapi import Endpoint
 from runtimed.daemon.http.rest_errors import read_body, reply
-from runtimed.daemon.http.rest_execute import NotebookAccess, keep_alive
-from runtimed.daemon.rooms.room_registry import validate_notebook_id
 from runtimed.errors import RuntimedError
 from runtimed.protocol.room import Done
 
@@ -56,26 +55,23 @@ def _decoded(buffers: list[str]) -> list[bytes]:
         raise RuntimedError("buffers must be base64 strings", "invalid_request") from None
 
 
-class WebWidgets:
+class WebWidgets(NotebookEndpoints):
     """The page's widget actions, as REST endpoints (in the OpenAPI document)."""
-
-    def __init__(self, notebooks: NotebookAccess) -> None:
-        self.notebooks = notebooks
 
     def endpoints(self) -> list[Endpoint]:
         return [
-            Endpoint(
+            self.endpoint(
                 "POST",
-                "/api/notebooks/{id}/widgets/{model_id}/state",
+                "widgets/{model_id}/state",
                 self.set_state,
                 "change a widget model: every peer sees it, the kernel gets one update",
                 Done,
                 body=WidgetStateBody,
                 conflicts=True,
             ),
-            Endpoint(
+            self.endpoint(
                 "POST",
-                "/api/notebooks/{id}/widgets/{model_id}/message",
+                "widgets/{model_id}/message",
                 self.send_message,
                 "a custom message to a widget model in the kernel (a button's click)",
                 Done,
@@ -85,7 +81,7 @@ class WebWidgets:
         ]
 
     async def _target(self, request: web.Request) -> tuple[RoomKernel, str]:
-        notebook_id = validate_notebook_id(request.match_info["id"])
+        notebook_id = self.notebook_id(request)
         model_id = request.match_info["model_id"]
         if not _MODEL_ID.fullmatch(model_id):
             raise RuntimedError(
@@ -93,15 +89,7 @@ class WebWidgets:
                 "comm id, a key of the runtime document's widgets map)",
                 "invalid_request",
             )
-        parts = await self.notebooks()
-        room = parts.rooms.rooms.get(notebook_id)
-        if room is None:
-            raise RuntimedError(
-                f"notebook {notebook_id!r} is not open; open it with POST /api/notebooks",
-                "not_found",
-            )
-        keep_alive(parts.rooms, room)
-        return parts.room_kernels.of(room), model_id
+        return await self.room_kernel(notebook_id), model_id
 
     async def set_state(self, request: web.Request) -> web.Response:
         body = await read_body(request, WidgetStateBody)
