@@ -2,8 +2,9 @@
 (never a downloaded one: `playwright install` is not used) driven by Playwright for Python,
 logged in to a daemon by one-time links, with screenshots kept when a test fails.
 
-``WebDaemon`` is one daemon plus one browser for a test module; ``open_notebook`` gives a
-page that is ready (``body[data-ready="1"]``: synced, cells rendered, command mode).
+``WebDaemon`` is one daemon plus one browser for a test module (``web_fixtures`` gives a
+module its fixtures); ``open_notebook`` gives a page that is ready (``body[data-ready="1"]``:
+synced, cells rendered, command mode).
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
 
 from helpers import DaemonProcess
@@ -121,6 +123,46 @@ def web_daemon(cache_dir: Path, *daemon_args: str) -> Iterator[WebDaemon]:
                 browser.close()
     finally:
         daemon.stop()
+
+
+def web_fixtures(
+    name: str,
+    *daemon_args: str,
+    uv_envs: int = 0,
+    environ: Callable[[pytest.FixtureRequest], dict[str, str]] | None = None,
+) -> tuple[Any, Any]:
+    """A test module's two fixtures, ``web, pages = web_fixtures("web-x", ...)``:
+
+    - ``web`` (module scope): one daemon, started with ``daemon_args`` (its cache in a temp
+      directory named ``name``), and one browser. With ``uv_envs`` it waits for that many
+      uv envs in the pool before the first test; ``environ(request)`` gives variables the
+      daemon starts with (it may ask for the module's other fixtures).
+    - ``pages`` (autouse): each test's pages closed after it, screenshots of them first if
+      it failed.
+    """
+
+    @pytest.fixture(scope="module")
+    def web(
+        tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+    ) -> Iterator[WebDaemon]:
+        cache = tmp_path_factory.mktemp(name) / "cache"
+        with pytest.MonkeyPatch.context() as env:
+            for key, value in (environ(request) if environ is not None else {}).items():
+                env.setenv(key, value)
+            with web_daemon(cache, *daemon_args) as started:
+                if uv_envs:
+                    started.daemon.wait_pool("uv", uv_envs)
+                yield started
+
+    @pytest.fixture(autouse=True)
+    def pages(web: WebDaemon, request: pytest.FixtureRequest) -> Iterator[None]:
+        failed_before = request.session.testsfailed
+        yield
+        if request.session.testsfailed > failed_before:
+            web.screenshot_all(request.node.name)
+        web.close_pages()
+
+    return web, pages
 
 
 def cell(page: Page, index: int) -> Any:

@@ -12,7 +12,6 @@ import base64
 import json
 import struct
 import zlib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,27 +19,13 @@ import pytest
 from playwright.sync_api import expect
 
 import runtimed
-from browser import WebDaemon, cell, source_of, type_in_cell, web_daemon
+from browser import WebDaemon, cell, source_of, type_in_cell, web_fixtures
 from helpers import wait_until, write_notebook
 
 pytestmark = pytest.mark.daemon
 
-
-@pytest.fixture(scope="module")
-def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDaemon]:
-    cache = tmp_path_factory.mktemp("browser") / "cache"
-    with web_daemon(cache, "--uv-pool-size", "2") as web:  # a notebook's kernel, a runtime
-        yield web
-
-
-@pytest.fixture(autouse=True)
-def pages(web: WebDaemon, request: pytest.FixtureRequest) -> Iterator[None]:
-    """Each test's pages closed after it; screenshots of them first if it failed."""
-    failed_before = request.session.testsfailed
-    yield
-    if request.session.testsfailed > failed_before:
-        web.screenshot_all(request.node.name)
-    web.close_pages()
+# Two uv envs: a notebook's kernel and a runtime's.
+web, pages = web_fixtures("browser", "--uv-pool-size", "2")
 
 
 def notebook_file(tmp_path: Path, name: str, *sources: str) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -22,7 +22,7 @@ import aiohttp
 import pytest
 from playwright.sync_api import Page, expect
 
-from browser import WebDaemon, cell, type_in_cell, web_daemon
+from browser import WebDaemon, cell, type_in_cell, web_fixtures
 from helpers import wait_until, write_notebook
 from runtimed.daemon.execution.input_prompts import PASSWORD_MASK
 
@@ -32,23 +32,7 @@ pytestmark = pytest.mark.daemon
 KERNEL_SECS = 90.0
 ANSWER_PATH = "/api/notebooks/{id}/executions/{execution_id}/input"
 
-
-@pytest.fixture(scope="module")
-def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDaemon]:
-    cache = tmp_path_factory.mktemp("web-input") / "cache"
-    with web_daemon(cache, "--uv-pool-size", "2") as web:
-        web.daemon.wait_pool("uv", 1)
-        yield web
-
-
-@pytest.fixture(autouse=True)
-def pages(web: WebDaemon, request: pytest.FixtureRequest) -> Iterator[None]:
-    """Each test's pages closed after it; screenshots of them first if it failed."""
-    failed_before = request.session.testsfailed
-    yield
-    if request.session.testsfailed > failed_before:
-        web.screenshot_all(request.node.name)
-    web.close_pages()
+web, pages = web_fixtures("web-input", "--uv-pool-size", "2", uv_envs=1)
 
 
 def notebook_file(tmp_path: Path, name: str, *sources: str) -> str:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -23,7 +22,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 import runtimed
-from browser import WebDaemon, cell, web_daemon
+from browser import WebDaemon, cell, web_fixtures
 from helpers import wait_until
 from local_wheels import make_wheel
 from runtimed.daemon.trust.trust_store import TrustStore
@@ -40,22 +39,12 @@ def wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return found
 
 
-@pytest.fixture(scope="module")
-def web(tmp_path_factory: pytest.TempPathFactory, wheels: Path) -> Iterator[WebDaemon]:
-    cache = tmp_path_factory.mktemp("web-trust") / "cache"
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("UV_FIND_LINKS", str(wheels))  # the daemon's uv finds reqeusts here
-        with web_daemon(cache, "--uv-pool-size", "0") as web:
-            yield web
+def find_links(request: pytest.FixtureRequest) -> dict[str, str]:
+    """The daemon's uv finds reqeusts in ``wheels``."""
+    return {"UV_FIND_LINKS": str(request.getfixturevalue("wheels"))}
 
 
-@pytest.fixture(autouse=True)
-def pages(web: WebDaemon, request: pytest.FixtureRequest) -> Iterator[None]:
-    failed_before = request.session.testsfailed
-    yield
-    if request.session.testsfailed > failed_before:
-        web.screenshot_all(request.node.name)
-    web.close_pages()
+web, pages = web_fixtures("web-trust", "--uv-pool-size", "0", environ=find_links)
 
 
 def store(web: WebDaemon) -> TrustStore:

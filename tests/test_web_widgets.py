@@ -16,7 +16,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 import runtimed
-from browser import WebDaemon, web_daemon
+from browser import WebDaemon, web_fixtures
 from helpers import wait_until
 
 pytestmark = pytest.mark.daemon
@@ -24,24 +24,9 @@ pytestmark = pytest.mark.daemon
 VIEW = "application/vnd.jupyter.widget-view+json"
 WIDGET_OUTPUT = f'.jp-OutputArea-output[data-mime="{VIEW}"]'
 
-
-@pytest.fixture(scope="module")
-def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDaemon]:
-    cache = tmp_path_factory.mktemp("widgets-web") / "cache"
-    packages = ("--uv-package", "anywidget", "--uv-package", "wigglystuff")
-    with web_daemon(cache, "--uv-pool-size", "1", *packages) as web:
-        web.daemon.wait_pool("uv", 1)
-        yield web
-
-
-@pytest.fixture(autouse=True)
-def pages(web: WebDaemon, request: pytest.FixtureRequest) -> Iterator[None]:
-    """Each test's pages closed after it; screenshots of them first if it failed."""
-    failed_before = request.session.testsfailed
-    yield
-    if request.session.testsfailed > failed_before:
-        web.screenshot_all(request.node.name)
-    web.close_pages()
+#: In every uv env of the daemon's pool (wigglystuff's ColorPicker is an anywidget).
+ENV_PACKAGES = ("--uv-package", "anywidget", "--uv-package", "wigglystuff")
+web, pages = web_fixtures("widgets-web", "--uv-pool-size", "1", *ENV_PACKAGES, uv_envs=1)
 
 
 @pytest.fixture
