@@ -188,7 +188,9 @@ def main() -> int:
     if args.timeline:  # the daemon stamps from its start, this client from now on
         stamps_dir.mkdir()
         os.environ["RUNTIMED_TIMELINE"] = str(stamps_dir)
-    daemon = bench_daemon(base / "cache", "--uv-pool-size", "2", "--conda-pool-size", "0")
+    daemon = bench_daemon(
+        base / "cache", "--uv-pool-size", "2", "--conda-pool-size", "0", "--kernel-pool-size", "1"
+    )
     ok = True
     window = (0, 0)
     try:
@@ -197,6 +199,7 @@ def main() -> int:
         time.sleep(1.0)  # let the daemon's background preload finish: a warm daemon
         _ = runtimed.Session  # import the client outside the timed region, as a script has
         ok &= first_result(daemon, base)
+        wait_settled(daemon, kernels=1, uv=2, timeout=600)  # no refill during what follows
         raw = RawKernel(base / "by-hand" / "env" / "bin" / "python", base / "by-hand")
         with runtimed.Session(socket_path=daemon.socket) as s:
             ok &= round_trips(s, raw, runs)

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import fcntl
 import os
-import shutil
 import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -83,6 +81,8 @@ def _start(socket_path: Path) -> Path:
     log_file = cache_dir / "runtimed.stderr.log"
     if socket_path == default_socket_path() and _start_service():
         return log_file
+    import subprocess  # here: only a start pays for it, and every command imports this module
+
     with open(log_file, "ab") as out:
         subprocess.Popen(
             daemon_argv(socket_path),
@@ -98,6 +98,9 @@ def _start(socket_path: Path) -> Path:
 def _start_service() -> bool:
     """`systemctl --user start runtimed` when the unit is installed and a user manager
     answers; False when there is none (then the daemon is started directly)."""
+    import shutil
+    import subprocess
+
     if not systemd_unit_path().exists() or shutil.which("systemctl") is None:
         return False
     try:
