@@ -21,6 +21,9 @@ from runtimed.transport.stream import PartialFrameBudget
 
 log = logging.getLogger(__name__)
 
+#: How long a refused connection is read from before its refusal (``_take_opening``).
+REFUSAL_READ_SECS = 1.0
+
 #: Serves one connection of a channel after its handshake (it sends the handshake reply).
 ChannelHandler = Callable[[FrameConnection, Handshake], Awaitable[None]]
 #: What a transport reads before the handshake (the socket's preamble; nothing on /ws).
@@ -70,6 +73,8 @@ class ChannelDispatch:
         assert task is not None
         if self.full:
             log.warning("refusing a connection: %d are open", len(self._connections))
+            if handshake is None:
+                await self._take_opening(conn, before)
             await send_error(conn, error_frame(self.refusal(), "too_many_connections"))
             await conn.close()
             return
@@ -102,6 +107,17 @@ class ChannelDispatch:
             with contextlib.suppress(asyncio.CancelledError):
                 await conn.close()
             self._connections.discard(task)
+
+    @staticmethod
+    async def _take_opening(conn: FrameConnection, before: BeforeHandshake | None) -> None:
+        """Read what a refused client sends first (preamble, handshake) before refusing
+        it: closed before its handshake is written, the client would get EPIPE on
+        writing it instead of the refusal. At most a second: a silent one is refused."""
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(REFUSAL_READ_SECS):
+                if before is not None:
+                    await before()
+                await conn.read_frame()
 
     async def _serve(
         self, conn: FrameConnection, before: BeforeHandshake | None, handshake: Handshake | None

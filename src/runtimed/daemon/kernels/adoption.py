@@ -96,7 +96,7 @@ async def adopt(
     Raises KernelError if it does not answer."""
     if timeout is not None:
         await session.ping(timeout)
-    elif await session.has_exited():
+    elif not session.is_alive:  # its process, asked now (the watcher polls it later)
         raise KernelError("its process has exited")
     adoption = {
         "cwd": str(cwd),

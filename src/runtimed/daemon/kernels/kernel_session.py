@@ -196,10 +196,6 @@ class KernelSession:
         """A kernel_info round trip on shell: the kernel's main loop answers (else KernelError)."""
         await self.shell_request("kernel_info_request", {}, timeout)
 
-    async def has_exited(self) -> bool:
-        """Whether its process has exited, asked now (the watcher sees it at its next poll)."""
-        return await self._backend.exit_code() is not None
-
     def _request_kernel_info(self) -> asyncio.Future[Message]:
         assert self._wire is not None
         return self._router.expect_reply(self._wire.send_shell("kernel_info_request", {}))
