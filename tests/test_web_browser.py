@@ -132,6 +132,28 @@ def test_keyboard_model(web: WebDaemon, tmp_path: Path) -> None:
     assert now[0] == ids[0] and now[-1] == ids[1]
 
 
+def test_shift_tab_help_of_the_last_cell_is_shown_whole(web: WebDaemon, tmp_path: Path) -> None:
+    # Cells contain their paint (content-visibility: auto): the edited cell must not, or its
+    # tooltip is cut at the cell's bottom edge, as it was for the last cell.
+    page = web.open_notebook(notebook_file(tmp_path, "help.ipynb", "x = 1", ""))
+    page.set_viewport_size({"width": 1000, "height": 500})
+    type_in_cell(page, 0, "")
+    page.keyboard.press("Shift+Enter")  # a running kernel answers the help request
+    expect(cell(page, 0).locator(".jp-InputPrompt")).to_have_text("[1]:", timeout=90_000)
+    type_in_cell(page, 1, "print")
+    page.keyboard.press("Shift+Tab")
+    tip = page.locator(".runt-inspect-tooltip")
+    expect(tip).to_contain_text("Signature", timeout=30_000)
+    box = tip.bounding_box()
+    assert box is not None and box["height"] > 100  # the docstring, not one line
+    bottom = box["y"] + box["height"] - 4  # what the page shows there is the tooltip
+    shown = page.evaluate(
+        "([x, y]) => !!document.elementFromPoint(x, y)?.closest('.runt-inspect-tooltip')",
+        [box["x"] + 20, bottom],
+    )
+    assert shown
+
+
 def test_two_pages_typing_in_one_cell_lose_nothing(web: WebDaemon, tmp_path: Path) -> None:
     path = notebook_file(tmp_path, "coedit.ipynb", "")
     one, two = web.open_notebook(path), web.open_notebook(path)
