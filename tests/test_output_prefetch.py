@@ -50,3 +50,28 @@ async def test_stored_parts_are_fetched_while_the_cell_runs() -> None:
     spill(watched, "e" * 64)
     await asyncio.sleep(0.01)
     assert "e" * 64 not in asked
+
+
+async def test_what_a_running_cell_no_longer_shows_is_dropped() -> None:
+    """A plot redrawn every second while the session waits: only the current one is kept."""
+    nb = NotebookDoc()
+    fetched: list[str] = []
+
+    async def fetch(digest: str) -> bytes:
+        fetched.append(digest)
+        return digest[:1].encode()
+
+    prefetch = OutputPrefetch(lambda: nb, fetch)
+    nb.doc.observe(lambda e: prefetch.on_update(e.update) if prefetch.watching else None)
+    watched = nb.insert_cell(None, "redraw()")
+    prefetch.watch(watched)
+    for digest in ("a" * 64, "b" * 64, "c" * 64):
+        with nb.doc.transaction():
+            outputs = nb.ycell(watched)["outputs"]
+            outputs.clear()  # clear_output(wait=True), then the new frame
+            data = {"image/png": make_ref(digest, 1, "image/png")}
+            outputs.append({"output_type": "display_data", "data": data, "metadata": {}})
+        await asyncio.sleep(0.01)
+    assert fetched == ["a" * 64, "b" * 64, "c" * 64]
+    assert list(prefetch._fetches) == ["c" * 64]  # the earlier frames' bytes are not held
+    assert await prefetch.get("c" * 64) == b"c"

@@ -53,20 +53,24 @@ class OutputPrefetch:
             self._scan = asyncio.get_running_loop().call_soon(self._scan_cells)
 
     def _scan_cells(self) -> None:
+        """Fetch what the watched cells refer to now; drop what they no longer do (a
+        plot redrawn every second, a cleared output), or a long cell's fetched bytes
+        would pile up until it ends."""
         self._scan = None
         notebook = self._notebook()
+        wanted: dict[str, None] = {}  # in the order the outputs refer to them
         for cell_id in list(self._cells):
             try:
                 outputs, _ = notebook.get_outputs(cell_id)
             except RuntimedError:
                 continue  # not in the replica yet, or deleted
-            for output in outputs:
-                for ref in output_refs(output):
-                    digest = str(ref["blob"])
-                    if digest not in self._fetches:
-                        task = asyncio.create_task(self._fetch(digest))
-                        task.add_done_callback(_retrieved)  # a failure is raised by get()
-                        self._fetches[digest] = task
+            wanted.update(dict.fromkeys(str(r["blob"]) for o in outputs for r in output_refs(o)))
+        for digest in [d for d in self._fetches if d not in wanted]:
+            self._fetches.pop(digest).cancel()
+        for digest in [d for d in wanted if d not in self._fetches]:
+            task = asyncio.create_task(self._fetch(digest))
+            task.add_done_callback(_retrieved)  # a failure is raised by get()
+            self._fetches[digest] = task
 
     async def get(self, digest: str) -> bytes:
         """A blob's bytes: the prefetched ones at once (or when their read ends)."""

@@ -23,6 +23,9 @@ log = logging.getLogger(__name__)
 
 #: How long a refused connection is read from before its refusal (``_take_opening``).
 REFUSAL_READ_SECS = 1.0
+#: Refused connections read from at once; past that a refusal closes at once (a flood of
+#: connections must not hold the descriptors the cap keeps for kernels and files).
+MAX_REFUSAL_READS = 32
 
 #: Serves one connection of a channel after its handshake (it sends the handshake reply).
 ChannelHandler = Callable[[FrameConnection, Handshake], Awaitable[None]]
@@ -48,6 +51,7 @@ class ChannelDispatch:
         self.handshake_timeout = handshake_timeout
         self.max_connections = max_connections or connection_limit()
         self.budget = PartialFrameBudget()
+        self._refusal_reads = 0
         self._connections: set[asyncio.Task[None]] = set()
 
     @property
@@ -73,8 +77,12 @@ class ChannelDispatch:
         assert task is not None
         if self.full:
             log.warning("refusing a connection: %d are open", len(self._connections))
-            if handshake is None:
-                await self._take_opening(conn, before)
+            if handshake is None and self._refusal_reads < MAX_REFUSAL_READS:
+                self._refusal_reads += 1
+                try:
+                    await self._take_opening(conn, before)
+                finally:
+                    self._refusal_reads -= 1
             await send_error(conn, error_frame(self.refusal(), "too_many_connections"))
             await conn.close()
             return

@@ -192,7 +192,12 @@ class ExecutionQueue:
         if kernel is None or kernel.lifecycle is not KernelLifecycle.RUNNING:
             return False
         self._current = record
-        self._started = self._start(record, kernel, input_client, queued=True, code=code)
+        try:
+            self._started = self._start(record, kernel, input_client, queued=True, code=code)
+        except Exception:  # as in the worker: it ends, never left queued or running
+            log.exception("execution %s failed unexpectedly", record.execution_id)
+            self._finish(record, "error", error="internal error (see runtimed.log)")
+            raise
         self.start()
         self._wake.set()
         return True

@@ -45,9 +45,9 @@ log = logging.getLogger(__name__)
 #: How long a pooled kernel may take to answer the adoption before it is discarded.
 ADOPT_TIMEOUT_SECS = 5.0
 #: A waiting kernel that answered this recently is handed out without asking it again: the
-#: round trip was ~5 ms of a new notebook's ~30 ms first result. Its process dying since
-#: is seen by its watcher (``lifecycle``); an idle kernel that stops answering is found by
-#: the checks below and replaced.
+#: round trip was ~5 ms of a new notebook's ~30 ms first result. Its process is asked at
+#: hand-out whether it exited (``is_alive``); an idle kernel that stops answering is found
+#: by the checks below and replaced.
 FRESH_SECS = 10.0
 #: How often the pool asks its waiting kernels to answer (a kernel_info round trip).
 CHECK_SECS = 4.0
