@@ -324,6 +324,11 @@ def test_custom_messages_of_an_ipywidgets_model_both_ways(
         10,
         what="the kernel's custom message to reach the page's model",
     )
+    # In the order sent: a message whose buffer the page fetches first is not overtaken.
+    page.evaluate("() => { window.got = []; }")
+    session.run("b.send({'n': 1}, buffers=[b'x' * 200_000]); b.send({'n': 2})")
+    wait_until(lambda: len(page.evaluate("() => window.got")) == 2, 10, what="both messages")
+    assert [c["n"] for c, _ in page.evaluate("() => window.got")] == [1, 2]
     send = (
         "async (id) => (await window.runtWidgets.model(id))"
         ".send({y: 2}, {}, [new Uint8Array([5, 6])])"

@@ -137,6 +137,8 @@ export class WidgetSync {
   private readonly tracked = new Map<string, Tracked>();
   private bound: Y.Map<unknown> | null = null;
   private readonly waiters = new Map<string, (() => void)[]>();
+  /** Each model's custom messages, delivered in order (see onEvent). */
+  private readonly messages = new Map<string, Promise<void>>();
 
   constructor(
     private readonly provider: YWebsocketProvider,
@@ -147,7 +149,7 @@ export class WidgetSync {
     this.bind();
     provider.onDoc(() => this.bind());
     provider.onSynced(() => this.reconcile());
-    provider.onEvent((event) => void this.onEvent(event));
+    provider.onEvent((event) => this.onEvent(event));
     this.reconcile();
   }
 
@@ -207,14 +209,22 @@ export class WidgetSync {
     });
   }
 
-  /** A kernel's custom message, live from the runtime document's socket. */
-  private async onEvent(event: Record<string, unknown>): Promise<void> {
+  /** A kernel's custom message, live from the runtime document's socket. A model's
+   *  messages are delivered in the order sent: one whose buffers are still being fetched
+   *  is not overtaken by a later one without. */
+  private onEvent(event: Record<string, unknown>): void {
     if (event.event !== "widget_message") return;
-    const rec = this.tracked.get(String(event.model_id ?? ""));
-    if (!rec) return;
+    const modelId = String(event.model_id ?? "");
+    if (!this.tracked.has(modelId)) return;
     const refs = Array.isArray(event.buffers) ? (event.buffers as BufferRef[]) : [];
-    const { buffers } = await resolveBuffers(refs, this.fetchBytes);
-    rec.comm.custom(event.content ?? null, buffers.filter((b): b is DataView => typeof b !== "string"));
+    const deliver = async (): Promise<void> => {
+      const { buffers } = await resolveBuffers(refs, this.fetchBytes);
+      const views = buffers.filter((b): b is DataView => typeof b !== "string");
+      this.tracked.get(modelId)?.comm.custom(event.content ?? null, views);
+    };
+    const previous = this.messages.get(modelId) ?? Promise.resolve();
+    const next = previous.then(deliver).catch((err: unknown) => console.warn(`widget ${modelId}: a message was lost:`, err));
+    this.messages.set(modelId, next);
   }
 
   private map(): Y.Map<unknown> {
@@ -335,6 +345,7 @@ export class WidgetSync {
     const rec = this.tracked.get(id);
     if (!rec) return;
     this.tracked.delete(id);
+    this.messages.delete(id);
     rec.comm.closed();
   }
 }
