@@ -77,6 +77,16 @@ def test_backslash_runs_end_where_they_should_in_steps_without_a_quote(step: int
     assert msgspec.json.decode(fields["after"]) == "x"
 
 
+@pytest.mark.parametrize("run", [4095, 4096, 4097, 10_000, 10_001])
+def test_long_backslash_runs_are_counted_across_chunks(run: int):
+    # The run before a quote is counted 4 KiB at a time: odd escapes the quote, even not.
+    text = "\\" * run + '"' + "\\" * run
+    data = json.dumps({"text": text, "after": "x"}).encode()
+    fields = object_fields(memoryview(data))
+    assert msgspec.json.decode(fields["text"]) == text
+    assert msgspec.json.decode(fields["after"]) == "x"
+
+
 @pytest.mark.parametrize(
     "bad",
     [
