@@ -352,6 +352,11 @@ async def test_blobs_are_served_behind_the_same_routes(api: Api) -> None:
     assert response.status == 200 and await response.read() == b"<svg/>"
     assert response.content_type == "image/svg+xml"
     assert response.headers["Content-Security-Policy"].startswith("sandbox")
+    # On the page's origin a kernel's JavaScript is text: nothing here is a script to run.
+    module = api.rest.blobs.put(b"export default {}", "text/javascript")
+    response = await api.client.get(f"/blob/{module}")
+    assert response.content_type == "text/plain" and response.headers["X-Content-Type-Options"]
+    assert await response.read() == b"export default {}"
     assert await api.error("GET", "/blob/" + "0" * 64, 404) == "not_found"
     assert await api.error("GET", "/blob/..%2F..%2Fetc", 400) == "invalid_hash"
 

@@ -125,9 +125,29 @@ class BlobHttpServer:
         return default_assets().widget_frame(request)
 
 
-def blob_response(store: BlobStore, request: web.Request) -> web.StreamResponse:
+#: JavaScript MIME types (WHATWG): what a ``<script src>`` would run.
+_SCRIPT_TYPES = frozenset(
+    {
+        "application/ecmascript", "application/javascript", "application/x-ecmascript",
+        "application/x-javascript", "text/ecmascript", "text/javascript", "text/jscript",
+        "text/livescript", "text/x-ecmascript", "text/x-javascript",
+    }
+)  # fmt: skip
+
+
+def is_script_type(media_type: str) -> bool:
+    essence = media_type.split(";", 1)[0].strip().lower()
+    return essence in _SCRIPT_TYPES or essence.startswith("text/javascript")
+
+
+def blob_response(
+    store: BlobStore, request: web.Request, *, scripts_as_text: bool = False
+) -> web.StreamResponse:
     """``GET /blob/{hash}`` of ``store`` (here, and behind the token on the daemon's HTTP
-    server)."""
+    server). ``scripts_as_text``: JavaScript is served as ``text/plain`` (with nosniff a
+    browser will not run it): on the notebook page's own origin, whose CSP allows its
+    scripts (``'self'``), a kernel's JavaScript (an anywidget's module) must never be
+    a script the page could be made to load."""
     digest = request.match_info.get("hash", "")
     if not is_valid_hash(digest):
         raise web.HTTPBadRequest(text="malformed blob hash: expected 64 lowercase hex digits")
@@ -136,6 +156,8 @@ def blob_response(store: BlobStore, request: web.Request) -> web.StreamResponse:
         raise web.HTTPNotFound(text="no such blob")
     meta = store.meta(digest)
     media_type = meta.media_type if is_valid_media_type(meta.media_type) else DEFAULT_TYPE
+    if scripts_as_text and is_script_type(media_type):
+        media_type = "text/plain; charset=utf-8"
     headers = {
         hdrs.CONTENT_TYPE: media_type,
         hdrs.CACHE_CONTROL: IMMUTABLE,

@@ -94,14 +94,15 @@ class RestApi:
 
     async def get_blob(self, request: web.Request) -> web.StreamResponse:
         """The blob server's answer (cacheable, sandboxed by its CSP), behind the token:
-        clients that reach only this port resolve blob references here."""
+        clients that reach only this port resolve blob references here. JavaScript
+        comes as text on this origin (the page's)."""
         assert self.blobs is not None
         digest = request.match_info["hash"]
         if not is_valid_hash(digest):
             raise RuntimedError("malformed blob hash: 64 lowercase hex digits", "invalid_hash")
         if not self.blobs.path(digest).is_file():
             raise RuntimedError(f"no blob {digest}", "not_found")
-        return blob_response(self.blobs, request)
+        return blob_response(self.blobs, request, scripts_as_text=True)
 
 
 def _daemon_endpoints() -> list[Endpoint]:
