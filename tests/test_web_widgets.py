@@ -297,6 +297,9 @@ def test_custom_messages_and_binary_values_between_an_anywidget_and_the_kernel(
         15,
         what="the old module's cleanup to run",
     )
+    # A module at an http URL (a dev server) is refused by the frame's CSP: said plainly.
+    session.run("e._esm = 'http://127.0.0.1:9/widget.js'")
+    expect(frame.locator("pre.error")).to_contain_text("over https only", timeout=10_000)
 
 
 def test_custom_messages_of_an_ipywidgets_model_both_ways(

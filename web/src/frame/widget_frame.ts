@@ -27,6 +27,8 @@ const listeners = new Map<string, Set<Callback>>();
 let cleanups: Cleanup[] = [];
 let controller = new AbortController();
 let generation = 0;
+/** Updates received while a reload runs the old module's cleanups (null: no reload). */
+let reloading: State | null = null;
 
 function post(message: Record<string, unknown>): void {
   parent.postMessage(message, "*");
@@ -148,7 +150,16 @@ function isHref(value: string): boolean {
   return value.startsWith("http://") || value.startsWith("https://");
 }
 
+/** The frame's CSP lets it import over https only: an http URL (anywidget's dev server)
+ *  would fail with the browser's bare "Failed to fetch dynamically imported module". */
+function checkHref(value: string, what: string): void {
+  if (value.startsWith("http://")) {
+    throw new Error(`the widget frame loads ${what} over https only (its CSP): ${value}; serve it over https or give the ${what}'s text`);
+  }
+}
+
 async function loadWidget(esm: string): Promise<Widget> {
+  checkHref(esm, "module");
   const url = isHref(esm) ? esm : URL.createObjectURL(new Blob([esm], { type: "text/javascript" }));
   let module: { default?: unknown; render?: Widget["render"] };
   try {
@@ -163,6 +174,7 @@ async function loadWidget(esm: string): Promise<Widget> {
 }
 
 function loadCss(css: string): void {
+  checkHref(css, "stylesheet");
   style.textContent = isHref(css) ? `@import url(${JSON.stringify(css)});` : css;
 }
 
@@ -181,17 +193,20 @@ async function teardown(): Promise<void> {
 
 async function load(esm: string, css: string, initial: State): Promise<void> {
   const mine = ++generation;
+  reloading = {};
   await teardown();
   if (mine !== generation) return;
-  state = { ...initial };
+  // Updates that came while the old module's cleanups ran are newer than ``initial``.
+  state = { ...initial, ...reloading };
+  reloading = null;
   dirty = new Set();
   listeners.clear();
   root.replaceChildren();
-  loadCss(css);
   controller = new AbortController();
   const signal = controller.signal;
   const experimental = { invoke };
   try {
+    loadCss(css);
     const widget = await loadWidget(esm);
     if (mine !== generation) return;
     const initialized = await widget.initialize?.({ model, signal, experimental });
@@ -225,7 +240,10 @@ window.addEventListener("message", (event: MessageEvent) => {
   const message = (event.data ?? {}) as { type?: string; esm?: unknown; css?: unknown; state?: unknown; content?: unknown; buffers?: unknown };
   const changes = message.state && typeof message.state === "object" ? (message.state as State) : {};
   if (message.type === "load") void load(String(message.esm ?? ""), String(message.css ?? ""), changes);
-  else if (message.type === "update") apply(changes, false);
+  else if (message.type === "update") {
+    if (reloading) Object.assign(reloading, changes);
+    apply(changes, false);
+  }
   else if (message.type === "custom") emit("msg:custom", message.content, Array.isArray(message.buffers) ? message.buffers : []);
 });
 new ResizeObserver(reportHeight).observe(document.documentElement);
