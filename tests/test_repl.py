@@ -3,20 +3,25 @@ then `runt export` of the session, validated with nbformat."""
 
 from __future__ import annotations
 
+import asyncio
+import io
 import os
 import re
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import nbformat
 import pexpect
 import pytest
+from rich.console import Console
 
 import runtimed
 from helpers import DaemonProcess, wait_until
-from runtimed.cli.repl import is_complete
+from runtimed.cli.repl import Repl, is_complete
 
 BIN = Path(sys.executable).parent
 
@@ -147,3 +152,39 @@ def test_run_without_a_terminal_says_so(repl_daemon: DaemonProcess) -> None:
         capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
     )  # fmt: skip
     assert r.returncode == 1 and r.stderr.startswith("error: runt run needs a terminal")
+
+
+async def test_a_prompt_read_before_the_queue_reply_is_still_asked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The cell's first input_request can be handled in the same read as the reply to
+    queue_cell, before the console knows the execution's id: it must not be dropped (the
+    console then waited for a prompt that never showed)."""
+    finished = asyncio.Event()
+    asked: list[str] = []
+
+    class Session:
+        document = SimpleNamespace(
+            get_cell=lambda cell_id: SimpleNamespace(outputs=[]), get_cells=lambda: []
+        )
+
+        async def create_cell(self, code: str) -> str:
+            return "cell-1"
+
+        async def queue_cell(self, cell_id: str, stdin: bool) -> str:
+            repl.on_event({"event": "input_request", "execution_id": "ex-1", "prompt": "x? "})
+            repl.on_event({"event": "input_request", "execution_id": "other", "prompt": "no"})
+            return "ex-1"
+
+        async def wait_for_execution(self, execution_id: str) -> Any:
+            await finished.wait()
+            return SimpleNamespace(execution_count=1, success=True, error=None, status="done")
+
+    async def answer(self: Repl, event: dict[str, Any], done: Any) -> None:
+        asked.append(str(event["prompt"]))
+        finished.set()
+
+    monkeypatch.setattr(Repl, "_answer", answer)
+    repl = Repl(Session(), SimpleNamespace(), Console(file=io.StringIO()))  # type: ignore[arg-type]
+    await asyncio.wait_for(repl.run_cell("print(input('x? '))"), 10)
+    assert asked == ["x? "]

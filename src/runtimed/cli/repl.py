@@ -77,6 +77,9 @@ class Repl:
         self.blob_url = blob_url
         #: input_request / input_cancelled events of the running cell, in order.
         self._asks: list[dict[str, Any]] = []
+        #: Those that came while the cell was being queued: its first prompt can arrive in
+        #: the same read as the queue reply, before this console knows the execution's id.
+        self._early: list[dict[str, Any]] = []
         self._asked = asyncio.Event()
         self._execution_id: str | None = None
         self._running = False
@@ -93,13 +96,15 @@ class Repl:
         from runtimed.cli.console_render import OutputPrinter
 
         self._submitting, self._interrupt_pending = True, False
-        self._asks, self._execution_id = [], None
+        self._asks, self._early, self._execution_id = [], [], None
         try:
             cell_id = await self.session.create_cell(code)
             execution_id = await self.session.queue_cell(cell_id, stdin=True)
         finally:
             self._submitting = False
         self._execution_id = execution_id
+        early, self._early = self._early, []
+        self._asks = [e for e in early if e.get("execution_id") == execution_id]
         done = asyncio.ensure_future(self.session.wait_for_execution(execution_id))
         printer = OutputPrinter(self.console, self.session, self.blob_url)
         self._interrupts = []
@@ -130,9 +135,11 @@ class Repl:
 
     def on_event(self, event: dict[str, Any]) -> None:
         """Room events: the running cell's prompts (only this client is asked)."""
-        if event.get("event") in ("input_request", "input_cancelled") and (
-            event.get("execution_id") == self._execution_id
-        ):
+        if event.get("event") not in ("input_request", "input_cancelled"):
+            return
+        if self._submitting:  # its execution id is not known yet (see _early)
+            self._early.append(event)
+        elif event.get("execution_id") == self._execution_id:
             self._asks.append(event)
             self._asked.set()
 
