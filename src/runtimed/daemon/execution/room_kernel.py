@@ -100,7 +100,7 @@ class RoomKernel:
             self.writer,
             deps.execution_logs.for_room(room.notebook_id, room.nb, self._runtime_id),
             self._ready_session,
-            room.broadcast_event,
+            room.broadcast_event_now,
             name=f"queue-{room.notebook_id}",
             kernel_now=lambda: self.session,
         )

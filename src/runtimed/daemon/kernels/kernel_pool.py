@@ -135,7 +135,7 @@ class KernelPool:
             pooled = self._ready.popleft()
             self._quiet_until = time.monotonic() + REFILL_DELAY_SECS
             self._wake.set()
-            if self._usable(pooled) and await self._adopt(pooled, request, self._fresh(pooled)):
+            if self._usable(pooled) and await self._adopt(pooled, request):
                 log.info("handed out a pooled kernel (pid %s)", pooled.kernel.session.pid)
                 return pooled.kernel
             await self._discard(pooled)
@@ -162,12 +162,9 @@ class KernelPool:
 
     # --- adoption ------------------------------------------------------------------------
 
-    @staticmethod
-    def _fresh(pooled: _Pooled) -> bool:
-        return time.monotonic() - pooled.answered_at < FRESH_SECS
-
-    async def _adopt(self, pooled: _Pooled, request: KernelRequest, fresh: bool) -> bool:
+    async def _adopt(self, pooled: _Pooled, request: KernelRequest) -> bool:
         session = pooled.kernel.session
+        fresh = time.monotonic() - pooled.answered_at < FRESH_SECS
         request.cwd.mkdir(parents=True, exist_ok=True, mode=0o700)
         # What a kernel launched now would have had that this one was not launched with.
         environ = env_variables(session.config.python_path, session.config.ipython_dir)

@@ -115,18 +115,20 @@ class NotebookRoom:
 
     def broadcast_event(self, event: dict[str, Any], exclude: Peer | None = None) -> None:
         """Send ``event`` to every peer (but ``exclude``), after the runtime state it
-        speaks of. ``execution_done`` ends what a client waits for (an execution's
-        outputs, state and the event): what each peer has queued is written now, before
-        the daemon does anything else. Other events (a widget's stream of custom
-        messages) go with the loop turn's other frames, one write per peer."""
+        speaks of, with the loop turn's other frames (one write per peer)."""
         self.runtime_state.flush()  # peers see the state an event speaks of before it
         frame = pack_json(FrameType.EVENT, event)[1:]
-        now = event.get("event") == "execution_done"
         for peer in list(self.peers.values()):
             if peer is not exclude:
                 peer.send(FrameType.EVENT, frame)
-                if now:
-                    peer.flush()
+
+    def broadcast_event_now(self, event: dict[str, Any]) -> None:
+        """``broadcast_event``, then what each peer has queued is written at once: for an
+        event that ends what a client waits for (``execution_done``: the execution's
+        outputs, state and the event go before the daemon does anything else)."""
+        self.broadcast_event(event)
+        for peer in list(self.peers.values()):
+            peer.flush()
 
     # --- frames --------------------------------------------------------------------
 
